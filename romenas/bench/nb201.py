@@ -1,0 +1,78 @@
+"""NAS-Bench-201 lookups from the accuracy table (CSV) or, when installed, the NATS-Bench API.
+
+Architectures that compute the same function (same isomorphism key) answer with the
+accuracies of their class's canonical row: the first row of the class in table order.
+The row's own accuracies are returned too (``exact``), since isomorphic cells were
+trained separately by the benchmark and differ slightly.
+"""
+from __future__ import annotations
+
+import csv
+from functools import lru_cache
+from pathlib import Path
+
+from ..errors import RomenasError
+from ..genotype import Genotype, load_genotype
+
+COLUMNS = {"cifar10": "CIFAR10TestAccuracy200Epochs", "cifar100": "CIFAR100TestAccuracy200Epochs",
+           "imagenet16-120": "ImageNetTestAccuracy200Epochs"}
+
+
+class NB201Table:
+    def __init__(self, path: str | Path):
+        path = Path(path)
+        if path.suffix != ".csv":
+            self._nats = _nats_api(path)
+            return
+        self._nats = None
+        try:
+            with open(path, newline="") as f:
+                rows = list(csv.DictReader(f))
+        except OSError as exc:
+            raise RomenasError(f"cannot read NAS-Bench-201 table {path}: {exc.strerror or exc}") from None
+        needed = {"ArchitectureString", "UniqueString", *COLUMNS.values()}
+        if not rows or not needed <= set(rows[0]):
+            raise RomenasError(f"{path} is not a NAS-Bench-201 table; it needs the columns {sorted(needed)}")
+        self.acc = {r["ArchitectureString"]: {k: float(r[c]) for k, c in COLUMNS.items()} for r in rows}
+        self.key = {r["ArchitectureString"]: r["UniqueString"] for r in rows}
+        self.canonical: dict[str, str] = {}
+        for r in rows:
+            self.canonical.setdefault(r["UniqueString"], r["ArchitectureString"])
+
+    @classmethod
+    @lru_cache(maxsize=4)
+    def load(cls, path: str) -> "NB201Table":
+        return cls(path)
+
+    def __len__(self) -> int:
+        return len(self.acc)
+
+    def lookup(self, arch: "str | Genotype") -> dict:
+        """{'arch', 'canonical', 'cifar10', 'cifar100', 'imagenet16-120', 'exact': {...}} for a cell."""
+        genotype = load_genotype(arch)
+        if genotype.family != "nb201":
+            raise RomenasError("NAS-Bench-201 lookups need a NAS-Bench-201 cell (|op~0|+|op~0|op~1|+...)")
+        text = genotype.to_string()
+        if self._nats is not None:
+            return {"arch": text, "canonical": text, **_nats_lookup(self._nats, text)}
+        if text not in self.acc:
+            raise RomenasError(f"{text} is not in the NAS-Bench-201 table; its ops must be "
+                               "none, skip_connect, nor_conv_1x1, nor_conv_3x3, avg_pool_3x3")
+        canonical = self.canonical[self.key[text]]
+        return {"arch": text, "canonical": canonical, **self.acc[canonical], "exact": self.acc[text]}
+
+
+def _nats_api(path: Path):
+    try:
+        from nats_bench import create
+    except ImportError:
+        raise RomenasError(f"{path} is not a .csv table, and reading NATS-Bench files needs "
+                           "'pip install nats_bench'") from None
+    return create(str(path), "tss", fast_mode=True, verbose=False)
+
+
+def _nats_lookup(api, text: str) -> dict:
+    index = api.query_index_by_arch(text)
+    names = {"cifar10": "cifar10", "cifar100": "cifar100", "imagenet16-120": "ImageNet16-120"}
+    return {k: float(api.get_more_info(index, d, hp="200", is_random=False)["test-accuracy"])
+            for k, d in names.items()}

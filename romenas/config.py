@@ -1,0 +1,209 @@
+"""Typed configs for search and training, YAML presets, and validation with one-line errors."""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field, fields
+from importlib import resources
+from typing import Any, Mapping
+
+import yaml
+
+from .errors import RomenasError
+
+DEFAULT_PRESET = "quickstart"
+
+
+@dataclass
+class SearchConfig:
+    """Every setting of a search. Defaults: the quick-start search on the built-in digits."""
+
+    algorithm: str = "rome"
+    space: str = "darts"
+    # data
+    dataset: str = "digits"
+    data_dir: str | None = None
+    download: bool = False
+    limit_train: int | None = None      # images of the training split used (both halves)
+    image_size: int | None = None
+    train_portion: float = 0.5          # share of the training split for weights; the rest trains the architecture
+    # supernet
+    channels: int = 8
+    layers: int = 5                     # cells (DARTS family) or cells per stage (NAS-Bench-201)
+    # schedule
+    epochs: int = 20
+    batch_size: int = 64
+    samples: int = 4                    # K: subnets per architecture step (ROME)
+    fair: bool = True                   # weight step over |ops| subnets, each op once per edge (ROME)
+    topology: bool = True               # ROME's topology parameters beta (False: the ablation)
+    edge_sampler: str = "top2"          # 'top2' = ROME-v2 (Gumbel-Top2), 'pair' = ROME-v1
+    tau_max: float = 10.0
+    tau_min: float = 0.1
+    # weight optimiser (SGD, cosine to w_lr_min)
+    w_lr: float = 0.05
+    w_lr_min: float = 0.001
+    w_momentum: float = 0.9
+    w_weight_decay: float = 3e-4
+    w_nesterov: bool = False
+    grad_clip: float = 5.0
+    # architecture optimiser (Adam)
+    a_lr: float = 3e-4
+    a_betas: tuple[float, float] = (0.5, 0.999)
+    a_weight_decay: float = 1e-3
+    # run
+    seed: int = 0
+    device: str = "auto"
+    checkpoint_every: int = 0           # also checkpoint every N steps (0: at epoch ends only)
+    nb201_table: str | None = None      # NAS-Bench-201 accuracy table to look genotypes up each epoch
+    parallel: str = "samples"           # distributed: 'samples' (split K across ranks) or 'data'
+    progress: bool = True
+
+    def validate(self) -> "SearchConfig":
+        from .search import ALGORITHMS
+        from .spaces import SPACES
+
+        _choice("algorithm", self.algorithm, ALGORITHMS)
+        _choice("space", self.space, SPACES)
+        _choice("edge_sampler", self.edge_sampler, ("top2", "pair"))
+        _choice("parallel", self.parallel, ("samples", "data"))
+        _positive(self, "epochs", "batch_size", "samples", "channels", "layers", "tau_min", "w_lr", "a_lr")
+        _non_negative(self, "w_lr_min", "w_weight_decay", "a_weight_decay", "grad_clip", "checkpoint_every")
+        if self.tau_max < self.tau_min:
+            raise RomenasError(f"tau range is reversed (tau_max={self.tau_max} < tau_min={self.tau_min}); "
+                               "tau decays from --tau-max down to --tau-min")
+        if not 0.0 < self.train_portion < 1.0:
+            raise RomenasError(f"train_portion must lie strictly between 0 and 1, got {self.train_portion}")
+        if self.space != "nb201" and (self.layers < 3 or self.channels % 2):
+            raise RomenasError(f"the {self.space} space needs layers >= 3 and an even channel count "
+                               f"(got layers={self.layers}, channels={self.channels})")
+        _check_device(self.device)
+        return self
+
+
+@dataclass
+class TrainConfig:
+    """Training a derived network from scratch. Defaults: a quick run on the built-in digits."""
+
+    dataset: str = "digits"
+    data_dir: str | None = None
+    download: bool = False
+    limit_train: int | None = None
+    limit_test: int | None = None
+    image_size: int | None = None
+    stem: str = "cifar"                 # 'cifar' or 'imagenet' (DARTS family)
+    channels: int | None = None         # None: the family's paper value (DARTS 36, NAS-Bench-201 16)
+    layers: int | None = None           # None: DARTS 20 cells, NAS-Bench-201 N=5
+    epochs: int = 10
+    batch_size: int = 96
+    lr: float = 0.025
+    lr_min: float = 0.0
+    momentum: float = 0.9
+    weight_decay: float = 3e-4
+    nesterov: bool = False
+    cutout: int = 0
+    drop_path: float = 0.0
+    auxiliary_weight: float = 0.0       # > 0 builds DARTS' auxiliary head
+    grad_clip: float = 5.0
+    label_smoothing: float = 0.0
+    seed: int = 0
+    device: str = "auto"
+    checkpoint_every: int = 0
+    sync_bn: bool = False               # distributed: SyncBatchNorm
+    progress: bool = True
+
+    def validate(self) -> "TrainConfig":
+        _choice("stem", self.stem, ("cifar", "imagenet"))
+        _positive(self, "epochs", "batch_size", "lr")
+        _non_negative(self, "lr_min", "weight_decay", "cutout", "drop_path", "auxiliary_weight", "grad_clip",
+                      "label_smoothing", "checkpoint_every")
+        for name in ("channels", "layers", "limit_train", "limit_test", "image_size"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                raise RomenasError(f"{name} must be positive, got {value}")
+        if self.drop_path >= 1.0:
+            raise RomenasError(f"drop_path must be below 1, got {self.drop_path}")
+        _check_device(self.device)
+        return self
+
+
+FAMILY_DEFAULTS = {"darts": {"channels": 36, "layers": 20}, "nb201": {"channels": 16, "layers": 5}}
+
+
+# ---- helpers ---------------------------------------------------------------------------
+def _choice(name: str, value: str, options) -> None:
+    if value not in options:
+        raise RomenasError(f"unknown {name} {value!r}; use one of {sorted(options)}")
+
+
+def _positive(cfg, *names: str) -> None:
+    for name in names:
+        if getattr(cfg, name) <= 0:
+            raise RomenasError(f"{name} must be positive, got {getattr(cfg, name)}")
+
+
+def _non_negative(cfg, *names: str) -> None:
+    for name in names:
+        if getattr(cfg, name) < 0:
+            raise RomenasError(f"{name} must not be negative, got {getattr(cfg, name)}")
+
+
+def _check_device(device: str) -> None:
+    import torch
+
+    if device == "auto" or device == "cpu":
+        return
+    if device.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise RomenasError(f"device {device!r} asked for, but CUDA is not available here; use --device cpu")
+        return
+    raise RomenasError(f"unknown device {device!r}; use auto, cpu, cuda or cuda:N")
+
+
+def resolve_device(device: str):
+    import torch
+
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def build_config(cls, overrides: Mapping[str, Any] | None = None, preset: str | None = None):
+    """Preset values, then overrides (None values are ignored), validated."""
+    values: dict[str, Any] = {}
+    if preset:
+        values.update(load_preset(preset, "search" if cls is SearchConfig else "train"))
+    values.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    return from_dict(cls, values).validate()
+
+
+def from_dict(cls, values: Mapping[str, Any]):
+    known = {f.name: f for f in fields(cls)}
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        raise RomenasError(f"unknown {cls.__name__} key(s) {unknown}; known keys: {sorted(known)}")
+    try:
+        cfg = cls(**values)
+    except TypeError as exc:
+        raise RomenasError(f"bad {cls.__name__}: {exc}") from None
+    for name, f in known.items():  # YAML/JSON give lists where tuples are declared
+        if isinstance(getattr(cfg, name), list):
+            setattr(cfg, name, tuple(getattr(cfg, name)))
+    return cfg
+
+
+def to_dict(cfg) -> dict[str, Any]:
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(cfg).items()}
+
+
+def preset_names() -> list[str]:
+    return sorted(p.name[:-5] for p in resources.files("romenas.presets").iterdir() if p.name.endswith(".yaml"))
+
+
+def load_preset(name: str, kind: str) -> dict[str, Any]:
+    """The ``kind`` section ('search' or 'train') of a shipped preset."""
+    path = resources.files("romenas.presets") / f"{name}.yaml"
+    if not path.is_file():
+        raise RomenasError(f"unknown preset {name!r}; use one of {preset_names()}")
+    data = yaml.safe_load(path.read_text()) or {}
+    if kind not in data:
+        raise RomenasError(f"preset {name!r} has no {kind} settings; it offers {sorted(k for k in data if k != 'about')}")
+    return dict(data[kind])

@@ -1,0 +1,86 @@
+"""torch.distributed glue: torchrun's environment, sample-parallel search, exact gradient sums.
+
+Under ``torchrun`` every rank draws the same subnets from identically seeded generators;
+in sample-parallel mode each rank evaluates its share of them on the same batch and the
+gradients are summed across ranks, so the update equals the single-process one. Every
+parameter takes part in every all-reduce (a missing gradient counts as zeros), so
+unsampled ops can neither deadlock nor desynchronise the ranks.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Iterable, Sequence, TypeVar
+
+import torch
+import torch.distributed as tdist
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Context:
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+@lru_cache(maxsize=None)
+def context() -> Context:
+    """Single process, or the torchrun process group (NCCL on GPUs, gloo on CPUs), joined once."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return Context()
+    if not tdist.is_initialized():
+        tdist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    return Context(tdist.get_rank(), tdist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
+
+
+def device_for(ctx: Context, device: torch.device) -> torch.device:
+    if device.type == "cuda" and ctx.world > 1:
+        torch.cuda.set_device(ctx.local_rank)
+        return torch.device("cuda", ctx.local_rank)
+    return device
+
+
+def my_share(items: Sequence[T], ctx: Context, mode: str) -> Sequence[T]:
+    """This rank's subnets: a strided share in sample-parallel mode, all of them otherwise."""
+    return items[ctx.rank::ctx.world] if ctx.world > 1 and mode == "samples" else items
+
+
+def all_reduce_grads(params: Iterable[torch.nn.Parameter], ctx: Context, average: bool = False) -> None:
+    """Sum (or average) every parameter's gradient over ranks in one flat buffer; None counts as zeros."""
+    if ctx.world <= 1:
+        return
+    params = [p for p in params if p.requires_grad]
+    for p in params:
+        if p.grad is None:
+            p.grad = torch.zeros_like(p)
+    flat = torch.cat([p.grad.reshape(-1) for p in params])
+    tdist.all_reduce(flat)
+    if average:
+        flat /= ctx.world
+    offset = 0
+    for p in params:
+        n = p.numel()
+        p.grad.copy_(flat[offset:offset + n].view_as(p))
+        offset += n
+
+
+def barrier(ctx: Context) -> None:
+    if ctx.world > 1:
+        tdist.barrier()
+
+
+def shared_path(path, ctx: Context) -> str:
+    """Rank 0's choice of a path (e.g. a timestamped run folder), given to every rank."""
+    if ctx.world <= 1:
+        return str(path)
+    box = [str(path)]
+    tdist.broadcast_object_list(box, src=0)
+    return box[0]

@@ -1,0 +1,140 @@
+"""The run folder: everything one search or training writes, and all a resume reads.
+
+    config.json      resolved config, with the run kind
+    status.json      running / finished / failed, pid, host, times, error
+    metrics.jsonl    one JSON object per epoch
+    genotype.json    the derived genotype (search) or the trained one (train)
+    checkpoint.pt    latest checkpoint (checkpoint.pt.prev: the one before)
+    tb/              TensorBoard scalars
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import socket
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from .errors import RomenasError
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise RomenasError(f"could not write {path}: {exc.strerror or exc}; free space or fix permissions") from None
+
+
+def default_run_path(kind: str, *parts: str, root: str | Path = "runs") -> Path:
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    return Path(root) / "-".join([kind, *parts, stamp])
+
+
+class RunDir:
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+
+    config_file = property(lambda self: self.path / "config.json")
+    checkpoint = property(lambda self: self.path / "checkpoint.pt")
+    metrics_file = property(lambda self: self.path / "metrics.jsonl")
+    genotype_file = property(lambda self: self.path / "genotype.json")
+    status_file = property(lambda self: self.path / "status.json")
+
+    @classmethod
+    def create(cls, path: str | Path, kind: str, config: dict[str, Any]) -> "RunDir":
+        run = cls(path)
+        if run.path.exists() and any(run.path.iterdir()):
+            raise RomenasError(f"run folder {run.path} already holds a run; continue it with --resume {run.path} "
+                               "or pass another --out")
+        try:
+            run.path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise RomenasError(f"cannot create run folder {run.path}: {exc.strerror or exc}") from None
+        run.write_json(run.config_file, {"kind": kind, "config": config})
+        return run
+
+    @classmethod
+    def open(cls, path: str | Path, kind: str) -> "RunDir":
+        run = cls(path)
+        if not run.config_file.exists():
+            raise RomenasError(f"{run.path} is not a romenas run folder (no config.json); pass the folder a run wrote")
+        data = run.read_json(run.config_file)
+        if data.get("kind") != kind:
+            raise RomenasError(f"{run.path} is a {data.get('kind')} run, not a {kind} run; "
+                               f"use 'romenas {data.get('kind')} --resume {run.path}'")
+        return run
+
+    # -- files ------------------------------------------------------------------------------
+    def read_json(self, path: Path) -> Any:
+        try:
+            return json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise RomenasError(f"cannot read {path}: {exc}") from None
+
+    def write_json(self, path: Path, data: Any) -> None:
+        _write_atomic(path, json.dumps(data, indent=2) + "\n")
+
+    def config(self) -> dict[str, Any]:
+        return self.read_json(self.config_file)["config"]
+
+    def metrics(self) -> list[dict[str, Any]]:
+        if not self.metrics_file.exists():
+            return []
+        rows = []
+        for line in self.metrics_file.read_text().splitlines():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                break  # a line cut by a crash: the checkpoint rewrites it on resume
+        return rows
+
+    def write_metrics(self, rows: list[dict[str, Any]]) -> None:
+        _write_atomic(self.metrics_file, "".join(json.dumps(r) + "\n" for r in rows))
+
+    def status(self) -> dict[str, Any]:
+        return self.read_json(self.status_file) if self.status_file.exists() else {}
+
+    def set_status(self, state: str, **info: Any) -> None:
+        status = self.status()
+        status.update(state=state, pid=os.getpid(), host=socket.gethostname(), updated=time.time(), **info)
+        status.setdefault("started", time.time())
+        self.write_json(self.status_file, status)
+
+
+class ScalarLogger:
+    """TensorBoard scalars of each metrics row's numbers; a no-op if TensorBoard is missing."""
+
+    def __init__(self, run: RunDir, enabled: bool = True):
+        self.writer = None
+        if enabled:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+                self.writer = SummaryWriter(str(run.path / "tb"))
+            except ImportError:
+                pass
+
+    def log(self, row: dict[str, Any], step: int) -> None:
+        if self.writer is None:
+            return
+        for key, value in _flatten(row):
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+                self.writer.add_scalar(key, value, step)
+        self.writer.flush()
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+def _flatten(row: dict[str, Any], prefix: str = ""):
+    for key, value in row.items():
+        if isinstance(value, dict):
+            yield from _flatten(value, f"{prefix}{key}/")
+        else:
+            yield f"{prefix}{key}", value

@@ -1,0 +1,103 @@
+"""Samplers: Gumbel-max with straight-through, Gumbel-Top2 edges, pair edges, fair op permutations.
+
+Every sampler draws its noise from an explicit ``torch.Generator`` so a search is
+reproducible, resumable and identical across distributed ranks. Straight-through
+estimators return ``hard - soft.detach() + soft``: the forward value is the exact hard
+sample, the gradient is that of the relaxed sample (GDAS, ROME Eq. 2-3 and 7-8).
+"""
+from __future__ import annotations
+
+from itertools import combinations
+
+import torch
+import torch.nn.functional as F
+
+__all__ = ["gumbel", "gumbel_max_st", "EdgeIndex", "gumbel_topk_edges_st", "gumbel_pair_edges_st",
+           "fair_op_indices"]
+
+
+def gumbel(shape, generator: torch.Generator, device=None) -> torch.Tensor:
+    """Standard Gumbel noise, -log(E) with E ~ Exp(1), drawn on the CPU generator (same on any device)."""
+    return (-torch.empty(shape).exponential_(generator=generator).log()).to(device)
+
+
+def _relaxed(logits: torch.Tensor, tau: float, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Perturbed scores (log-probabilities + Gumbel) / tau and their softmax; resampled if not finite."""
+    logp = F.log_softmax(logits, dim=-1)
+    while True:
+        scores = (logp + gumbel(logp.shape, generator, logp.device)) / tau
+        soft = F.softmax(scores, dim=-1)
+        if torch.isfinite(soft).all():
+            return scores, soft
+
+
+def gumbel_max_st(logits: torch.Tensor, tau: float, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """One category per row. Returns (index [rows], straight-through one-hot weights [rows, K])."""
+    scores, soft = _relaxed(logits, tau, generator)
+    index = scores.argmax(-1)
+    hard = F.one_hot(index, logits.shape[-1]).to(soft.dtype)
+    return index, hard - soft.detach() + soft
+
+
+class EdgeIndex:
+    """Maps a cell's flat edge list to (node, position among its predecessors) and to predecessor pairs."""
+
+    def __init__(self, edges: list[tuple[int, int]]):
+        nodes = sorted({n for n, _ in edges})
+        self.num_edges = len(edges)
+        self.num_nodes = len(nodes)
+        self.node_edges = [[e for e, (n, _) in enumerate(edges) if n == node] for node in nodes]
+        self.max_pred = max(len(es) for es in self.node_edges)
+        self.node_of = torch.tensor([nodes.index(n) for n, _ in edges])
+        self.pos_of = torch.tensor([self.node_edges[nodes.index(n)].index(e) for e, (n, _) in enumerate(edges)])
+        # ROME-v1: one parameter per pair of predecessors, node by node.
+        self.pairs = [list(combinations(es, 2)) for es in self.node_edges]
+        self.num_pairs = sum(len(p) for p in self.pairs)
+        self.max_pairs = max(len(p) for p in self.pairs)
+        flat = [(j, q) for j, ps in enumerate(self.pairs) for q in range(len(ps))]
+        self.pair_node = torch.tensor([j for j, _ in flat])
+        self.pair_pos = torch.tensor([q for _, q in flat])
+        incidence = torch.zeros(self.num_nodes * self.max_pairs, self.num_edges)
+        for j, ps in enumerate(self.pairs):
+            for q, (a, b) in enumerate(ps):
+                incidence[j * self.max_pairs + q, [a, b]] = 1.0
+        self.incidence = incidence
+
+    def pad(self, values: torch.Tensor, node_of: torch.Tensor, pos_of: torch.Tensor, width: int) -> torch.Tensor:
+        """Scatter flat per-edge (or per-pair) values into [nodes, width], -inf elsewhere."""
+        padded = values.new_full((self.num_nodes, width), float("-inf"))
+        return padded.index_put((node_of.to(values.device), pos_of.to(values.device)), values)
+
+    def node_softmax(self, beta: torch.Tensor) -> torch.Tensor:
+        """beta~: softmax of each node's edge parameters over its predecessors, flat per edge."""
+        probs = F.softmax(self.pad(beta, self.node_of, self.pos_of, self.max_pred), dim=-1)
+        return probs[self.node_of, self.pos_of]
+
+
+def gumbel_topk_edges_st(beta: torch.Tensor, index: EdgeIndex, k: int, tau: float,
+                         generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """ROME-v2 (Gumbel-Top2): exactly ``k`` distinct inputs per node, sampled without replacement.
+
+    Returns (on [edges] bool, straight-through edge weights [edges]).
+    """
+    padded = index.pad(beta, index.node_of, index.pos_of, index.max_pred)
+    scores, soft = _relaxed(padded, tau, generator)
+    top = scores.topk(k, dim=-1).indices
+    hard = torch.zeros_like(soft).scatter_(-1, top, 1.0)
+    st = hard - soft.detach() + soft
+    node_of, pos_of = index.node_of.to(beta.device), index.pos_of.to(beta.device)
+    return hard[node_of, pos_of].bool(), st[node_of, pos_of]
+
+
+def gumbel_pair_edges_st(pair_logits: torch.Tensor, index: EdgeIndex, tau: float,
+                         generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """ROME-v1: Gumbel-max over each node's predecessor pairs; an edge is on if its pair is chosen."""
+    padded = index.pad(pair_logits, index.pair_node, index.pair_pos, index.max_pairs)
+    _, st = gumbel_max_st(padded, tau, generator)
+    weights = st.flatten() @ index.incidence.to(st.device)
+    return weights.detach() > 0.5, weights
+
+
+def fair_op_indices(num_edges: int, num_ops: int, generator: torch.Generator) -> torch.Tensor:
+    """[num_ops, num_edges]: row k is subnet k's op per edge; each op appears once per edge (a permutation)."""
+    return torch.rand(num_edges, num_ops, generator=generator).argsort(dim=1).T.contiguous()

@@ -1,0 +1,253 @@
+"""The shared bi-level search loop: data halves, optimisers, tau schedule, checkpoints, metrics.
+
+Each iteration takes one batch from each half of the training split: the weight half
+(SGD on the training loss) and the architecture half (Adam on the validation loss).
+The algorithm decides which subnets each step evaluates; gradients are accumulated over
+them, one subnet's activations in memory at a time, and applied once.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from .. import distributed as dist
+from ..bench.collapse import collapse_metrics
+from ..bench.nb201 import NB201Table
+from ..checkpoint import capture_rng, load_checkpoint, restore_rng, save_checkpoint, seed_everything
+from ..config import SearchConfig, build_config, from_dict, resolve_device, to_dict
+from ..data import EpochBatchSampler, TransformedImages, load_data, make_transform
+from ..errors import RomenasError
+from ..genotype import Genotype
+from ..runs import RunDir, ScalarLogger, default_run_path
+from ..spaces import Plan, get_space
+from .base import ALGORITHMS
+
+
+@dataclass
+class SearchResult:
+    run_dir: Path
+    genotype: Genotype
+    metrics: list[dict[str, Any]]
+    config: SearchConfig
+
+
+def tau_at(cfg: SearchConfig, epoch: int) -> float:
+    """Linear decay from tau_max (first epoch) to tau_min (last epoch), as GDAS."""
+    return cfg.tau_max - (cfg.tau_max - cfg.tau_min) * epoch / max(1, cfg.epochs - 1)
+
+
+class Searcher:
+    def __init__(self, cfg: SearchConfig, run: RunDir | None):
+        self.cfg, self.run = cfg, run
+        self.ctx = dist.context()
+        self.device = dist.device_for(self.ctx, resolve_device(cfg.device))
+        seed_everything(cfg.seed)
+        data = load_data(cfg.dataset, cfg.data_dir, cfg.download, cfg.limit_train, None, cfg.image_size)
+        order = torch.randperm(len(data.train), generator=torch.Generator().manual_seed(cfg.seed)).tolist()
+        n_weights = int(len(order) * cfg.train_portion)
+        if min(n_weights, len(order) - n_weights) < cfg.batch_size:
+            raise RomenasError(f"{len(order)} training images split {cfg.train_portion:g}/{1 - cfg.train_portion:g} "
+                               f"leave a half smaller than one batch ({cfg.batch_size}); lower --batch-size")
+        transform = make_transform(data, train=True)
+        data_parallel = self.ctx.world > 1 and cfg.parallel == "data"
+        shard = dict(rank=self.ctx.rank, world=self.ctx.world) if data_parallel else {}
+        self.loaders, self.samplers = [], []
+        for i, indices in enumerate((order[:n_weights], order[n_weights:])):
+            sampler = EpochBatchSampler(len(indices), cfg.batch_size, seed=2 * cfg.seed + i, **shard)
+            self.samplers.append(sampler)
+            # A private generator: the loader's seed draw must not consume the global RNG (exact resume).
+            self.loaders.append(DataLoader(TransformedImages(data.train, transform, indices), batch_sampler=sampler,
+                                           generator=torch.Generator()))
+        self.steps_per_epoch = min(len(s) for s in self.samplers)
+
+        self.generator = torch.Generator().manual_seed(cfg.seed)
+        algo_cls = ALGORITHMS[cfg.algorithm]
+        self.algo = algo_cls(get_space(cfg.space), self.generator, samples=cfg.samples, fair=cfg.fair,
+                             topology=cfg.topology, edge_sampler=cfg.edge_sampler).to(self.device)
+        self.net = self.algo.space.build_supernet(cfg.channels, cfg.layers, data.num_classes,
+                                                  data.in_channels).to(self.device)
+        self.w_opt = torch.optim.SGD(self.net.parameters(), cfg.w_lr, momentum=cfg.w_momentum,
+                                     weight_decay=cfg.w_weight_decay, nesterov=cfg.w_nesterov)
+        self.w_sched = torch.optim.lr_scheduler.CosineAnnealingLR(self.w_opt, cfg.epochs, eta_min=cfg.w_lr_min)
+        self.a_opt = torch.optim.Adam(self.algo.parameters(), cfg.a_lr, betas=tuple(cfg.a_betas),
+                                      weight_decay=cfg.a_weight_decay)
+        self.table = NB201Table.load(cfg.nb201_table) if cfg.nb201_table and cfg.space == "nb201" else None
+        self.epoch, self.step, self.metrics = 0, 0, []
+        self.accum = self._zero_accum()
+
+    # -- state ------------------------------------------------------------------------------
+    @staticmethod
+    def _zero_accum() -> dict[str, float]:
+        return dict.fromkeys(("w_loss", "w_correct", "w_seen", "a_loss", "a_correct", "a_seen", "seconds"), 0.0)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"kind": "search", "space": self.cfg.space, "algorithm": self.cfg.algorithm,
+                "config": to_dict(self.cfg), "epoch": self.epoch, "step": self.step,
+                "net": self.net.state_dict(), "algo": self.algo.state_dict(), "w_opt": self.w_opt.state_dict(),
+                "w_sched": self.w_sched.state_dict(), "a_opt": self.a_opt.state_dict(), "rng": capture_rng(),
+                "generator": self.generator.get_state(), "metrics": self.metrics, "accum": self.accum}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if state.get("algorithm") != self.cfg.algorithm:
+            raise RomenasError(f"checkpoint is from algorithm {state.get('algorithm')!r}, this run is "
+                               f"{self.cfg.algorithm!r}; resume each run from its own folder")
+        try:
+            self.net.load_state_dict(state["net"])
+            self.algo.load_state_dict(state["algo"])
+        except RuntimeError as exc:
+            raise RomenasError(f"checkpoint does not fit this run's supernet ({str(exc).splitlines()[0]}); "
+                               "it belongs to a run with other settings") from None
+        self.w_opt.load_state_dict(state["w_opt"])
+        self.w_sched.load_state_dict(state["w_sched"])
+        self.a_opt.load_state_dict(state["a_opt"])
+        self.generator.set_state(state["generator"])
+        restore_rng(state["rng"])
+        self.epoch, self.step = state["epoch"], state["step"]
+        self.metrics, self.accum = list(state["metrics"]), dict(state["accum"])
+
+    def save(self) -> None:
+        if self.run is not None and self.ctx.is_main:
+            save_checkpoint(self.state_dict(), self.run.checkpoint)
+
+    # -- one iteration ------------------------------------------------------------------------
+    def _accumulate(self, x, y, plans: list[Plan], scale: float, where: str) -> tuple[float, float]:
+        """Forward and backward each subnet in turn; returns (summed loss, summed correct) over subnets."""
+        loss_sum, correct = 0.0, 0.0
+        for plan in dist.my_share(plans, self.ctx, self.cfg.parallel):
+            logits = self.net(x, plan)
+            loss = F.cross_entropy(logits, y)
+            if not torch.isfinite(loss):
+                raise RomenasError(
+                    f"the {where} loss became {loss.item()} at epoch {self.epoch + 1}, step {self.step + 1}; "
+                    f"the last good checkpoint is kept in {self.run.path if self.run else '(no run folder)'} — "
+                    "lower --w-lr/--a-lr, then --resume")
+            (loss * scale).backward()
+            loss_sum += loss.item()
+            correct += (logits.argmax(1) == y).float().mean().item()
+        return loss_sum, correct
+
+    def _arch_step(self, x, y, tau: float) -> None:
+        self.a_opt.zero_grad(set_to_none=True)
+        plans = self.algo.arch_plans(tau)
+        loss, correct = self._accumulate(x, y, plans, 1.0 / len(plans), "architecture")
+        dist.all_reduce_grads(self.algo.parameters(), self.ctx)
+        self.a_opt.step()
+        n = len(plans)
+        self.accum["a_loss"] += loss / n * len(y)
+        self.accum["a_correct"] += correct / n * len(y)
+        self.accum["a_seen"] += len(y)
+
+    def _weight_step(self, x, y, tau: float) -> None:
+        self.w_opt.zero_grad(set_to_none=True)
+        plans = self.algo.weight_plans(tau)
+        loss, correct = self._accumulate(x, y, plans, 1.0, "weight")
+        dist.all_reduce_grads(self.net.parameters(), self.ctx, average=self.cfg.parallel == "data")
+        if self.cfg.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(self.net.parameters(), self.cfg.grad_clip)
+        self.w_opt.step()
+        n = len(plans)
+        self.accum["w_loss"] += loss / n * len(y)
+        self.accum["w_correct"] += correct / n * len(y)
+        self.accum["w_seen"] += len(y)
+
+    # -- epochs -------------------------------------------------------------------------------
+    def _epoch_row(self, tau: float) -> dict[str, Any]:
+        a = self.accum
+        genotype = self.algo.derive()
+        row = {"epoch": self.epoch + 1, "tau": tau, "lr": self.w_sched.get_last_lr()[0],
+               "train_loss": a["w_loss"] / max(1, a["w_seen"]), "train_acc": 100 * a["w_correct"] / max(1, a["w_seen"]),
+               "val_loss": a["a_loss"] / max(1, a["a_seen"]), "val_acc": 100 * a["a_correct"] / max(1, a["a_seen"]),
+               "seconds": a["seconds"], **self.algo.stats(), "collapse": collapse_metrics(genotype),
+               "genotype": genotype.to_string(),
+               "op_probs": {k: v.tolist() for k, v in self.algo.op_probs().items()},
+               "ops": {k: list(v[0]) for k, v in self.algo.space.edge_ops.items()}}
+        edge_probs = self.algo.edge_probs()
+        if edge_probs is not None:
+            row["edge_probs"] = {k: v.tolist() for k, v in edge_probs.items()}
+        if self.table is not None:
+            found = self.table.lookup(genotype)
+            row["nb201"] = {k: found[k] for k in ("cifar10", "cifar100", "imagenet16-120")}
+        return row
+
+    def fit(self) -> SearchResult:
+        cfg, logger = self.cfg, ScalarLogger(self.run, enabled=self.run is not None and self.ctx.is_main)
+        try:
+            while self.epoch < cfg.epochs:
+                tau = tau_at(cfg, self.epoch)
+                for sampler in self.samplers:
+                    sampler.set_epoch(self.epoch, self.step)
+                bar = tqdm(zip(*self.loaders), total=self.steps_per_epoch, initial=self.step, leave=False,
+                           desc=f"{cfg.algorithm} epoch {self.epoch + 1}/{cfg.epochs}",
+                           disable=not (cfg.progress and self.ctx.is_main))
+                for (xw, yw), (xa, ya) in bar:
+                    if self.step >= self.steps_per_epoch:
+                        break
+                    started = time.perf_counter()
+                    xw, yw, xa, ya = (t.to(self.device, non_blocking=True) for t in (xw, yw, xa, ya))
+                    self.net.train()
+                    if self.algo.arch_first:
+                        self._arch_step(xa, ya, tau)
+                        self._weight_step(xw, yw, tau)
+                    else:
+                        self._weight_step(xw, yw, tau)
+                        self._arch_step(xa, ya, tau)
+                    self.accum["seconds"] += time.perf_counter() - started
+                    self.step += 1
+                    bar.set_postfix(loss=f"{self.accum['w_loss'] / max(1, self.accum['w_seen']):.3f}")
+                    if cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0 and self.step < self.steps_per_epoch:
+                        self.save()
+                bar.close()
+                row = self._epoch_row(tau)
+                self.w_sched.step()
+                self.metrics.append(row)
+                self.epoch, self.step, self.accum = self.epoch + 1, 0, self._zero_accum()
+                self.save()
+                if self.run is not None and self.ctx.is_main:
+                    self.run.write_metrics(self.metrics)
+                    logger.log(row, row["epoch"])
+        finally:
+            logger.close()
+        genotype = self.algo.derive()
+        if self.run is not None and self.ctx.is_main:
+            self.run.write_json(self.run.genotype_file, genotype.to_dict())
+        return SearchResult(self.run.path if self.run else None, genotype, self.metrics, cfg)
+
+
+def search(config: SearchConfig | None = None, *, out: str | Path | None = None, resume: str | Path | None = None,
+           preset: str | None = None, **overrides: Any) -> SearchResult:
+    """Run (or resume) a search; returns the derived genotype, the per-epoch metrics and the run folder.
+
+    ``search(space="nb201", epochs=1)`` overrides the quick-start defaults; ``preset`` names a
+    shipped preset; ``resume`` continues the run in that folder exactly where its checkpoint ends.
+    """
+    ctx = dist.context()
+    if resume is not None:
+        run = RunDir.open(resume, "search")
+        cfg = from_dict(SearchConfig, {**run.config(), **{k: v for k, v in overrides.items()
+                                                          if k in ("progress", "device") and v is not None}}).validate()
+    else:
+        cfg = config.validate() if config is not None else build_config(SearchConfig, overrides, preset)
+        path = dist.shared_path(out or default_run_path("search", cfg.algorithm, cfg.space), ctx)
+        run = RunDir.create(path, "search", to_dict(cfg)) if ctx.is_main else RunDir(path)
+        dist.barrier(ctx)
+    searcher = Searcher(cfg, run)
+    if resume is not None:
+        searcher.load_state_dict(load_checkpoint(run.checkpoint, "search", cfg.space))
+    if ctx.is_main:
+        run.set_status("running", epoch=searcher.epoch)
+    try:
+        result = searcher.fit()
+    except BaseException as exc:
+        if ctx.is_main:
+            run.set_status("failed", error=str(exc) or type(exc).__name__, epoch=searcher.epoch)
+        raise
+    if ctx.is_main:
+        run.set_status("finished", epoch=searcher.epoch, genotype=result.genotype.to_string())
+    return result

@@ -1,0 +1,133 @@
+"""ROME: single-path search with disentangled topology and K-sample gradient accumulation.
+
+Per iteration (Algorithm 1 of the paper): sample K subnets, each with fresh edges
+(Gumbel-Top2 on beta, or a Gumbel-max pair choice for ROME-v1) and fresh ops (Gumbel-max
+on alpha), and update alpha/beta with the AVERAGE of their validation-loss gradients; then
+sample K more and update the weights with the SUM of their training-loss gradients. With
+``fair=True`` the weight step instead takes |ops| subnets in which every op of every edge
+appears exactly once. Only the sampled edge/op pairs are computed.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..derive import darts_rule, topology_rule
+from ..errors import RomenasError
+from ..genotype import Genotype
+from ..sampling import EdgeIndex, fair_op_indices, gumbel_max_st, gumbel_pair_edges_st, gumbel_topk_edges_st
+from ..spaces import Plan, SearchSpace
+from .base import SearchAlgorithm, _entropy, register
+
+
+@register
+class ROME(SearchAlgorithm):
+    name = "rome"
+    arch_first = True
+
+    def __init__(self, space: SearchSpace, generator: torch.Generator, samples: int = 7, fair: bool = True,
+                 topology: bool = True, edge_sampler: str = "top2"):
+        if edge_sampler not in ("top2", "pair"):
+            raise RomenasError(f"unknown edge sampler {edge_sampler!r}; use 'top2' (ROME-v2) or 'pair' (ROME-v1)")
+        # Topology parameters only where nodes keep a subset of their inputs (not NAS-Bench-201).
+        self.topology = topology and space.inputs_per_node is not None
+        if self.topology and "none" in space.ops:
+            space = space.without_op("none")  # the topology parameters decide which edges exist
+        super().__init__(space, generator)
+        self.samples, self.fair, self.edge_sampler = samples, fair, edge_sampler
+        self.index = EdgeIndex(space.edges)
+        if self.topology:
+            size = self.index.num_edges if edge_sampler == "top2" else self.index.num_pairs
+            self.betas = nn.ParameterDict({k: nn.Parameter(1e-3 * torch.randn(size, generator=generator))
+                                           for k in space.cell_types})
+        else:
+            self.betas = None
+
+    # -- sampling -------------------------------------------------------------------------
+    def _sample_edges(self, kind: str, tau: float):
+        if not self.topology:
+            return None, None
+        beta = self.betas[kind]
+        if self.edge_sampler == "top2":
+            return gumbel_topk_edges_st(beta, self.index, self.space.inputs_per_node, tau, self.generator)
+        return gumbel_pair_edges_st(beta, self.index, tau, self.generator)
+
+    def _plan(self, tau: float, ops: dict[str, torch.Tensor] | None, differentiable: bool) -> Plan:
+        plan = {}
+        for kind in self.space.cell_types:
+            edge_on, edge_w = self._sample_edges(kind, tau)
+            if ops is None:
+                index, op_w = gumbel_max_st(self.alphas[kind], tau, self.generator)
+            else:
+                index, op_w = ops[kind], None
+            chosen = index.tolist()
+            on = [True] * len(chosen) if edge_on is None else edge_on.tolist()
+            edges = []
+            for e, o in enumerate(chosen):
+                if not on[e]:
+                    edges.append(())
+                    continue
+                weight = None
+                if differentiable:
+                    weight = op_w[e, o]
+                    if edge_w is not None:
+                        weight = weight * edge_w[e]
+                edges.append(((o, weight),))
+            plan[kind] = edges
+        return plan
+
+    def weight_plans(self, tau: float) -> list[Plan]:
+        with torch.no_grad():
+            if self.fair:
+                n_ops = self.alphas[self.space.cell_types[0]].shape[1]
+                perms = {k: fair_op_indices(a.shape[0], a.shape[1], self.generator) for k, a in self.alphas.items()}
+                return [self._plan(tau, {k: p[i] for k, p in perms.items()}, differentiable=False)
+                        for i in range(n_ops)]
+            return [self._plan(tau, None, differentiable=False) for _ in range(self.samples)]
+
+    def arch_plans(self, tau: float) -> list[Plan]:
+        return [self._plan(tau, None, differentiable=True) for _ in range(self.samples)]
+
+    # -- derivation and statistics ----------------------------------------------------
+    def _kept_edges(self, kind: str) -> list[list[int]]:
+        beta = self.betas[kind].detach().cpu()
+        if self.edge_sampler == "top2":
+            return [sorted(sorted(es, key=lambda e: -float(beta[e]))[:self.space.inputs_per_node])
+                    for es in self.index.node_edges]
+        kept, start = [], 0
+        for pairs in self.index.pairs:
+            scores = beta[start:start + len(pairs)]
+            kept.append(list(pairs[int(scores.argmax())]))
+            start += len(pairs)
+        return kept
+
+    def derive(self) -> Genotype:
+        if not self.topology:
+            return darts_rule(self.space, self.op_probs())
+        return topology_rule(self.space, self.op_probs(), {k: self._kept_edges(k) for k in self.space.cell_types})
+
+    def edge_probs(self) -> dict[str, torch.Tensor] | None:
+        if not self.topology:
+            return None
+        out = {}
+        for kind, beta in self.betas.items():
+            beta = beta.detach().cpu()
+            if self.edge_sampler == "top2":
+                out[kind] = self.index.node_softmax(beta)
+            else:
+                probs = torch.softmax(self.index.pad(beta, self.index.pair_node, self.index.pair_pos,
+                                                     self.index.max_pairs), -1)
+                out[kind] = probs.flatten() @ self.index.incidence
+        return out
+
+    def stats(self) -> dict[str, float]:
+        out = super().stats()
+        if self.topology:
+            for kind, beta in self.betas.items():
+                beta = beta.detach().cpu()
+                if self.edge_sampler == "top2":
+                    padded = self.index.pad(beta, self.index.node_of, self.index.pos_of, self.index.max_pred)
+                else:
+                    padded = self.index.pad(beta, self.index.pair_node, self.index.pair_pos, self.index.max_pairs)
+                out[f"beta_entropy/{kind}"] = _entropy(torch.softmax(padded, -1))
+        return out
