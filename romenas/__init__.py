@@ -7,7 +7,8 @@ from .config import SearchConfig, TrainConfig
 from .errors import RomenasError
 from .genotype import Genotype, load_genotype, parse_genotype
 from .search.loop import SearchResult, search
+from .train import TrainResult, describe, train
 
 __version__ = "0.1.0"
-__all__ = ["search", "SearchResult", "SearchConfig", "TrainConfig", "Genotype", "load_genotype",
+__all__ = ["search", "SearchResult", "train", "TrainResult", "describe", "SearchConfig", "TrainConfig", "Genotype", "load_genotype",
            "parse_genotype", "RomenasError", "__version__"]

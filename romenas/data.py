@@ -188,8 +188,8 @@ def _scan(folder: Path) -> tuple[list[str], list[tuple[Path, int]]]:
 
 
 def _decode(files: list[tuple[Path, int]], limit: int | None, image_size: int | None) -> ImageSet:
-    from torchvision.io import ImageReadMode, decode_image
-    from torchvision.transforms.v2.functional import resize
+    from PIL import Image, UnidentifiedImageError
+    from torchvision.transforms.v2.functional import pil_to_tensor, resize
 
     if limit:
         per_class: dict[int, list] = {}
@@ -204,8 +204,9 @@ def _decode(files: list[tuple[Path, int]], limit: int | None, image_size: int | 
     images, first_shape = [], None
     for path, _ in files:
         try:
-            img = decode_image(str(path), mode=ImageReadMode.RGB)
-        except (RuntimeError, OSError, ValueError) as exc:
+            with Image.open(path) as pil:
+                img = pil_to_tensor(pil.convert("RGB"))
+        except (UnidentifiedImageError, OSError, ValueError) as exc:
             raise RomenasError(f"cannot read image {path} ({exc}); remove or replace the file") from None
         if image_size:
             img = resize(img, [image_size, image_size], antialias=True)
@@ -261,3 +262,25 @@ def load_data(dataset: str, data_dir: str | None = None, download: bool = False,
             if part is not None:
                 part.images = resize(part.images, [image_size, image_size], antialias=True)
     return bundle
+
+
+#: (classes, channels, image size) of the named datasets, for building networks without loading data.
+KNOWN_SHAPES = {"digits": (10, 1, 8), "cifar10": (10, 3, 32), "cifar100": (100, 3, 32), "svhn": (10, 3, 32),
+                "imagenet": (1000, 3, 224)}
+
+
+def dataset_shape(dataset: str, image_size: int | None = None) -> tuple[int, int, int]:
+    """(classes, channels, size) of a dataset, reading one image at most."""
+    key = dataset.lower()
+    if key in KNOWN_SHAPES:
+        classes, channels, size = KNOWN_SHAPES[key]
+        return classes, channels, image_size or size
+    root = Path(dataset).expanduser()
+    folder = root / "train" if (root / "train").is_dir() else root
+    if not folder.is_dir():
+        raise RomenasError(f"data folder {root} does not exist; pass a folder with train/<class>/ images "
+                           f"or one of {sorted(KNOWN_SHAPES)}")
+    classes, files = _scan(folder)
+    if not files:
+        raise RomenasError(f"data folder {folder} holds no images; expected {folder}/<class>/<image>.jpg")
+    return len(classes), 3, image_size or _decode(files[:1], None, None).images.shape[-1]

@@ -32,8 +32,13 @@ def _write_atomic(path: Path, text: str) -> None:
 
 
 def default_run_path(kind: str, *parts: str, root: str | Path = "runs") -> Path:
-    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    return Path(root) / "-".join([kind, *parts, stamp])
+    """runs/KIND-PARTS-TIMESTAMP, with a -N suffix if that name is taken."""
+    base = Path(root) / "-".join([kind, *parts, datetime.now().strftime("%Y%m%d-%H%M%S")])
+    path, n = base, 1
+    while path.exists():
+        n += 1
+        path = base.with_name(f"{base.name}-{n}")
+    return path
 
 
 class RunDir:
@@ -46,12 +51,18 @@ class RunDir:
     genotype_file = property(lambda self: self.path / "genotype.json")
     status_file = property(lambda self: self.path / "status.json")
 
+    @staticmethod
+    def check_new(path: str | Path) -> None:
+        """Refuse a folder that already holds files: a new run never overwrites an old one."""
+        path = Path(path)
+        if path.exists() and (not path.is_dir() or any(path.iterdir())):
+            raise RomenasError(f"run folder {path} already holds a run; continue it with --resume {path} "
+                               "or pass another --out")
+
     @classmethod
     def create(cls, path: str | Path, kind: str, config: dict[str, Any]) -> "RunDir":
         run = cls(path)
-        if run.path.exists() and any(run.path.iterdir()):
-            raise RomenasError(f"run folder {run.path} already holds a run; continue it with --resume {run.path} "
-                               "or pass another --out")
+        cls.check_new(run.path)
         try:
             run.path.mkdir(parents=True, exist_ok=True)
         except OSError as exc:

@@ -232,14 +232,17 @@ def search(config: SearchConfig | None = None, *, out: str | Path | None = None,
         run = RunDir.open(resume, "search")
         cfg = from_dict(SearchConfig, {**run.config(), **{k: v for k, v in overrides.items()
                                                           if k in ("progress", "device") and v is not None}}).validate()
+        searcher = Searcher(cfg, run)
+        searcher.load_state_dict(load_checkpoint(run.checkpoint, "search", cfg.space))
     else:
         cfg = config.validate() if config is not None else build_config(SearchConfig, overrides, preset)
+        if out is not None:
+            RunDir.check_new(out)
+        searcher = Searcher(cfg, None)  # data and supernet first: bad input leaves no run folder behind
         path = dist.shared_path(out or default_run_path("search", cfg.algorithm, cfg.space), ctx)
         run = RunDir.create(path, "search", to_dict(cfg)) if ctx.is_main else RunDir(path)
         dist.barrier(ctx)
-    searcher = Searcher(cfg, run)
-    if resume is not None:
-        searcher.load_state_dict(load_checkpoint(run.checkpoint, "search", cfg.space))
+        searcher.run = run
     if ctx.is_main:
         run.set_status("running", epoch=searcher.epoch)
     try:

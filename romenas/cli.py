@@ -1,0 +1,204 @@
+"""``romenas`` command line: parse, call the Python API, print. Errors: one line, exit code 2."""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import types
+import typing
+from pathlib import Path
+
+from .config import DEFAULT_PRESET, SearchConfig, TrainConfig, build_config, load_preset, preset_names, to_dict
+from .errors import RomenasError
+
+
+def _add_config_flags(parser: argparse.ArgumentParser, cls) -> None:
+    """One ``--flag`` per config field (booleans get ``--x/--no-x``); unset flags keep the preset's value."""
+    hints = typing.get_type_hints(cls)
+    group = parser.add_argument_group(f"{cls.__name__} settings (override the preset)")
+    for f in dataclasses.fields(cls):
+        flag = "--" + f.name.replace("_", "-")
+        hint = hints[f.name]
+        args = [a for a in typing.get_args(hint) if a is not type(None)] if isinstance(hint, types.UnionType) else []
+        base = args[0] if args else hint
+        if base is bool:
+            group.add_argument(flag, action=argparse.BooleanOptionalAction, default=None)
+        elif typing.get_origin(base) is tuple:
+            group.add_argument(flag, type=float, nargs=2, default=None, metavar=("B1", "B2"))
+        else:
+            group.add_argument(flag, type=base, default=None, metavar=f.name.upper())
+
+
+def _overrides(args: argparse.Namespace, cls) -> dict:
+    return {f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if getattr(args, f.name) is not None}
+
+
+def _print_json(data) -> None:
+    print(json.dumps(data, indent=2))
+
+
+# ---- commands ------------------------------------------------------------------------------
+def cmd_search(args) -> None:
+    from .search.loop import search
+
+    result = search(out=args.out, resume=args.resume, preset=None if args.resume else args.preset,
+                    **_overrides(args, SearchConfig))
+    print(f"run folder: {result.run_dir}")
+    if result.metrics:
+        last = result.metrics[-1]
+        print(f"epoch {last['epoch']}: train acc {last['train_acc']:.2f}%, val acc {last['val_acc']:.2f}%")
+        if "nb201" in last:
+            print("NAS-Bench-201 lookup: " + ", ".join(f"{k} {v:.2f}" for k, v in last["nb201"].items()))
+    print(f"genotype: {result.genotype}")
+
+
+def cmd_derive(args) -> None:
+    from .genotype import load_genotype
+
+    genotype = load_genotype(args.run)
+    print(genotype.to_json() if args.format == "json" else genotype.to_string())
+
+
+def cmd_train(args) -> None:
+    from .train import describe, train
+
+    if args.dry_run:
+        cfg = build_config(TrainConfig, _overrides(args, TrainConfig), args.preset)
+        info = describe(args.genotype, cfg)
+        print(f"genotype: {info['genotype']}")
+        print(f"input {info['input']}, {info['classes']} classes")
+        print(f"params: {info['params'] / 1e6:.3f}M (auxiliary head excluded)")
+        print(f"FLOPs: {info['flops'] / 1e6:.1f}M ({info['flops'] / 2e6:.1f}M MACs)")
+        return
+    result = train(args.genotype, out=args.out, resume=args.resume, preset=None if args.resume else args.preset,
+                   **_overrides(args, TrainConfig))
+    print(f"run folder: {result.run_dir}")
+    print(f"params: {result.params / 1e6:.3f}M; final test accuracy: {result.test_acc:.2f}%")
+
+
+def cmd_bench(args) -> None:
+    from .bench import NB201Table, collapse_metrics
+    from .genotype import load_genotype
+
+    if args.bench == "nb201":
+        found = NB201Table.load(args.table).lookup(args.arch)
+        print(f"arch:      {found['arch']}")
+        if found["canonical"] != found["arch"]:
+            print(f"canonical: {found['canonical']} (isomorphic)")
+        for key in ("cifar10", "cifar100", "imagenet16-120"):
+            print(f"{key:15s} {found[key]:.2f}")
+    else:
+        _print_json(collapse_metrics(load_genotype(args.genotype)))
+
+
+def cmd_config(args) -> None:
+    cls = SearchConfig if args.kind == "search" else TrainConfig
+    print(f"# preset {args.preset}, {args.kind} settings, resolved")
+    import yaml
+    print(yaml.safe_dump(to_dict(build_config(cls, None, args.preset)), sort_keys=False), end="")
+
+
+def cmd_show(args) -> None:
+    from .report import summary
+
+    print(summary(args.run))
+
+
+def cmd_list(args) -> None:
+    from .report import list_runs
+
+    print(list_runs(args.root))
+
+
+def cmd_plot(args) -> None:
+    from .viz import plot_runs
+
+    for path in plot_runs(args.run, args.compare or [], args.out, args.format):
+        print(path)
+
+
+def cmd_draw(args) -> None:
+    from .viz import draw_genotype
+
+    for path in draw_genotype(args.genotype, args.out, args.format):
+        print(path)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="romenas", description="ROME neural architecture search and its workflow.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("search", help="search a cell (ROME, GDAS or DARTS)")
+    p.add_argument("--preset", default=DEFAULT_PRESET, help=f"one of {preset_names()}")
+    p.add_argument("--out", help="run folder to create (default runs/search-...)")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue the search in RUN_DIR")
+    _add_config_flags(p, SearchConfig)
+    p.set_defaults(func=cmd_search)
+
+    p = sub.add_parser("derive", help="print the genotype of a run folder or genotype file")
+    p.add_argument("run")
+    p.add_argument("--format", choices=("string", "json"), default="string")
+    p.set_defaults(func=cmd_derive)
+
+    p = sub.add_parser("train", help="train a genotype from scratch")
+    p.add_argument("genotype", nargs="?", help="run folder, genotype JSON file, genotype string or published name")
+    p.add_argument("--preset", default=DEFAULT_PRESET)
+    p.add_argument("--out")
+    p.add_argument("--resume", metavar="RUN_DIR")
+    p.add_argument("--dry-run", action="store_true", help="build the network, print parameters and FLOPs")
+    _add_config_flags(p, TrainConfig)
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("bench", help="benchmark lookups and metrics")
+    bench = p.add_subparsers(dest="bench", required=True)
+    b = bench.add_parser("nb201", help="look a NAS-Bench-201 cell up")
+    b.add_argument("arch", help="NAS-Bench-201 string, genotype file or run folder")
+    b.add_argument("--table", required=True, help="the CSV accuracy table (or a NATS-Bench file with nats_bench)")
+    b = bench.add_parser("collapse", help="parameter-free ops, skips and depth of a genotype")
+    b.add_argument("genotype")
+    p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("config", help="print a preset's resolved settings")
+    p.add_argument("--preset", default=DEFAULT_PRESET)
+    p.add_argument("--kind", choices=("search", "train"), default="search")
+    p.set_defaults(func=cmd_config)
+
+    p = sub.add_parser("show", help="one-screen summary of a run")
+    p.add_argument("run")
+    p.set_defaults(func=cmd_show)
+
+    p = sub.add_parser("list", help="the runs under a folder")
+    p.add_argument("root", nargs="?", default="runs")
+    p.set_defaults(func=cmd_list)
+
+    p = sub.add_parser("plot", help="plot a run's architecture weights, collapse metrics and curves")
+    p.add_argument("run")
+    p.add_argument("--compare", nargs="+", metavar="RUN_DIR", help="other runs to overlay")
+    p.add_argument("--out", help="folder for the images (default RUN/plots)")
+    p.add_argument("--format", choices=("png", "svg"), default="png")
+    p.set_defaults(func=cmd_plot)
+
+    p = sub.add_parser("draw", help="draw a genotype's cells")
+    p.add_argument("genotype")
+    p.add_argument("--out", default="cells")
+    p.add_argument("--format", choices=("png", "svg"), default="png")
+    p.set_defaults(func=cmd_draw)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except RomenasError as exc:
+        print(f"romenas: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("romenas: interrupted; the last checkpoint is kept — continue with --resume RUN_DIR", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,84 @@
+"""Run summaries for ``romenas show`` and ``romenas list``."""
+from __future__ import annotations
+
+import os
+import socket
+from datetime import datetime
+from pathlib import Path
+
+from .errors import RomenasError
+from .runs import RunDir
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def run_state(run: RunDir) -> str:
+    """finished / failed / running, or crashed when a 'running' run's process is gone."""
+    status = run.status()
+    state = status.get("state", "unknown")
+    if state == "running" and status.get("host") == socket.gethostname() and not _alive(int(status.get("pid", 0))):
+        return "crashed"
+    return state
+
+
+def summary(path: str | Path) -> str:
+    run = RunDir(path)
+    if not run.config_file.exists():
+        raise RomenasError(f"{path} is not a romenas run folder (no config.json)")
+    data = run.read_json(run.config_file)
+    cfg, kind, status, rows = data["config"], data["kind"], run.status(), run.metrics()
+    state = run_state(run)
+    lines = [f"run:      {run.path}  ({kind})", f"status:   {state}"]
+    if status.get("error"):
+        lines.append(f"error:    {status['error']}")
+    if state in ("crashed", "failed"):
+        lines.append(f"resume:   romenas {kind} --resume {run.path}")
+    if status.get("started"):
+        lines.append(f"started:  {datetime.fromtimestamp(status['started']):%Y-%m-%d %H:%M:%S}")
+    if kind == "search":
+        lines.append(f"setup:    {cfg['algorithm']} on {cfg['space']}, {cfg['dataset']}, C={cfg['channels']} "
+                     f"layers={cfg['layers']} K={cfg['samples']} batch={cfg['batch_size']}")
+    else:
+        lines.append(f"setup:    {cfg['dataset']}, C={cfg['channels']} layers={cfg['layers']} epochs={cfg['epochs']} "
+                     f"batch={cfg['batch_size']} lr={cfg['lr']}")
+    lines.append(f"epochs:   {len(rows)} of {cfg['epochs']} done")
+    if rows:
+        mean_time = sum(r["seconds"] for r in rows) / len(rows)
+        lines.append(f"time:     {mean_time:.1f} s per epoch")
+        key = "val_acc" if kind == "search" else "test_acc"
+        best = max(rows, key=lambda r: r[key])
+        lines.append(f"best:     epoch {best['epoch']}, {key} {best[key]:.2f}%; last {rows[-1][key]:.2f}%")
+        if kind == "search":
+            lines.append(f"collapse: {rows[-1]['collapse']}")
+            if "nb201" in rows[-1]:
+                lines.append("NB201:    " + ", ".join(f"{k} {v:.2f}" for k, v in rows[-1]["nb201"].items()))
+    if run.genotype_file.exists():
+        from .genotype import load_genotype
+        lines.append(f"genotype: {load_genotype(run.path)}")
+    elif rows and "genotype" in rows[-1]:
+        lines.append(f"genotype: {rows[-1]['genotype']}  (at epoch {rows[-1]['epoch']})")
+    return "\n".join(lines)
+
+
+def list_runs(root: str | Path) -> str:
+    root = Path(root)
+    if not root.is_dir():
+        raise RomenasError(f"{root} is not a folder; pass the folder that holds your runs")
+    lines = [f"{'run':48s} {'kind':6s} {'status':9s} {'epochs':>7s}  result"]
+    for config in sorted(root.glob("*/config.json")):
+        run = RunDir(config.parent)
+        data = run.read_json(config)
+        rows = run.metrics()
+        key = "val_acc" if data["kind"] == "search" else "test_acc"
+        result = f"{key} {rows[-1][key]:.2f}%" if rows else "-"
+        lines.append(f"{run.path.name:48s} {data['kind']:6s} {run_state(run):9s} "
+                     f"{len(rows):>3d}/{data['config']['epochs']:<3d}  {result}")
+    return "\n".join(lines)

@@ -1,0 +1,238 @@
+"""Train a derived genotype from scratch: the evaluation half of every NAS paper.
+
+Recipes (DARTS CIFAR, NAS-Bench-201, ImageNet mobile) are presets; the run folder,
+checkpoints and resume work as for search, and resuming ends with the same weights as
+an uninterrupted run.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from . import distributed as dist
+from .checkpoint import capture_rng, load_checkpoint, restore_rng, save_checkpoint, seed_everything
+from .config import FAMILY_DEFAULTS, TrainConfig, build_config, from_dict, resolve_device, to_dict
+from .data import EpochBatchSampler, TransformedImages, dataset_shape, load_data, make_transform
+from .errors import RomenasError
+from .genotype import Genotype, load_genotype
+from .runs import RunDir, ScalarLogger, default_run_path
+from .spaces import FAMILY_BUILDERS
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path | None
+    genotype: Genotype
+    metrics: list[dict[str, Any]]
+    test_acc: float | None
+    params: int
+
+
+def build_network(genotype: Genotype, cfg: TrainConfig, num_classes: int, in_channels: int) -> nn.Module:
+    defaults = FAMILY_DEFAULTS[genotype.family]
+    C, layers = cfg.channels or defaults["channels"], cfg.layers or defaults["layers"]
+    if genotype.family == "darts" and (layers < 3 or C % 2):
+        raise RomenasError(f"a DARTS-family network needs layers >= 3 and an even channel count "
+                           f"(got layers={layers}, channels={C})")
+    return FAMILY_BUILDERS[genotype.family].network(genotype, C, layers, num_classes, in_channels,
+                                                     auxiliary=cfg.auxiliary_weight > 0, stem=cfg.stem)
+
+
+def count_parameters(net: nn.Module) -> int:
+    """Trainable parameters, the auxiliary head excluded (as the papers count them)."""
+    return sum(p.numel() for name, p in net.named_parameters() if not name.startswith("aux_head"))
+
+
+def count_flops(net: nn.Module, in_channels: int, size: int) -> int:
+    """FLOPs of one image's forward pass (PyTorch's FlopCounterMode; MACs are half of this)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    was_training = net.training
+    net.eval()
+    counter = FlopCounterMode(display=False)
+    with counter, torch.no_grad():
+        net(torch.zeros(1, in_channels, size, size, device=next(net.parameters()).device))
+    net.train(was_training)
+    return int(counter.get_total_flops())
+
+
+def describe(genotype: "str | Genotype", config: TrainConfig | None = None, **overrides) -> dict[str, Any]:
+    """Build the network without training: parameters and FLOPs (``romenas train --dry-run``)."""
+    genotype = load_genotype(genotype)
+    cfg = config.validate() if config is not None else build_config(TrainConfig, overrides)
+    classes, channels, size = dataset_shape(cfg.dataset, cfg.image_size)
+    net = build_network(genotype, cfg, classes, channels)
+    return {"genotype": genotype.to_string(), "params": count_parameters(net),
+            "flops": count_flops(net, channels, size), "input": [channels, size, size], "classes": classes}
+
+
+class Trainer:
+    def __init__(self, genotype: Genotype, cfg: TrainConfig, run: RunDir | None):
+        self.genotype, self.cfg, self.run = genotype, cfg, run
+        self.ctx = dist.context()
+        self.device = dist.device_for(self.ctx, resolve_device(cfg.device))
+        seed_everything(cfg.seed)
+        data = load_data(cfg.dataset, cfg.data_dir, cfg.download, cfg.limit_train, cfg.limit_test, cfg.image_size)
+        if data.test is None:
+            raise RomenasError(f"dataset {cfg.dataset} has no test split; give an image folder with train/ and test/")
+        train_set = TransformedImages(data.train, make_transform(data, train=True, cutout=cfg.cutout))
+        test_set = TransformedImages(data.test, make_transform(data, train=False))
+        if len(train_set) < cfg.batch_size * self.ctx.world:
+            raise RomenasError(f"{len(train_set)} training images are fewer than one batch ({cfg.batch_size}) per "
+                               "process; lower --batch-size")
+        # DistributedSampler's role: each rank takes every world-th batch of one shared order.
+        self.sampler = EpochBatchSampler(len(train_set), cfg.batch_size, cfg.seed, rank=self.ctx.rank,
+                                         world=self.ctx.world)
+        self.train_loader = DataLoader(train_set, batch_sampler=self.sampler, generator=torch.Generator())
+        self.test_loader = DataLoader(test_set, batch_size=256, shuffle=False)
+        net = build_network(genotype, cfg, data.num_classes, data.in_channels)
+        if self.ctx.world > 1 and cfg.sync_bn:
+            net = nn.SyncBatchNorm.convert_sync_batchnorm(net)
+        self.net = net.to(self.device)
+        self.params = count_parameters(self.net)
+        self.model = (nn.parallel.DistributedDataParallel(self.net, device_ids=[self.device.index]
+                                                          if self.device.type == "cuda" else None)
+                      if self.ctx.world > 1 else self.net)
+        self.opt = torch.optim.SGD(self.net.parameters(), cfg.lr, momentum=cfg.momentum,
+                                   weight_decay=cfg.weight_decay, nesterov=cfg.nesterov)
+        self.sched = torch.optim.lr_scheduler.CosineAnnealingLR(self.opt, cfg.epochs, eta_min=cfg.lr_min)
+        self.epoch, self.step, self.metrics = 0, 0, []
+        self.accum = {"loss": 0.0, "correct": 0.0, "seen": 0.0, "seconds": 0.0}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"kind": "train", "space": self.genotype.family, "genotype": self.genotype.to_dict(),
+                "config": to_dict(self.cfg), "epoch": self.epoch, "step": self.step, "net": self.net.state_dict(),
+                "opt": self.opt.state_dict(), "sched": self.sched.state_dict(), "rng": capture_rng(),
+                "metrics": self.metrics, "accum": self.accum}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        try:
+            self.net.load_state_dict(state["net"])
+        except RuntimeError as exc:
+            raise RomenasError(f"checkpoint does not fit this network ({str(exc).splitlines()[0]}); "
+                               "it belongs to another run") from None
+        self.opt.load_state_dict(state["opt"])
+        self.sched.load_state_dict(state["sched"])
+        restore_rng(state["rng"])
+        self.epoch, self.step = state["epoch"], state["step"]
+        self.metrics, self.accum = list(state["metrics"]), dict(state["accum"])
+
+    def save(self) -> None:
+        if self.run is not None and self.ctx.is_main:
+            save_checkpoint(self.state_dict(), self.run.checkpoint)
+
+    @torch.no_grad()
+    def evaluate(self) -> tuple[float, float]:
+        self.net.eval()
+        loss, correct, seen = 0.0, 0, 0
+        for x, y in self.test_loader:
+            x, y = x.to(self.device), y.to(self.device)
+            logits = self.net(x)
+            loss += F.cross_entropy(logits, y, reduction="sum").item()
+            correct += int((logits.argmax(1) == y).sum())
+            seen += len(y)
+        return loss / seen, 100.0 * correct / seen
+
+    def _train_step(self, x, y) -> None:
+        cfg = self.cfg
+        self.opt.zero_grad(set_to_none=True)
+        out = self.model(x)
+        logits, aux = out if isinstance(out, tuple) else (out, None)
+        loss = F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)
+        if aux is not None:
+            loss = loss + cfg.auxiliary_weight * F.cross_entropy(aux, y, label_smoothing=cfg.label_smoothing)
+        if not torch.isfinite(loss):
+            raise RomenasError(f"the training loss became {loss.item()} at epoch {self.epoch + 1}, step "
+                               f"{self.step + 1}; the last good checkpoint is kept — lower --lr, then --resume")
+        loss.backward()
+        if cfg.grad_clip > 0:
+            nn.utils.clip_grad_norm_(self.net.parameters(), cfg.grad_clip)
+        self.opt.step()
+        self.accum["loss"] += loss.item() * len(y)
+        self.accum["correct"] += float((logits.argmax(1) == y).sum())
+        self.accum["seen"] += len(y)
+
+    def fit(self) -> TrainResult:
+        cfg = self.cfg
+        logger = ScalarLogger(self.run, enabled=self.run is not None and self.ctx.is_main)
+        try:
+            while self.epoch < cfg.epochs:
+                if hasattr(self.net, "drop_path_prob"):
+                    self.net.drop_path_prob = cfg.drop_path * self.epoch / cfg.epochs
+                self.sampler.set_epoch(self.epoch, self.step)
+                self.net.train()
+                bar = tqdm(self.train_loader, total=len(self.sampler), initial=self.step, leave=False,
+                           desc=f"train epoch {self.epoch + 1}/{cfg.epochs}",
+                           disable=not (cfg.progress and self.ctx.is_main))
+                for x, y in bar:
+                    started = time.perf_counter()
+                    self._train_step(x.to(self.device), y.to(self.device))
+                    self.accum["seconds"] += time.perf_counter() - started
+                    self.step += 1
+                    if cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0 and self.step < len(self.sampler):
+                        self.save()
+                bar.close()
+                test_loss, test_acc = self.evaluate()
+                a = self.accum
+                row = {"epoch": self.epoch + 1, "lr": self.sched.get_last_lr()[0],
+                       "train_loss": a["loss"] / max(1, a["seen"]), "train_acc": 100 * a["correct"] / max(1, a["seen"]),
+                       "test_loss": test_loss, "test_acc": test_acc, "seconds": a["seconds"]}
+                self.sched.step()
+                self.metrics.append(row)
+                self.epoch, self.step = self.epoch + 1, 0
+                self.accum = {"loss": 0.0, "correct": 0.0, "seen": 0.0, "seconds": 0.0}
+                self.save()
+                if self.run is not None and self.ctx.is_main:
+                    self.run.write_metrics(self.metrics)
+                    logger.log(row, row["epoch"])
+        finally:
+            logger.close()
+        test_acc = self.metrics[-1]["test_acc"] if self.metrics else None
+        return TrainResult(self.run.path if self.run else None, self.genotype, self.metrics, test_acc, self.params)
+
+
+def train(genotype: "str | Genotype | None" = None, config: TrainConfig | None = None, *,
+          out: str | Path | None = None, resume: str | Path | None = None, preset: str | None = None,
+          **overrides: Any) -> TrainResult:
+    """Train ``genotype`` (a run folder, JSON file, string or published name) from scratch, or resume a run."""
+    ctx = dist.context()
+    if resume is not None:
+        run = RunDir.open(resume, "train")
+        saved = run.config()
+        genotype = Genotype.from_dict(saved.pop("genotype"))
+        cfg = from_dict(TrainConfig, {**saved, **{k: v for k, v in overrides.items()
+                                                  if k in ("progress", "device") and v is not None}}).validate()
+        trainer = Trainer(genotype, cfg, run)
+        trainer.load_state_dict(load_checkpoint(run.checkpoint, "train", genotype.family))
+    else:
+        if genotype is None:
+            raise RomenasError("no genotype given; pass a run folder, a genotype file or string, or a published name")
+        genotype = load_genotype(genotype)
+        cfg = config.validate() if config is not None else build_config(TrainConfig, overrides, preset)
+        if out is not None:
+            RunDir.check_new(out)
+        trainer = Trainer(genotype, cfg, None)  # data and network first: bad input leaves no run folder
+        path = dist.shared_path(out or default_run_path("train", genotype.family), ctx)
+        run = RunDir.create(path, "train", {**to_dict(cfg), "genotype": genotype.to_dict()}) if ctx.is_main else RunDir(path)
+        dist.barrier(ctx)
+        trainer.run = run
+    if ctx.is_main:
+        run.set_status("running", epoch=trainer.epoch, params=trainer.params)
+        run.write_json(run.genotype_file, genotype.to_dict())
+    try:
+        result = trainer.fit()
+    except BaseException as exc:
+        if ctx.is_main:
+            run.set_status("failed", error=str(exc) or type(exc).__name__, epoch=trainer.epoch)
+        raise
+    if ctx.is_main:
+        run.set_status("finished", epoch=trainer.epoch, test_acc=result.test_acc, params=result.params)
+    return result

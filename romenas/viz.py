@@ -1,0 +1,175 @@
+"""Pictures: a run's architecture weights and curves over epochs, and cell diagrams.
+
+Plots read only the run folder's metrics.jsonl. Cells are drawn with graphviz when its
+``dot`` program is installed; otherwise matplotlib draws the same DAG, and the DOT text
+is written either way.
+"""
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from .errors import RomenasError  # noqa: E402
+from .genotype import Genotype, load_genotype  # noqa: E402
+from .runs import RunDir  # noqa: E402
+
+
+def _rows(path: str | Path) -> tuple[str, list[dict]]:
+    run = RunDir(path)
+    rows = run.metrics()
+    if not rows:
+        raise RomenasError(f"{path} has no metrics yet; plot a run that has finished at least one epoch")
+    label = f"{run.path.name}"
+    cfg = run.config() if run.config_file.exists() else {}
+    if "algorithm" in cfg:
+        label = f"{cfg['algorithm']} ({run.path.name})"
+    return label, rows
+
+
+def _grid(n: int):
+    cols = min(n, 5)
+    rows = (n + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.4 * rows), squeeze=False, sharey=True)
+    for ax in axes.flat[n:]:
+        ax.axis("off")
+    return fig, axes.flat
+
+
+def _save(fig, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_runs(run: str | Path, compare: list[str | Path], out: str | Path | None, fmt: str = "png") -> list[Path]:
+    out_dir = Path(out) if out else Path(run) / "plots"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    label, rows = _rows(run)
+    epochs = [r["epoch"] for r in rows]
+    written = []
+    if "op_probs" in rows[0]:
+        for kind, ops in rows[0]["ops"].items():
+            n_edges = len(rows[0]["op_probs"][kind])
+            fig, axes = _grid(n_edges)
+            for e, ax in zip(range(n_edges), axes):
+                for o, op in enumerate(ops):
+                    ax.plot(epochs, [r["op_probs"][kind][e][o] for r in rows], label=op)
+                ax.set_title(f"edge {e}", fontsize=8)
+            axes[0].legend(fontsize=6)
+            fig.suptitle(f"{label}: op probabilities softmax(alpha), {kind} cell")
+            written.append(_save(fig, out_dir / f"op_probs_{kind}.{fmt}"))
+    if "edge_probs" in rows[0]:
+        for kind in rows[0]["edge_probs"]:
+            probs = [r["edge_probs"][kind] for r in rows]
+            fig, ax = plt.subplots(figsize=(7, 4))
+            for e in range(len(probs[0])):
+                ax.plot(epochs, [p[e] for p in probs], label=f"edge {e}")
+            ax.set(xlabel="epoch", ylabel="softmax(beta) over the node's inputs",
+                   title=f"{label}: topology weights, {kind} cell")
+            ax.legend(fontsize=6, ncol=2)
+            written.append(_save(fig, out_dir / f"edge_probs_{kind}.{fmt}"))
+    runs = [(label, rows)] + [_rows(c) for c in compare]
+    metrics = sorted(rows[0]["collapse"])
+    fig, axes = _grid(len(metrics))
+    for name, ax in zip(metrics, axes):
+        for run_label, run_rows in runs:
+            ax.plot([r["epoch"] for r in run_rows], [r["collapse"][name] for r in run_rows], label=run_label)
+        ax.set_title(name, fontsize=8)
+    axes[0].legend(fontsize=6)
+    fig.suptitle("collapse metrics of the derived genotype")
+    written.append(_save(fig, out_dir / f"collapse.{fmt}"))
+    panels = ["train_loss", "val_loss", "train_acc", "val_acc"] + (["nb201"] if "nb201" in rows[0] else [])
+    fig, axes = _grid(len(panels))
+    for name, ax in zip(panels, axes):
+        for run_label, run_rows in runs:
+            if name in run_rows[0]:
+                values = [r[name]["cifar10"] if name == "nb201" else r[name] for r in run_rows]
+                ax.plot([r["epoch"] for r in run_rows], values, label=run_label)
+        ax.set_title("NAS-Bench-201 CIFAR-10 accuracy" if name == "nb201" else name, fontsize=8)
+    axes[0].legend(fontsize=6)
+    written.append(_save(fig, out_dir / f"curves.{fmt}"))
+    return written
+
+
+# ---- cell diagrams --------------------------------------------------------------------------
+def _node_names(genotype: Genotype, kind: str) -> list[str]:
+    if genotype.family == "nb201":
+        return ["in"] + [str(i) for i in range(1, len(genotype.cells[kind]) + 1)]
+    return ["c_{k-2}", "c_{k-1}"] + [str(i) for i in range(len(genotype.cells[kind]))]
+
+
+def to_dot(genotype: Genotype, kind: str) -> str:
+    names = _node_names(genotype, kind)
+    lines = [f'digraph "{kind}" {{', "  rankdir=LR;", '  node [style=filled, shape=box, fontname="Helvetica"];']
+    for i in range(genotype.num_inputs):
+        lines.append(f'  n{i} [label="{names[i]}", fillcolor=darkseagreen2];')
+    for j in range(len(genotype.cells[kind])):
+        lines.append(f'  n{genotype.num_inputs + j} [label="{names[genotype.num_inputs + j]}", '
+                     'shape=rect, fillcolor=lightblue];')
+    for j, node in enumerate(genotype.cells[kind]):
+        for op, inp in node:
+            if op != "none":
+                lines.append(f'  n{inp} -> n{genotype.num_inputs + j} [label="{op}", fontsize=10];')
+    if genotype.family == "darts":
+        lines.append('  out [label="c_{k}", fillcolor=palegoldenrod];')
+        lines += [f"  n{i} -> out;" for i in genotype.concat[kind]]
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def _draw_matplotlib(genotype: Genotype, kind: str, path: Path) -> None:
+    """The fallback: inputs on the left, nodes in order, the output on the right."""
+    names = _node_names(genotype, kind)
+    n_in, n_nodes = genotype.num_inputs, len(genotype.cells[kind])
+    pos = {i: (0.0, 1.5 * i) for i in range(n_in)}
+    for j in range(n_nodes):
+        pos[n_in + j] = (2.0 * (j + 1), 0.75 * (j % 2) + 0.4)
+    fig, ax = plt.subplots(figsize=(2.2 * (n_nodes + 2), 3.2))
+    box = dict(boxstyle="round", fc="lightblue")
+    for j, node in enumerate(genotype.cells[kind]):
+        for op, inp in node:
+            if op == "none":
+                continue
+            (x0, y0), (x1, y1) = pos[inp], pos[n_in + j]
+            ax.annotate("", (x1, y1), (x0, y0), arrowprops=dict(arrowstyle="->", color="gray",
+                                                                 connectionstyle="arc3,rad=0.15"))
+            ax.text((x0 + x1) / 2, (y0 + y1) / 2 + 0.12, op, fontsize=8, ha="center", color="darkred")
+    if genotype.family == "darts":
+        pos["out"] = (2.0 * (n_nodes + 1), 0.75)
+        for i in genotype.concat[kind]:
+            ax.annotate("", pos["out"], pos[i], arrowprops=dict(arrowstyle="->", color="lightgray"))
+        ax.text(*pos["out"], "c_{k}", ha="center", va="center", bbox=dict(boxstyle="round", fc="palegoldenrod"))
+    for i, (x, y) in pos.items():
+        if i != "out":
+            ax.text(x, y, names[i], ha="center", va="center", bbox=box if i >= n_in else
+                    dict(boxstyle="round", fc="darkseagreen"))
+    ax.set_xlim(-0.8, 2.0 * (n_nodes + 1) + 0.8)
+    ax.set_ylim(-0.6, 2.2)
+    ax.axis("off")
+    ax.set_title(f"{kind} cell")
+    _save(fig, path)
+
+
+def draw_genotype(genotype: "str | Genotype", out: str | Path, fmt: str = "png") -> list[Path]:
+    genotype = load_genotype(genotype)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    dot = shutil.which("dot")
+    for kind in genotype.cells:
+        dot_path = out / f"{kind}.dot"
+        dot_path.write_text(to_dot(genotype, kind))
+        image = out / f"{kind}.{fmt}"
+        rendered = dot is not None and subprocess.run([dot, f"-T{fmt}", str(dot_path), "-o", str(image)],
+                                                      capture_output=True).returncode == 0
+        if not rendered:
+            _draw_matplotlib(genotype, kind, image)
+        written += [image, dot_path]
+    return written

@@ -1,0 +1,93 @@
+"""Algorithms: gradient accumulation, derivation rules, tiny end-to-end searches."""
+import copy
+
+import pytest
+import torch
+
+from romenas import search
+from romenas.config import SearchConfig, build_config
+from romenas.derive import darts_rule, topology_rule
+from romenas.search import ALGORITHMS
+from romenas.search.loop import Searcher
+from romenas.spaces import get_space
+
+from conftest import TINY_SEARCH
+
+
+@pytest.mark.parametrize("edge_sampler", ["top2", "pair"])
+def test_accumulated_gradient_is_mean_of_separate_gradients(edge_sampler):
+    cfg = build_config(SearchConfig, {**TINY_SEARCH, "samples": 4, "edge_sampler": edge_sampler})
+    s = Searcher(cfg, run=None)
+    (xa, ya), = [next(iter(s.loaders[1]))]
+    algo_state = copy.deepcopy(s.algo.state_dict())
+    gen_state = s.generator.get_state()
+    s._arch_step(xa, ya, tau=1.0)  # the loop's own accumulation (then an Adam step)
+    accumulated = [p.grad.clone() for p in s.algo.parameters()]
+
+    s.algo.load_state_dict(algo_state)
+    s.generator.set_state(gen_state)
+    separate = []
+    for plan in s.algo.arch_plans(1.0):
+        loss = torch.nn.functional.cross_entropy(s.net(xa, plan), ya)
+        separate.append(torch.autograd.grad(loss, list(s.algo.parameters())))
+    for acc, *grads in zip(accumulated, *separate):
+        assert torch.allclose(acc, torch.stack(grads).mean(0), atol=1e-6)
+
+
+def test_darts_rule_on_handmade_alpha():
+    space = get_space("darts")
+    ops = list(space.edge_ops["normal"][0])
+    alpha = torch.zeros(14, len(ops))
+    # node 2: edge 0 strongest 'none' (ignored) but weak conv; edge 1 strong sep_conv_5x5
+    alpha[0, ops.index("none")] = 9.0
+    alpha[0, ops.index("dil_conv_3x3")] = 1.0
+    alpha[1, ops.index("sep_conv_5x5")] = 5.0
+    # node 3 (edges 2,3,4): keep edges 2 and 4
+    alpha[2, ops.index("skip_connect")] = 4.0
+    alpha[4, ops.index("max_pool_3x3")] = 3.0
+    alpha[3, ops.index("sep_conv_3x3")] = 0.5
+    probs = {"normal": alpha, "reduce": alpha}
+    g = darts_rule(space, probs)
+    assert g.cells["normal"][0] == (("dil_conv_3x3", 0), ("sep_conv_5x5", 1))
+    assert g.cells["normal"][1] == (("skip_connect", 0), ("max_pool_3x3", 2))
+
+
+def test_topology_rule_takes_edges_from_beta_and_ops_from_alpha():
+    space = get_space("darts").without_op("none")
+    algo = ALGORITHMS["rome"](get_space("darts"), torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        for kind in space.cell_types:
+            algo.betas[kind].zero_()
+            algo.betas[kind][[0, 1, 3, 4, 5, 8, 9, 13]] = 2.0  # node 2: 0,1; node 3: 1,2; node 4: 0,3; node 5: 0,4
+            algo.alphas[kind].zero_()
+            algo.alphas[kind][:, 3] = 1.0  # sep_conv_3x3
+    g = algo.derive()
+    assert [[i for _, i in node] for node in g.cells["normal"]] == [[0, 1], [1, 2], [0, 3], [0, 4]]
+    assert set(g.ops("normal")) == {"sep_conv_3x3"}
+    assert g == topology_rule(space, algo.op_probs(), {k: algo._kept_edges(k) for k in space.cell_types})
+
+
+def test_rome_v1_derivation_takes_the_best_pair():
+    algo = ALGORITHMS["rome"](get_space("darts"), torch.Generator().manual_seed(0), edge_sampler="pair")
+    with torch.no_grad():
+        for kind in algo.space.cell_types:
+            algo.betas[kind].zero_()
+            # pairs of node 5 start at 1 + 3 + 6 = 10; its pair (1, 4) is 4th: (0,1)(0,2)(0,3)(0,4)(1,2)(1,3)(1,4)
+            algo.betas[kind][10 + 6] = 3.0
+    kept = algo.derive().cells["normal"][3]
+    assert sorted(i for _, i in kept) == [1, 4]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("space", ["darts", "nb201", "s1", "s2", "s3", "s4"])
+@pytest.mark.parametrize("algorithm", ["rome", "gdas", "darts"])
+def test_tiny_search_completes_with_valid_genotype(space, algorithm, tmp_path):
+    layers = 1 if space == "nb201" else 3
+    result = search(out=tmp_path / "run", algorithm=algorithm, space=space,
+                    **{**TINY_SEARCH, "epochs": 1, "layers": layers, "limit_train": 128})
+    g = result.genotype
+    g.validate(get_space(space).ops)
+    assert (tmp_path / "run" / "genotype.json").exists()
+    assert len(result.metrics) == 1 and result.metrics[0]["genotype"] == g.to_string()
+    if algorithm == "rome" and space != "nb201":
+        assert "none" not in g.ops()

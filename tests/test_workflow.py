@@ -1,0 +1,143 @@
+"""End to end through the CLI: search, derive, train, bench, plot, draw, show, list."""
+import csv
+import json
+import os
+
+import matplotlib.image as mpimg
+import pytest
+
+from romenas.bench import NB201Table, collapse_metrics
+from romenas.cli import main
+from romenas.published import PUBLISHED
+
+from conftest import CIFAR_FOLDER, NB201_TABLE, needs_cifar, needs_nb201
+
+TINY = ["--dataset", "digits", "--limit-train", "256", "--channels", "4", "--layers", "3", "--batch-size", "32",
+        "--samples", "2", "--no-progress"]
+
+
+@pytest.fixture(scope="module")
+def two_epoch_run(tmp_path_factory):
+    run = tmp_path_factory.mktemp("workflow") / "rome"
+    assert main(["search", *TINY, "--epochs", "2", "--out", str(run)]) == 0
+    return run
+
+
+def test_search_cli_prints_genotype_and_writes_run_folder(two_epoch_run, capsys):
+    assert main(["derive", str(two_epoch_run)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("Genotype(normal=[")
+    assert {"config.json", "metrics.jsonl", "genotype.json", "checkpoint.pt", "status.json"} <= set(os.listdir(two_epoch_run))
+    rows = [json.loads(line) for line in (two_epoch_run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows] == [1, 2]
+    assert {"train_loss", "val_acc", "tau", "alpha_entropy/normal", "beta_entropy/normal", "collapse",
+            "genotype"} <= set(rows[0])
+    assert rows[0]["tau"] == 10.0 and rows[1]["tau"] == pytest.approx(0.1)
+
+
+def test_plot_writes_nontrivial_pngs(two_epoch_run, tmp_path, capsys):
+    assert main(["plot", str(two_epoch_run), "--out", str(tmp_path)]) == 0
+    names = {p.name for p in tmp_path.iterdir()}
+    assert {"op_probs_normal.png", "op_probs_reduce.png", "edge_probs_normal.png", "collapse.png", "curves.png"} <= names
+    for name in names:
+        data = (tmp_path / name).read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
+        assert mpimg.imread(tmp_path / name).std() > 0.01
+    rows = [json.loads(line) for line in (two_epoch_run / "metrics.jsonl").read_text().splitlines()]
+    assert rows[0]["op_probs"] != rows[1]["op_probs"]  # the plotted series moved
+    assert rows[0]["edge_probs"] != rows[1]["edge_probs"]
+
+
+def test_draw_renders_darts_v2(tmp_path, capsys):
+    assert main(["draw", "DARTS_V2", "--out", str(tmp_path)]) == 0
+    for kind in ("normal", "reduce"):
+        assert (tmp_path / f"{kind}.png").read_bytes()[:4] == b"\x89PNG"
+        dot = (tmp_path / f"{kind}.dot").read_text()
+        assert dot.count("->") == 8 + 4  # eight ops, four nodes into the output
+
+
+def test_show_finished_and_crashed_runs(two_epoch_run, tmp_path, capsys):
+    assert main(["show", str(two_epoch_run)]) == 0
+    out = capsys.readouterr().out
+    assert "status:   finished" in out and "epochs:   2 of 2 done" in out and "genotype: Genotype(" in out
+    crashed = tmp_path / "crashed"
+    crashed.mkdir()
+    for name in ("config.json", "metrics.jsonl", "checkpoint.pt"):
+        (crashed / name).write_bytes((two_epoch_run / name).read_bytes())
+    (crashed / "metrics.jsonl").write_text((two_epoch_run / "metrics.jsonl").read_text().splitlines()[0] + "\n{\"epo")
+    status = json.loads((two_epoch_run / "status.json").read_text())
+    status.update(state="running", pid=2**22 + 12345)  # no such process
+    (crashed / "status.json").write_text(json.dumps(status))
+    assert main(["show", str(crashed)]) == 0
+    out = capsys.readouterr().out
+    assert "status:   crashed" in out and f"--resume {crashed}" in out and "epochs:   1 of 2 done" in out
+    assert main(["list", str(tmp_path)]) == 0
+    assert "crashed" in capsys.readouterr().out
+
+
+def test_collapse_metrics_of_published_cells():
+    assert collapse_metrics(PUBLISHED["DARTS_V1"])["param_free/reduce"] == 8
+    assert collapse_metrics(PUBLISHED["GDAS"])["skip/normal"] == 4
+    assert collapse_metrics(PUBLISHED["NB201_ALL_SKIP"]) == {"param_free/cell": 6, "skip/cell": 6, "depth/cell": 3}
+
+
+def test_train_dry_run_prints_published_parameter_count(capsys):
+    assert main(["train", "DARTS_V2", "--dry-run", "--dataset", "cifar10", "--channels", "36", "--layers", "20",
+                 "--auxiliary-weight", "0.4"]) == 0
+    out = capsys.readouterr().out
+    assert "params: 3.349M" in out and "FLOPs:" in out
+
+
+@needs_nb201
+def test_nb201_lookups():
+    table = NB201Table(NB201_TABLE)
+    assert round(table.lookup("NB201_ALL_SKIP")["cifar10"], 2) == 54.30
+    assert round(table.lookup("NB201_OPTIMUM")["cifar10"], 2) == 94.37
+    with open(NB201_TABLE) as f:
+        rows = list(csv.DictReader(f))
+    classes = {}
+    for r in rows:
+        classes.setdefault(r["UniqueString"], []).append(r["ArchitectureString"])
+    tested = 0
+    for members in classes.values():
+        if len(members) > 1:
+            canonical = table.lookup(members[0])
+            for other in members[1:]:
+                assert table.lookup(other)["cifar10"] == canonical["cifar10"]
+                assert table.lookup(other)["canonical"] == members[0]
+            tested += 1
+        if tested == 20:
+            break
+    assert tested == 20
+
+
+@needs_cifar
+@needs_nb201
+@pytest.mark.slow
+def test_one_epoch_nb201_rome_search_on_cifar_folder(tmp_path, capsys):
+    run = tmp_path / "nb201"
+    argv = ["search", "--space", "nb201", "--dataset", str(CIFAR_FOLDER), "--limit-train", "1024", "--epochs", "1",
+            "--channels", "8", "--layers", "1", "--batch-size", "64", "--samples", "2",
+            "--nb201-table", str(NB201_TABLE), "--out", str(run), "--no-progress"]
+    assert main(argv) == 0
+    genotype = json.loads((run / "genotype.json").read_text())
+    assert genotype["family"] == "nb201"
+    arch = PUBLISHED["NB201_OPTIMUM"].from_dict(genotype).to_string()
+    with open(NB201_TABLE) as f:
+        assert arch in {r["ArchitectureString"] for r in csv.DictReader(f)}
+    row = json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])
+    assert 0 < row["nb201"]["cifar10"] < 100
+    assert main(["bench", "nb201", str(run), "--table", str(NB201_TABLE)]) == 0
+
+
+@needs_cifar
+@pytest.mark.slow
+def test_short_training_on_cifar_folder_beats_chance(tmp_path):
+    run = tmp_path / "train"
+    assert main(["train", "NB201_OPTIMUM", "--dataset", str(CIFAR_FOLDER), "--limit-train", "2000",
+                 "--limit-test", "1000", "--channels", "8", "--layers", "1", "--epochs", "3", "--batch-size", "64",
+                 "--lr", "0.05", "--out", str(run), "--no-progress"]) == 0
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert len(rows) == 3
+    assert rows[-1]["test_acc"] > 20.0  # chance is 10%
+    assert rows[-1]["train_loss"] < rows[0]["train_loss"]
