@@ -34,6 +34,13 @@ def _overrides(args: argparse.Namespace, cls) -> dict:
     return {f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if getattr(args, f.name) is not None}
 
 
+def _is_main() -> bool:
+    """Under torchrun only rank 0 reports."""
+    from .distributed import context
+
+    return context().is_main
+
+
 def _print_json(data) -> None:
     print(json.dumps(data, indent=2))
 
@@ -44,6 +51,8 @@ def cmd_search(args) -> None:
 
     result = search(out=args.out, resume=args.resume, preset=None if args.resume else args.preset,
                     **_overrides(args, SearchConfig))
+    if not _is_main():
+        return
     print(f"run folder: {result.run_dir}")
     if result.metrics:
         last = result.metrics[-1]
@@ -73,6 +82,8 @@ def cmd_train(args) -> None:
         return
     result = train(args.genotype, out=args.out, resume=args.resume, preset=None if args.resume else args.preset,
                    **_overrides(args, TrainConfig))
+    if not _is_main():
+        return
     print(f"run folder: {result.run_dir}")
     print(f"params: {result.params / 1e6:.3f}M; final test accuracy: {result.test_acc:.2f}%")
 

@@ -3,7 +3,7 @@
 Under ``torchrun`` every rank draws the same subnets from identically seeded generators;
 in sample-parallel mode each rank evaluates its share of them on the same batch and the
 gradients are summed across ranks, so the update equals the single-process one. Every
-parameter takes part in every all-reduce (a missing gradient counts as zeros), so
+parameter takes part in every all-reduce (a missing gradient travels as zeros plus a flag), so
 unsampled ops can neither deadlock nor desynchronise the ranks.
 """
 from __future__ import annotations
@@ -54,21 +54,26 @@ def my_share(items: Sequence[T], ctx: Context, mode: str) -> Sequence[T]:
 
 
 def all_reduce_grads(params: Iterable[torch.nn.Parameter], ctx: Context, average: bool = False) -> None:
-    """Sum (or average) every parameter's gradient over ranks in one flat buffer; None counts as zeros."""
+    """Sum (or average) every parameter's gradient over ranks in one flat buffer.
+
+    A parameter no rank computed a gradient for keeps ``grad = None``, exactly as in a single
+    process, so the optimiser applies no momentum or weight decay to unsampled ops.
+    """
     if ctx.world <= 1:
         return
     params = [p for p in params if p.requires_grad]
-    for p in params:
-        if p.grad is None:
-            p.grad = torch.zeros_like(p)
-    flat = torch.cat([p.grad.reshape(-1) for p in params])
+    ref = params[0]
+    has_grad = torch.tensor([p.grad is not None for p in params], dtype=ref.dtype, device=ref.device)
+    grads = [p.grad.reshape(-1) if p.grad is not None else torch.zeros(p.numel(), dtype=p.dtype, device=p.device)
+             for p in params]
+    flat = torch.cat([*grads, has_grad])
     tdist.all_reduce(flat)
     if average:
-        flat /= ctx.world
+        flat[:-len(params)] /= ctx.world
     offset = 0
-    for p in params:
+    for p, used in zip(params, flat[-len(params):].tolist()):
         n = p.numel()
-        p.grad.copy_(flat[offset:offset + n].view_as(p))
+        p.grad = flat[offset:offset + n].view_as(p).clone() if used else None
         offset += n
 
 
@@ -84,3 +89,18 @@ def shared_path(path, ctx: Context) -> str:
     box = [str(path)]
     tdist.broadcast_object_list(box, src=0)
     return box[0]
+
+
+def parameter_checksums(module: torch.nn.Module, ctx: Context) -> list[str]:
+    """Every rank's SHA-256 of its parameters (rank order): equal entries mean the ranks are in sync."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for p in module.parameters():
+        h.update(p.detach().cpu().contiguous().numpy().tobytes())
+    digest = h.hexdigest()
+    if ctx.world <= 1:
+        return [digest]
+    out = [None] * ctx.world
+    tdist.all_gather_object(out, digest)
+    return out

@@ -233,6 +233,11 @@ def train(genotype: "str | Genotype | None" = None, config: TrainConfig | None =
         if ctx.is_main:
             run.set_status("failed", error=str(exc) or type(exc).__name__, epoch=trainer.epoch)
         raise
+    checksums = dist.parameter_checksums(trainer.net, ctx)
+    if len(set(checksums)) > 1:
+        raise RomenasError(f"distributed ranks ended with different weights ({checksums}); "
+                           "this is a bug: please report it with the run folder")
     if ctx.is_main:
-        run.set_status("finished", epoch=trainer.epoch, test_acc=result.test_acc, params=result.params)
+        run.set_status("finished", epoch=trainer.epoch, test_acc=result.test_acc, params=result.params,
+                       rank_checksums=checksums)
     return result
