@@ -7,9 +7,8 @@ import json
 import sys
 import types
 import typing
-from pathlib import Path
 
-from .config import DEFAULT_PRESET, SearchConfig, TrainConfig, build_config, load_preset, preset_names, to_dict
+from .config import DEFAULT_PRESET, SearchConfig, TrainConfig, build_config, preset_names, to_dict
 from .errors import RomenasError
 
 

@@ -118,6 +118,35 @@ class RunDir:
         self.write_json(self.status_file, status)
 
 
+class CheckpointedLoop:
+    """What the search loop and the trainer share: saving, restoring progress, closing an epoch.
+
+    Subclasses provide ``run``, ``ctx``, ``epoch``, ``step``, ``metrics``, ``accum`` and ``state_dict()``.
+    """
+
+    def save(self) -> None:
+        from .checkpoint import save_checkpoint
+
+        if self.run is not None and self.ctx.is_main:
+            save_checkpoint(self.state_dict(), self.run.checkpoint)
+
+    def restore_progress(self, state: dict[str, Any]) -> None:
+        from .checkpoint import restore_rng
+
+        restore_rng(state["rng"])
+        self.epoch, self.step = state["epoch"], state["step"]
+        self.metrics, self.accum = list(state["metrics"]), dict(state["accum"])
+
+    def close_epoch(self, row: dict[str, Any], fresh_accum: dict[str, float], logger: "ScalarLogger") -> None:
+        """Record the epoch's row, move to the next epoch, checkpoint, then publish the metrics."""
+        self.metrics.append(row)
+        self.epoch, self.step, self.accum = self.epoch + 1, 0, fresh_accum
+        self.save()
+        if self.run is not None and self.ctx.is_main:
+            self.run.write_metrics(self.metrics)
+            logger.log(row, row["epoch"])
+
+
 class ScalarLogger:
     """TensorBoard scalars of each metrics row's numbers; a no-op if TensorBoard is missing."""
 

@@ -18,12 +18,12 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from . import distributed as dist
-from .checkpoint import capture_rng, load_checkpoint, restore_rng, save_checkpoint, seed_everything
+from .checkpoint import capture_rng, load_checkpoint, seed_everything
 from .config import FAMILY_DEFAULTS, TrainConfig, build_config, from_dict, resolve_device, to_dict
 from .data import EpochBatchSampler, TransformedImages, dataset_shape, load_data, make_transform
 from .errors import RomenasError
 from .genotype import Genotype, load_genotype
-from .runs import RunDir, ScalarLogger, default_run_path
+from .runs import CheckpointedLoop, RunDir, ScalarLogger, default_run_path
 from .spaces import FAMILY_BUILDERS
 
 
@@ -74,7 +74,7 @@ def describe(genotype: "str | Genotype", config: TrainConfig | None = None, **ov
             "flops": count_flops(net, channels, size), "input": [channels, size, size], "classes": classes}
 
 
-class Trainer:
+class Trainer(CheckpointedLoop):
     def __init__(self, genotype: Genotype, cfg: TrainConfig, run: RunDir | None):
         self.genotype, self.cfg, self.run = genotype, cfg, run
         self.ctx = dist.context()
@@ -105,7 +105,11 @@ class Trainer:
                                    weight_decay=cfg.weight_decay, nesterov=cfg.nesterov)
         self.sched = torch.optim.lr_scheduler.CosineAnnealingLR(self.opt, cfg.epochs, eta_min=cfg.lr_min)
         self.epoch, self.step, self.metrics = 0, 0, []
-        self.accum = {"loss": 0.0, "correct": 0.0, "seen": 0.0, "seconds": 0.0}
+        self.accum = self._zero_accum()
+
+    @staticmethod
+    def _zero_accum() -> dict[str, float]:
+        return {"loss": 0.0, "correct": 0.0, "seen": 0.0, "seconds": 0.0}
 
     def state_dict(self) -> dict[str, Any]:
         return {"kind": "train", "space": self.genotype.family, "genotype": self.genotype.to_dict(),
@@ -121,13 +125,7 @@ class Trainer:
                                "it belongs to another run") from None
         self.opt.load_state_dict(state["opt"])
         self.sched.load_state_dict(state["sched"])
-        restore_rng(state["rng"])
-        self.epoch, self.step = state["epoch"], state["step"]
-        self.metrics, self.accum = list(state["metrics"]), dict(state["accum"])
-
-    def save(self) -> None:
-        if self.run is not None and self.ctx.is_main:
-            save_checkpoint(self.state_dict(), self.run.checkpoint)
+        self.restore_progress(state)
 
     @torch.no_grad()
     def evaluate(self) -> tuple[float, float]:
@@ -186,13 +184,7 @@ class Trainer:
                        "train_loss": a["loss"] / max(1, a["seen"]), "train_acc": 100 * a["correct"] / max(1, a["seen"]),
                        "test_loss": test_loss, "test_acc": test_acc, "seconds": a["seconds"]}
                 self.sched.step()
-                self.metrics.append(row)
-                self.epoch, self.step = self.epoch + 1, 0
-                self.accum = {"loss": 0.0, "correct": 0.0, "seen": 0.0, "seconds": 0.0}
-                self.save()
-                if self.run is not None and self.ctx.is_main:
-                    self.run.write_metrics(self.metrics)
-                    logger.log(row, row["epoch"])
+                self.close_epoch(row, self._zero_accum(), logger)
         finally:
             logger.close()
         test_acc = self.metrics[-1]["test_acc"] if self.metrics else None

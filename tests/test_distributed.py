@@ -1,5 +1,4 @@
 """torchrun with 2 gloo processes: sample-parallel search equals the single-process run; DDP training agrees."""
-import shutil
 import subprocess
 import sys
 
@@ -23,7 +22,7 @@ def _torchrun(args, tmp_path):
 @pytest.mark.slow
 def test_sample_parallel_search_equals_single_process(tmp_path):
     cfg = {**TINY_SEARCH, "epochs": 1, "samples": 4, "limit_train": 192}
-    single = search(out=tmp_path / "single", **cfg)
+    search(out=tmp_path / "single", **cfg)
     args = ["search", "--out", str(tmp_path / "multi"), "--no-progress",
             *[f"--{k.replace('_', '-')}={v}" for k, v in cfg.items() if k != "progress"]]
     _torchrun(args, tmp_path)

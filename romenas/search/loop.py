@@ -20,12 +20,12 @@ from tqdm.auto import tqdm
 from .. import distributed as dist
 from ..bench.collapse import collapse_metrics
 from ..bench.nb201 import NB201Table
-from ..checkpoint import capture_rng, load_checkpoint, restore_rng, save_checkpoint, seed_everything
+from ..checkpoint import capture_rng, load_checkpoint, seed_everything
 from ..config import SearchConfig, build_config, from_dict, resolve_device, to_dict
 from ..data import EpochBatchSampler, TransformedImages, load_data, make_transform
 from ..errors import RomenasError
 from ..genotype import Genotype
-from ..runs import RunDir, ScalarLogger, default_run_path
+from ..runs import CheckpointedLoop, RunDir, ScalarLogger, default_run_path
 from ..spaces import Plan, get_space
 from .base import ALGORITHMS
 
@@ -43,7 +43,7 @@ def tau_at(cfg: SearchConfig, epoch: int) -> float:
     return cfg.tau_max - (cfg.tau_max - cfg.tau_min) * epoch / max(1, cfg.epochs - 1)
 
 
-class Searcher:
+class Searcher(CheckpointedLoop):
     def __init__(self, cfg: SearchConfig, run: RunDir | None):
         self.cfg, self.run = cfg, run
         self.ctx = dist.context()
@@ -108,13 +108,7 @@ class Searcher:
         self.w_sched.load_state_dict(state["w_sched"])
         self.a_opt.load_state_dict(state["a_opt"])
         self.generator.set_state(state["generator"])
-        restore_rng(state["rng"])
-        self.epoch, self.step = state["epoch"], state["step"]
-        self.metrics, self.accum = list(state["metrics"]), dict(state["accum"])
-
-    def save(self) -> None:
-        if self.run is not None and self.ctx.is_main:
-            save_checkpoint(self.state_dict(), self.run.checkpoint)
+        self.restore_progress(state)
 
     # -- one iteration ------------------------------------------------------------------------
     def _accumulate(self, x, y, plans: list[Plan], scale: float, where: str) -> tuple[float, float]:
@@ -206,12 +200,7 @@ class Searcher:
                 bar.close()
                 row = self._epoch_row(tau)
                 self.w_sched.step()
-                self.metrics.append(row)
-                self.epoch, self.step, self.accum = self.epoch + 1, 0, self._zero_accum()
-                self.save()
-                if self.run is not None and self.ctx.is_main:
-                    self.run.write_metrics(self.metrics)
-                    logger.log(row, row["epoch"])
+                self.close_epoch(row, self._zero_accum(), logger)
         finally:
             logger.close()
         genotype = self.algo.derive()
