@@ -9,24 +9,24 @@ a Markdown table (mean +- std per algorithm) and a plot of looked-up accuracy pe
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import statistics
 from datetime import date
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared" / "data"
+from _runs import REPO, SHARED, mean_std, search_once, write_csv
 
 VARIANTS = {
     "darts": dict(algorithm="darts"),
     "gdas": dict(algorithm="gdas"),
     "rome": dict(algorithm="rome"),
+    "rome-no-topology": dict(algorithm="rome", topology=False),
     "rome-K1": dict(algorithm="rome", samples=1),
     "rome-unfair": dict(algorithm="rome", fair=False),
 }
-# NAS-Bench-201 keeps every edge, so ROME has no topology parameters there: the
-# "no topology" ablation is the same search as "rome" in this space and is not listed.
+# NAS-Bench-201 keeps every edge, so ROME has no beta there; disentangling topology from
+# ops means 'none' (an absent edge) is not an op choice. "rome-no-topology" puts 'none'
+# back among the ops, as GDAS and DARTS search them.
 PRESETS = {
     "paper": dict(channels=16, layers=5, epochs=250, batch_size=64, samples=5, w_lr=0.025, w_weight_decay=5e-4,
                   w_nesterov=True),
@@ -47,8 +47,6 @@ def main():
     p.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "nb201"))
     args = p.parse_args()
 
-    import romenas
-
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     rows = []
@@ -60,29 +58,20 @@ def main():
                         "progress": False}
             if args.epochs:
                 settings["epochs"] = args.epochs
-            result = romenas.search(resume=run) if (run / "config.json").exists() else romenas.search(out=run, **settings)
+            result = search_once(run, settings)
             last = result.metrics[-1]
             rows.append({"variant": variant, "seed": seed, "genotype": str(result.genotype),
                          **{k: last["nb201"][k] for k in ("cifar10", "cifar100", "imagenet16-120")},
                          "curve": json.dumps([m["nb201"]["cifar10"] for m in result.metrics]),
                          "search_seconds": sum(m["seconds"] for m in result.metrics)})
             print(f"{variant:12s} seed {seed}: CIFAR-10 {rows[-1]['cifar10']:.2f}  {result.genotype}", flush=True)
-    with open(out / "nb201_search.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    write_csv(out / "nb201_search.csv", rows)
     lines = [f"NAS-Bench-201 search, preset {args.preset}, seeds {args.seeds}, {date.today()}", "",
              "| algorithm | CIFAR-10 | CIFAR-100 | ImageNet16-120 | search s |", "|---|---|---|---|---|"]
     for variant in args.variants:
         rs = [r for r in rows if r["variant"] == variant]
-
-        def fmt(key):
-            values = [r[key] for r in rs]
-            std = statistics.stdev(values) if len(values) > 1 else 0.0
-            return f"{statistics.mean(values):.2f} +- {std:.2f}"
-
-        lines.append(f"| {variant} | {fmt('cifar10')} | {fmt('cifar100')} | {fmt('imagenet16-120')} | "
-                     f"{statistics.mean(r['search_seconds'] for r in rs):.0f} |")
+        accs = " | ".join(mean_std(r[k] for r in rs) for k in ("cifar10", "cifar100", "imagenet16-120"))
+        lines.append(f"| {variant} | {accs} | {statistics.mean(r['search_seconds'] for r in rs):.0f} |")
     (out / "nb201_search.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

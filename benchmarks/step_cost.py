@@ -25,7 +25,7 @@ import torch.nn.functional as F
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "cifar10"
-IMPLS = ["romenas-rome", "romenas-gdas", "romenas-darts", "xautodl-gdas", "xautodl-darts"]
+IMPLS = ["romenas-rome", "romenas-rome-batched", "romenas-gdas", "romenas-darts", "xautodl-gdas", "xautodl-darts"]
 SPACES = {"nb201": dict(channels=16, layers=5), "darts": dict(channels=16, layers=8)}
 
 
@@ -33,17 +33,28 @@ def _rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def _batches(args, device):
+    """The same two CIFAR-10 batches (weight half, architecture half) for every implementation."""
+    from romenas.data import TransformedImages, load_data, make_transform
+
+    data = load_data(args.data, limit_train=2 * args.batch)
+    images = TransformedImages(data.train, make_transform(data, train=True))
+    loader = torch.utils.data.DataLoader(images, batch_size=args.batch, shuffle=True,
+                                         generator=torch.Generator().manual_seed(0))
+    return [tuple(t.to(device) for t in batch) for batch in loader][:2]
+
+
 def _romenas_stepper(impl, space, args, device):
     from romenas.config import SearchConfig, build_config
     from romenas.search.loop import Searcher
 
     algo = impl.split("-")[1]
-    cfg = build_config(SearchConfig, dict(algorithm=algo, space=space, dataset=args.data, limit_train=4 * args.batch,
+    execution = "batched" if impl.endswith("batched") else "sequential"
+    cfg = build_config(SearchConfig, dict(algorithm=algo, space=space, dataset=args.data, limit_train=2 * args.batch,
                                           batch_size=args.batch, samples=args.samples, progress=False,
-                                          device=str(device), **SPACES[space]))
+                                          device=str(device), subnet_execution=execution, **SPACES[space]))
     s = Searcher(cfg, run=None)
-    (xw, yw), (xa, ya) = next(iter(s.loaders[0])), next(iter(s.loaders[1]))
-    xw, yw, xa, ya = (t.to(device) for t in (xw, yw, xa, ya))
+    (xw, yw), (xa, ya) = _batches(args, device)
     n_weight = len(s.algo.weight_plans(1.0))
     n_arch = len(s.algo.arch_plans(1.0))
 
@@ -71,17 +82,16 @@ def _xautodl_stepper(impl, space, args, device):
         net.set_tau(1.0)
     w_opt = torch.optim.SGD(net.get_weights(), 0.025, momentum=0.9, weight_decay=3e-4)
     a_opt = torch.optim.Adam(net.get_alphas(), 3e-4, betas=(0.5, 0.999), weight_decay=1e-3)
-    x = torch.randn(args.batch, 3, 32, 32, device=device)
-    y = torch.randint(0, 10, (args.batch,), device=device)
+    (xw, yw), (xa, ya) = _batches(args, device)
 
     def step():
         net.train()
         w_opt.zero_grad()
-        F.cross_entropy(net(x)[1], y).backward()
+        F.cross_entropy(net(xw)[1], yw).backward()
         torch.nn.utils.clip_grad_norm_(net.get_weights(), 5)
         w_opt.step()
         a_opt.zero_grad()
-        F.cross_entropy(net(x)[1], y).backward()
+        F.cross_entropy(net(xa)[1], ya).backward()
         a_opt.step()
 
     return step, 2
@@ -113,7 +123,9 @@ def measure_one(impl: str, space: str, args) -> dict:
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="1 warm-up, 3 repeats")
+    parser.add_argument("--quick", action="store_true", help="1 warm-up, 2 repeats")
+    parser.add_argument("--batched", action=argparse.BooleanOptionalAction, default=None,
+                        help="also measure ROME with batched subnets (default: on a GPU only)")
     parser.add_argument("--data", default=str(DEFAULT_DATA), help="CIFAR-10 image folder (romenas rows)")
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--samples", type=int, default=4, help="ROME's K")
@@ -121,13 +133,15 @@ def main():
     parser.add_argument("--out", default=str(REPO / "benchmarks" / "results"))
     parser.add_argument("--one", nargs=2, metavar=("IMPL", "SPACE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
-    args.warmup, args.repeats = (1, 3) if args.quick else (2, 10)
+    args.warmup, args.repeats = (1, 2) if args.quick else (2, 10)
+    if args.batched is None:
+        args.batched = args.device.startswith("cuda")
     if args.one:
         print(json.dumps(measure_one(*args.one, args)))
         return
     rows = []
     for space in SPACES:
-        for impl in IMPLS:
+        for impl in IMPLS if args.batched else [i for i in IMPLS if not i.endswith("batched")]:
             cmd = [sys.executable, __file__, "--one", impl, space, "--data", args.data, "--batch", str(args.batch),
                    "--samples", str(args.samples), "--device", args.device] + (["--quick"] if args.quick else [])
             done = subprocess.run(cmd, capture_output=True, text=True)
@@ -170,6 +184,13 @@ def _markdown(rows, args) -> str:
         if rome and gdas:
             lines.append(f"- {space}: ROME time per subnet pair / official GDAS step = "
                          f"{rome['s_per_subnet_pair'] / gdas['step_s']:.2f}")
+        batched, single = by.get(("romenas-rome-batched", space)), by.get(("romenas-gdas", space))
+        if rome and batched:
+            lines.append(f"- {space}: ROME batched step / sequential step = {batched['step_s'] / rome['step_s']:.2f} "
+                         f"(peak memory {batched['peak_mb'] / max(rome['peak_mb'], 1e-9):.2f}x)")
+        if batched and single:
+            lines.append(f"- {space}: ROME batched step ({batched['subnets_per_step']} subnets) / single-subnet "
+                         f"(GDAS) step = {batched['step_s'] / single['step_s']:.2f}")
     return "\n".join(lines) + "\n"
 
 

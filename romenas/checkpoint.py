@@ -36,6 +36,7 @@ def _fsync_dir(path: Path) -> None:
 
 
 def save_checkpoint(state: dict[str, Any], path: str | Path) -> None:
+    """Write atomically (temp file, fsync, rename); the previous checkpoint is kept as ``.prev``."""
     path = Path(path)
     tmp, prev = path.with_name(path.name + ".tmp"), path.with_name(path.name + ".prev")
     payload = {"format": FORMAT_VERSION, **state}

@@ -17,44 +17,45 @@ DEFAULT_PRESET = "quickstart"
 class SearchConfig:
     """Every setting of a search. Defaults: the quick-start search on the built-in digits."""
 
-    algorithm: str = "rome"
-    space: str = "darts"
+    algorithm: str = "rome"             # rome, gdas or darts
+    space: str = "darts"                # darts, nb201, s1..s4
     # data
-    dataset: str = "digits"
-    data_dir: str | None = None
-    download: bool = False
+    dataset: str = "digits"             # digits (built in), cifar10, cifar100, svhn, or an image-folder path
+    data_dir: str | None = None         # where torchvision datasets live
+    download: bool = False              # let torchvision download the dataset
     limit_train: int | None = None      # images of the training split used (both halves)
-    image_size: int | None = None
+    image_size: int | None = None       # resize images (None: the dataset's size)
     train_portion: float = 0.5          # share of the training split for weights; the rest trains the architecture
     # supernet
-    channels: int = 8
+    channels: int = 8                   # C: channels of the first cells
     layers: int = 5                     # cells (DARTS family) or cells per stage (NAS-Bench-201)
     # schedule
     epochs: int = 20
-    batch_size: int = 64
+    batch_size: int = 64                # per half: weight and architecture batches each
     samples: int = 4                    # K: subnets per architecture step (ROME)
     fair: bool = True                   # weight step over |ops| subnets, each op once per edge (ROME)
     topology: bool = True               # ROME's topology parameters beta (False: the ablation)
     edge_sampler: str = "top2"          # 'top2' = ROME-v2 (Gumbel-Top2), 'pair' = ROME-v1
-    tau_max: float = 10.0
+    tau_max: float = 10.0               # Gumbel-softmax temperature, linear from tau_max to tau_min
     tau_min: float = 0.1
     # weight optimiser (SGD, cosine to w_lr_min)
-    w_lr: float = 0.05
+    w_lr: float = 0.05                  # supernet weights: SGD, cosine from w_lr to w_lr_min
     w_lr_min: float = 0.001
     w_momentum: float = 0.9
     w_weight_decay: float = 3e-4
     w_nesterov: bool = False
-    grad_clip: float = 5.0
+    grad_clip: float = 5.0              # max gradient norm of the weights (0: off)
     # architecture optimiser (Adam)
-    a_lr: float = 3e-4
+    a_lr: float = 3e-4                  # architecture parameters: Adam
     a_betas: tuple[float, float] = (0.5, 0.999)
     a_weight_decay: float = 1e-3
     # run
     seed: int = 0
-    device: str = "auto"
+    device: str = "auto"                # auto (cuda when available), cpu, cuda, cuda:N
     checkpoint_every: int = 0           # also checkpoint every N steps (0: at epoch ends only)
     nb201_table: str | None = None      # NAS-Bench-201 accuracy table to look genotypes up each epoch
     parallel: str = "samples"           # distributed: 'samples' (split K across ranks) or 'data'
+    subnet_execution: str = "sequential"  # 'sequential': one subnet's activations at a time; 'batched': one pass (K x memory)
     progress: bool = True
 
     def validate(self) -> "SearchConfig":
@@ -65,6 +66,7 @@ class SearchConfig:
         _choice("space", self.space, SPACES)
         _choice("edge_sampler", self.edge_sampler, ("top2", "pair"))
         _choice("parallel", self.parallel, ("samples", "data"))
+        _choice("subnet_execution", self.subnet_execution, ("sequential", "batched"))
         _positive(self, "epochs", "batch_size", "samples", "channels", "layers", "tau_min", "w_lr", "a_lr")
         _non_negative(self, "w_lr_min", "w_weight_decay", "a_weight_decay", "grad_clip", "checkpoint_every")
         if self.tau_max < self.tau_min:
@@ -86,21 +88,21 @@ class TrainConfig:
     dataset: str = "digits"
     data_dir: str | None = None
     download: bool = False
-    limit_train: int | None = None
-    limit_test: int | None = None
+    limit_train: int | None = None      # use only the first N training images
+    limit_test: int | None = None       # evaluate on only the first N test images
     image_size: int | None = None
     stem: str = "cifar"                 # 'cifar' or 'imagenet' (DARTS family)
     channels: int | None = None         # None: the family's paper value (DARTS 36, NAS-Bench-201 16)
     layers: int | None = None           # None: DARTS 20 cells, NAS-Bench-201 N=5
     epochs: int = 10
     batch_size: int = 96
-    lr: float = 0.025
+    lr: float = 0.025                   # SGD, cosine from lr to lr_min
     lr_min: float = 0.0
     momentum: float = 0.9
     weight_decay: float = 3e-4
     nesterov: bool = False
-    cutout: int = 0
-    drop_path: float = 0.0
+    cutout: int = 0                     # Cutout square side in pixels (DARTS: 16; 0: off)
+    drop_path: float = 0.0              # final drop-path probability, ramped linearly (DARTS: 0.2)
     auxiliary_weight: float = 0.0       # > 0 builds DARTS' auxiliary head
     grad_clip: float = 5.0
     label_smoothing: float = 0.0

@@ -30,6 +30,7 @@ def run_state(run: RunDir) -> str:
 
 
 def summary(path: str | Path) -> str:
+    """One screen on a run: config, status (crashed runs detected), best epoch, genotype, lookups, timing."""
     run = RunDir(path)
     if not run.config_file.exists():
         raise RomenasError(f"{path} is not a romenas run folder (no config.json)")

@@ -29,6 +29,8 @@ from .spaces import FAMILY_BUILDERS
 
 @dataclass
 class TrainResult:
+    """What training returns: run folder, genotype, per-epoch metrics, final test accuracy (%), parameters."""
+
     run_dir: Path | None
     genotype: Genotype
     metrics: list[dict[str, Any]]
@@ -37,6 +39,7 @@ class TrainResult:
 
 
 def build_network(genotype: Genotype, cfg: TrainConfig, num_classes: int, in_channels: int) -> nn.Module:
+    """The derived network of ``genotype`` at the config's size (family defaults where unset)."""
     defaults = FAMILY_DEFAULTS[genotype.family]
     C, layers = cfg.channels or defaults["channels"], cfg.layers or defaults["layers"]
     if genotype.family == "darts" and (layers < 3 or C % 2):

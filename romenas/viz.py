@@ -49,6 +49,7 @@ def _save(fig, path: Path) -> Path:
 
 
 def plot_runs(run: str | Path, compare: list[str | Path], out: str | Path | None, fmt: str = "png") -> list[Path]:
+    """Curves, op and edge probabilities, collapse metrics of a run (``compare`` overlays other runs)."""
     out_dir = Path(out) if out else Path(run) / "plots"
     out_dir.mkdir(parents=True, exist_ok=True)
     label, rows = _rows(run)
@@ -158,6 +159,7 @@ def _draw_matplotlib(genotype: Genotype, kind: str, path: Path) -> None:
 
 
 def draw_genotype(genotype: "str | Genotype", out: str | Path, fmt: str = "png") -> list[Path]:
+    """One diagram per cell type (graphviz when installed, else matplotlib), plus the .dot source."""
     genotype = load_genotype(genotype)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

@@ -28,7 +28,7 @@ def test_accumulated_gradient_is_mean_of_separate_gradients(edge_sampler):
     s.generator.set_state(gen_state)
     separate = []
     for plan in s.algo.arch_plans(1.0):
-        loss = torch.nn.functional.cross_entropy(s.net(xa, plan), ya)
+        loss = torch.nn.functional.cross_entropy(s.net(xa, [plan]), ya)
         separate.append(torch.autograd.grad(loss, list(s.algo.parameters())))
     for acc, *grads in zip(accumulated, *separate):
         assert torch.allclose(acc, torch.stack(grads).mean(0), atol=1e-6)
@@ -91,3 +91,26 @@ def test_tiny_search_completes_with_valid_genotype(space, algorithm, tmp_path):
     assert len(result.metrics) == 1 and result.metrics[0]["genotype"] == g.to_string()
     if algorithm == "rome" and space != "nb201":
         assert "none" not in g.ops()
+
+
+@pytest.mark.parametrize("space, algorithm, fair", [("darts", "rome", True), ("nb201", "rome", True),
+                                                    ("s3", "rome", False), ("darts", "gdas", False)])
+def test_batched_subnets_equal_sequential_accumulation(space, algorithm, fair):
+    """One pass over K stacked replicas gives the gradients, steps and BN statistics of K passes."""
+    layers = 1 if space == "nb201" else 3
+    runs = {}
+    for mode in ("sequential", "batched"):
+        cfg = build_config(SearchConfig, {**TINY_SEARCH, "space": space, "algorithm": algorithm, "fair": fair,
+                                          "samples": 3, "layers": layers, "subnet_execution": mode})
+        s = Searcher(cfg, run=None)
+        for (xw, yw), (xa, ya) in list(zip(*s.loaders))[:2]:
+            s._arch_step(xa, ya, 1.0)
+            s._weight_step(xw, yw, 1.0)
+        runs[mode] = (s.net.state_dict(), s.algo.state_dict(), s.accum)
+    (net_s, algo_s, acc_s), (net_b, algo_b, acc_b) = runs["sequential"], runs["batched"]
+    for key in net_s:
+        assert torch.allclose(net_s[key].float(), net_b[key].float(), atol=1e-5, rtol=1e-4), key
+    for key in algo_s:
+        assert torch.allclose(algo_s[key], algo_b[key], atol=1e-6), key
+    assert acc_s["w_loss"] == pytest.approx(acc_b["w_loss"], rel=1e-5)
+    assert acc_s["a_correct"] == pytest.approx(acc_b["a_correct"])

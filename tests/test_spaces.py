@@ -56,7 +56,7 @@ def test_supernet_computes_only_sampled_ops(space_name):
             for o, op in enumerate(edge):
                 op.register_forward_hook(lambda m, i, out, key=(cell.kind, e, o): calls.__setitem__(key, calls.get(key, 0) + 1))
     plan = algo.arch_plans(1.0)[0]
-    net(torch.randn(2, 3, 8, 8), plan)
+    net(torch.randn(2, 3, 8, 8), [plan])
     cells_of = {k: sum(1 for c in net.cells if getattr(c, "kind", None) == k) for k in plan}
     expected = {(k, e, o): cells_of[k] for k, edges in plan.items() for e, choices in enumerate(edges) for o, _ in choices}
     assert calls == expected
@@ -70,7 +70,7 @@ def test_gradients_reach_architecture_parameters(algorithm):
     algo = ALGORITHMS[algorithm](get_space("darts"), g, samples=2)
     net = algo.space.build_supernet(4, 3, 10, 3)
     for plan in algo.arch_plans(1.0):
-        torch.nn.functional.cross_entropy(net(torch.randn(4, 3, 8, 8), plan), torch.arange(4)).backward()
+        torch.nn.functional.cross_entropy(net(torch.randn(4, 3, 8, 8), [plan]), torch.arange(4)).backward()
     for name, p in algo.named_parameters():
         assert p.grad is not None and torch.isfinite(p.grad).all() and p.grad.abs().sum() > 0, name
     if algorithm == "rome":

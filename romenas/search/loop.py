@@ -27,11 +27,14 @@ from ..errors import RomenasError
 from ..genotype import Genotype
 from ..runs import CheckpointedLoop, RunDir, ScalarLogger, default_run_path
 from ..spaces import Plan, get_space
+from ..spaces.replicas import per_replica_loss
 from .base import ALGORITHMS
 
 
 @dataclass
 class SearchResult:
+    """What a search returns: its run folder, the final derived genotype and one metrics row per epoch."""
+
     run_dir: Path
     genotype: Genotype
     metrics: list[dict[str, Any]]
@@ -73,6 +76,7 @@ class Searcher(CheckpointedLoop):
                              topology=cfg.topology, edge_sampler=cfg.edge_sampler).to(self.device)
         self.net = self.algo.space.build_supernet(cfg.channels, cfg.layers, data.num_classes,
                                                   data.in_channels).to(self.device)
+        self.batched = cfg.subnet_execution == "batched"
         self.w_opt = torch.optim.SGD(self.net.parameters(), cfg.w_lr, momentum=cfg.w_momentum,
                                      weight_decay=cfg.w_weight_decay, nesterov=cfg.w_nesterov)
         self.w_sched = torch.optim.lr_scheduler.CosineAnnealingLR(self.w_opt, cfg.epochs, eta_min=cfg.w_lr_min)
@@ -112,19 +116,23 @@ class Searcher(CheckpointedLoop):
 
     # -- one iteration ------------------------------------------------------------------------
     def _accumulate(self, x, y, plans: list[Plan], scale: float, where: str) -> tuple[float, float]:
-        """Forward and backward each subnet in turn; returns (summed loss, summed correct) over subnets."""
+        """Forward and backward the subnets (one at a time, or all in one pass when batched).
+
+        Returns (summed loss, summed accuracy) over the subnets.
+        """
+        mine = dist.my_share(plans, self.ctx, self.cfg.parallel)
         loss_sum, correct = 0.0, 0.0
-        for plan in dist.my_share(plans, self.ctx, self.cfg.parallel):
-            logits = self.net(x, plan)
-            loss = F.cross_entropy(logits, y)
-            if not torch.isfinite(loss):
+        for group in ([mine] if self.batched and mine else [[p] for p in mine]):
+            logits = self.net(x, group)
+            losses = per_replica_loss(logits, y)
+            if not torch.isfinite(losses).all():
                 raise RomenasError(
-                    f"the {where} loss became {loss.item()} at epoch {self.epoch + 1}, step {self.step + 1}; "
+                    f"the {where} loss became {losses.sum().item()} at epoch {self.epoch + 1}, step {self.step + 1}; "
                     f"the last good checkpoint is kept in {self.run.path if self.run else '(no run folder)'} — "
                     "lower --w-lr/--a-lr, then --resume")
-            (loss * scale).backward()
-            loss_sum += loss.item()
-            correct += (logits.argmax(1) == y).float().mean().item()
+            (losses.sum() * scale).backward()
+            loss_sum += losses.sum().item()
+            correct += (logits.argmax(1) == y.repeat(len(group))).float().mean().item() * len(group)
         return loss_sum, correct
 
     def _arch_step(self, x, y, tau: float) -> None:

@@ -29,10 +29,12 @@ class ROME(SearchAlgorithm):
                  topology: bool = True, edge_sampler: str = "top2"):
         if edge_sampler not in ("top2", "pair"):
             raise RomenasError(f"unknown edge sampler {edge_sampler!r}; use 'top2' (ROME-v2) or 'pair' (ROME-v1)")
-        # Topology parameters only where nodes keep a subset of their inputs (not NAS-Bench-201).
+        # Topology is not an op: with it disentangled, 'none' (an absent edge) is never sampled.
+        # Where nodes keep a subset of their inputs (DARTS family) beta decides the edges; where
+        # every edge is kept (NAS-Bench-201) the topology is fixed and there are no betas.
+        if topology and "none" in space.ops:
+            space = space.without_op("none")
         self.topology = topology and space.inputs_per_node is not None
-        if self.topology and "none" in space.ops:
-            space = space.without_op("none")  # the topology parameters decide which edges exist
         super().__init__(space, generator)
         self.samples, self.fair, self.edge_sampler = samples, fair, edge_sampler
         self.index = EdgeIndex(space.edges)

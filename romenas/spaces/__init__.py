@@ -26,6 +26,7 @@ FAMILY_BUILDERS = {
 
 
 def get_space(name: str) -> SearchSpace:
+    """The search space registered under ``name`` (case-insensitive)."""
     try:
         return SPACES[name.lower()]()
     except KeyError:

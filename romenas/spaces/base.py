@@ -95,7 +95,11 @@ class MixedEdge(nn.ModuleList):
 
 
 class SuperDAG(nn.Module):
-    """The supernet's DAG: computes exactly the ops an edge plan names."""
+    """The supernet's DAG: computes exactly the ops the edge plans name.
+
+    ``forward`` takes one edge plan per replica: the states stack ``len(plans)`` replicas of
+    the batch, and the replicas that take the same op on an edge run it together.
+    """
 
     def __init__(self, edge_ops: Sequence[Sequence[str]], num_inputs: int, num_nodes: int, C: int,
                  stride_of: Callable[[int], int], pool_bn: bool):
@@ -105,19 +109,46 @@ class SuperDAG(nn.Module):
         self.edges = nn.ModuleList(MixedEdge(ops, C, stride_of(i), pool_bn)
                                    for ops, i in zip(edge_ops, self.inputs))
 
-    def forward(self, states: list[torch.Tensor], plan: EdgePlan) -> list[torch.Tensor]:
-        e = 0
+    def forward(self, states: list[torch.Tensor], plans: Sequence[EdgePlan]) -> list[torch.Tensor]:
+        replicas, e = len(plans), 0
         for j in range(self.num_nodes):
-            terms = []
+            node = None
             for inp in range(self.num_inputs + j):
-                for op_index, weight in plan[e]:
-                    out = self.edges[e][op_index](states[inp])
-                    terms.append(out if weight is None else out * weight)
+                for op_index, members in _group_by_op(plans, e):
+                    out = _run_on_replicas(self.edges[e][op_index], states[inp], members, replicas)
+                    node = out if node is None else node + out
                 e += 1
-            if not terms:
+            if node is None:
                 raise RuntimeError(f"edge plan leaves node {self.num_inputs + j} without inputs")
-            states.append(sum(terms[1:], terms[0]))
+            states.append(node)
         return states
+
+
+def _group_by_op(plans: Sequence[EdgePlan], e: int) -> list[tuple[int, list[tuple[int, Optional[torch.Tensor]]]]]:
+    """The ops edge ``e`` runs, each with its (replica, weight) members, in first-use order."""
+    groups: dict[int, list] = {}
+    for k, plan in enumerate(plans):
+        for op_index, weight in plan[e]:
+            groups.setdefault(op_index, []).append((k, weight))
+    return list(groups.items())
+
+
+def _run_on_replicas(op: nn.Module, x: torch.Tensor, members, replicas: int) -> torch.Tensor:
+    """``op`` on the member replicas of ``x``, weighted, as a full-size term (zeros elsewhere)."""
+    ks, weights = zip(*members)
+    everyone = len(ks) == replicas  # always so for a single subnet: no gather, no scatter
+    if everyone:
+        out = op(x)
+    else:
+        index = torch.tensor(ks, device=x.device)
+        out = op(x.view(replicas, -1, *x.shape[1:]).index_select(0, index).flatten(0, 1))
+    out = out.view(len(ks), -1, *out.shape[1:])
+    if any(w is not None for w in weights):
+        w = torch.stack([torch.ones((), device=out.device) if w is None else w for w in weights])
+        out = out * w.view(-1, *([1] * (out.dim() - 1)))
+    if not everyone:
+        out = out.new_zeros((replicas, *out.shape[1:])).index_add(0, index, out)
+    return out.flatten(0, 1)
 
 
 def drop_path(x: torch.Tensor, p: float) -> torch.Tensor:

@@ -4,7 +4,7 @@ One skeleton serves the supernet and the derived network; only the cell's DAG di
 """
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Sequence
 
 import torch
 from torch import nn
@@ -12,6 +12,7 @@ from torch import nn
 from ..genotype import Genotype
 from ..ops import FactorizedReduce, ReLUConvBN
 from .base import GenotypeDAG, Plan, SearchSpace, SuperDAG
+from .replicas import convert_batchnorm, replica_batch
 
 DARTS_OPS = ("none", "max_pool_3x3", "avg_pool_3x3", "skip_connect",
              "sep_conv_3x3", "sep_conv_5x5", "dil_conv_3x3", "dil_conv_5x5")
@@ -112,7 +113,11 @@ def _stride_of(reduction: bool):
 
 
 class DartsSupernet(DartsSkeleton):
-    """The search network: every cell of a type shares the type's edge plan."""
+    """The search network: every cell of a type shares the type's edge plan.
+
+    ``forward(x, plans)`` evaluates one subnet per plan on the same batch and returns their
+    logits stacked (``len(plans) * len(x)`` rows), see :mod:`.replicas`.
+    """
 
     def __init__(self, space: SearchSpace, C: int, layers: int, num_classes: int, in_channels: int):
         concat = tuple(range(2, 2 + space.num_nodes))
@@ -122,9 +127,11 @@ class DartsSupernet(DartsSkeleton):
             return DartsCell(dag, C_pp, C_p, C_cur, reduction_prev, concat, affine=False, kind=kind)
 
         super().__init__(make_cell, C, layers, in_channels, num_classes)
+        convert_batchnorm(self)
 
-    def forward(self, x, plan: Plan):
-        return self.run(x, {k: (p,) for k, p in plan.items()})
+    def forward(self, x, plans: Sequence[Plan]):
+        with replica_batch(x.shape[0]):
+            return self.run(x.repeat(len(plans), 1, 1, 1), {k: ([p[k] for p in plans],) for k in plans[0]})
 
 
 class DartsNetwork(DartsSkeleton):

@@ -6,13 +6,14 @@ linear classifier. The cell has 4 nodes; node i sums an op on every edge i<-j.
 """
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Sequence
 
 from torch import nn
 
 from ..genotype import Genotype
 from ..ops import ReLUConvBN
 from .base import GenotypeDAG, Plan, SearchSpace, SuperDAG
+from .replicas import convert_batchnorm, replica_batch
 
 NB201_OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
 NUM_NODES = 3
@@ -69,14 +70,18 @@ class NB201Skeleton(nn.Module):
 
 
 class NB201Supernet(NB201Skeleton):
+    """The search network; ``forward(x, plans)`` stacks one subnet's logits per plan."""
+
     def __init__(self, space: SearchSpace, C: int, layers: int, num_classes: int, in_channels: int):
         def make_cell(width):
             return NB201Cell(SuperDAG(space.edge_ops["cell"], 1, space.num_nodes, width, lambda i: 1, pool_bn=False))
 
         super().__init__(make_cell, C, layers, in_channels, num_classes)
+        convert_batchnorm(self)
 
-    def forward(self, x, plan: Plan):
-        return self.run(x, (plan["cell"],))
+    def forward(self, x, plans: Sequence[Plan]):
+        with replica_batch(x.shape[0]):
+            return self.run(x.repeat(len(plans), 1, 1, 1), ([p["cell"] for p in plans],))
 
 
 class NB201Network(NB201Skeleton):

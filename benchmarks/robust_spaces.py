@@ -1,0 +1,88 @@
+"""RobustDARTS spaces S1-S4: do DARTS, GDAS and ROME collapse to parameter-free ops?
+
+For every (space, algorithm, seed) it searches on CIFAR-10 (image folder), derives the
+cell and counts its parameter-free ops and skip connections per cell type; with
+``--train-epochs N`` it also trains each derived network from scratch and reports its
+test accuracy. Writes a CSV and a Markdown table to ``--out``.
+
+    python benchmarks/robust_spaces.py --preset cpu-proxy --spaces s2 s3 --seeds 0
+    python benchmarks/robust_spaces.py --preset paper --dataset cifar10 --data-dir ~/data   # a GPU
+"""
+from __future__ import annotations
+
+import argparse
+from datetime import date
+from pathlib import Path
+
+from _runs import REPO, SHARED, mean_std, search_once, write_csv
+
+ALGORITHMS = ("darts", "gdas", "rome")
+PRESETS = {
+    "paper": dict(channels=16, layers=8, epochs=50, batch_size=64, samples=7),
+    "cpu-proxy": dict(channels=8, layers=5, epochs=20, batch_size=64, samples=3, limit_train=2000),
+}
+
+
+def _train_once(romenas, run: Path, genotype, args, seed: int):
+    if (run / "config.json").exists():
+        return romenas.train(resume=run, progress=False)
+    return romenas.train(genotype, out=run, dataset=args.dataset, data_dir=args.data_dir, epochs=args.train_epochs,
+                         seed=seed, progress=False)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--preset", choices=sorted(PRESETS), default="cpu-proxy")
+    p.add_argument("--dataset", default=str(SHARED / "cifar10"))
+    p.add_argument("--data-dir")
+    p.add_argument("--spaces", nargs="+", default=["s1", "s2", "s3", "s4"], choices=["s1", "s2", "s3", "s4"])
+    p.add_argument("--algorithms", nargs="+", default=list(ALGORITHMS), choices=ALGORITHMS)
+    p.add_argument("--seeds", nargs="+", type=int, default=[0])
+    p.add_argument("--epochs", type=int, help="override the preset's search epochs")
+    p.add_argument("--train-epochs", type=int, default=0, help="also train each derived cell (0: skip)")
+    p.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "robust"))
+    args = p.parse_args()
+
+    import romenas
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for space in args.spaces:
+        for algorithm in args.algorithms:
+            for seed in args.seeds:
+                run = out / f"{space}-{algorithm}-seed{seed}"
+                settings = {**PRESETS[args.preset], "algorithm": algorithm, "space": space, "seed": seed,
+                            "dataset": args.dataset, "data_dir": args.data_dir, "progress": False}
+                if args.epochs:
+                    settings["epochs"] = args.epochs
+                result = search_once(run, settings)
+                collapse = result.metrics[-1]["collapse"]
+                row = {"space": space, "algorithm": algorithm, "seed": seed,
+                       "param_free_normal": collapse["param_free/normal"], "skip_normal": collapse["skip/normal"],
+                       "param_free_reduce": collapse["param_free/reduce"], "skip_reduce": collapse["skip/reduce"],
+                       "search_seconds": round(sum(m["seconds"] for m in result.metrics)),
+                       "genotype": result.genotype.to_string(), "test_acc": ""}
+                if args.train_epochs:
+                    row["test_acc"] = _train_once(romenas, run / "train", result.genotype, args, seed).test_acc
+                rows.append(row)
+                print(f"{space} {algorithm:6s} seed {seed}: param-free normal {row['param_free_normal']}, "
+                      f"skip normal {row['skip_normal']}  {row['genotype']}", flush=True)
+    write_csv(out / "robust_spaces.csv", rows)
+    lines = [f"RobustDARTS spaces, preset {args.preset}, seeds {args.seeds}, {date.today()}", "",
+             "| space | algorithm | param-free ops (normal) | skips (normal) | param-free ops (reduce) | "
+             "test acc (%) | search s |", "|---|---|---|---|---|---|---|"]
+    for space in args.spaces:
+        for algorithm in args.algorithms:
+            rs = [r for r in rows if (r["space"], r["algorithm"]) == (space, algorithm)]
+            acc = mean_std(r["test_acc"] for r in rs) if args.train_epochs else "-"
+            lines.append(f"| {space} | {algorithm} | {mean_std((r['param_free_normal'] for r in rs), 1)} | "
+                         f"{mean_std((r['skip_normal'] for r in rs), 1)} | "
+                         f"{mean_std((r['param_free_reduce'] for r in rs), 1)} | {acc} | "
+                         f"{sum(r['search_seconds'] for r in rs) / len(rs):.0f} |")
+    (out / "robust_spaces.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

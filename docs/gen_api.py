@@ -1,0 +1,109 @@
+"""Generate docs/api.md, the Python API reference, from the package's docstrings and signatures.
+
+    python docs/gen_api.py          # rewrite docs/api.md
+    python docs/gen_api.py --check  # exit 1 when docs/api.md is out of date (a test runs this)
+"""
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import inspect
+import re
+import sys
+from pathlib import Path
+
+API_MD = Path(__file__).with_name("api.md")
+
+# (module, public names) in pipeline order: what a user scripts against.
+SECTIONS = [
+    ("romenas", ["search", "SearchResult", "train", "TrainResult", "describe", "RomenasError"]),
+    ("romenas.config", ["SearchConfig", "TrainConfig", "build_config", "load_preset", "preset_names"]),
+    ("romenas.data", ["load_data", "DataBundle", "make_transform"]),
+    ("romenas.genotype", ["Genotype", "parse_genotype", "load_genotype"]),
+    ("romenas.published", ["lookup_published"]),
+    ("romenas.spaces", ["get_space", "SearchSpace"]),
+    ("romenas.sampling", ["gumbel_max_st", "gumbel_topk_edges_st", "gumbel_pair_edges_st", "fair_op_indices",
+                          "EdgeIndex"]),
+    ("romenas.search", ["ALGORITHMS", "SearchAlgorithm"]),
+    ("romenas.search.rome", ["ROME"]),
+    ("romenas.search.gdas", ["GDAS"]),
+    ("romenas.search.darts", ["DARTS"]),
+    ("romenas.derive", ["darts_rule", "topology_rule"]),
+    ("romenas.train", ["build_network", "count_parameters", "count_flops"]),
+    ("romenas.bench", ["NB201Table", "collapse_metrics"]),
+    ("romenas.checkpoint", ["save_checkpoint", "load_checkpoint"]),
+    ("romenas.report", ["summary", "list_runs"]),
+    ("romenas.viz", ["plot_runs", "draw_genotype"]),
+]
+
+
+def _doc(obj) -> str:
+    doc = inspect.cleandoc(obj.__doc__ or "").strip()
+    return "" if doc.startswith(f"{getattr(obj, '__name__', '')}(") else doc  # dataclasses' generated doc
+
+
+def _signature(name: str, obj) -> str:
+    if dataclasses.is_dataclass(obj) and name.endswith("Config"):
+        return name  # the field table below says it better
+    try:
+        return f"{name}{inspect.signature(obj)}"
+    except (TypeError, ValueError):
+        return name
+
+
+def _config_fields(cls) -> list[str]:
+    """A field table; the comment after each field in the source is its description."""
+    comments = dict(re.findall(r"^\s+(\w+): [^=\n]+=[^#\n]*#\s*(.+)$", inspect.getsource(cls), re.M))
+    rows = ["| field | default | meaning |", "|---|---|---|"]
+    for f in dataclasses.fields(cls):
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        meaning = comments.get(f.name, "").replace("|", "\\|")
+        rows.append(f"| `{f.name}` | `{default!r}` | {meaning} |")
+    return rows
+
+
+def _public_methods(cls) -> list[tuple[str, object]]:
+    own = [(n, m) for n, m in vars(cls).items() if not n.startswith("_") and callable(m) and m.__doc__]
+    return [(n, m.__func__ if isinstance(m, (classmethod, staticmethod)) else m) for n, m in own]
+
+
+def render() -> str:
+    out = ["# Python API reference", "",
+           "Generated from the docstrings by `python docs/gen_api.py`; a test fails when it is out of date.",
+           "The CLI (`romenas --help`) is a thin layer over these functions.", ""]
+    for module_name, names in SECTIONS:
+        module = importlib.import_module(module_name)
+        out += [f"## `{module_name}`", ""]
+        if _doc(module):
+            out += [_doc(module), ""]
+        for name in names:
+            obj = getattr(module, name)
+            if inspect.isclass(obj) or inspect.isfunction(obj):
+                kind = "class" if inspect.isclass(obj) else "def"
+                out += [f"### {kind} `{_signature(name, obj)}`", ""]
+                if _doc(obj):
+                    out += [_doc(obj), ""]
+                if dataclasses.is_dataclass(obj) and name.endswith("Config"):
+                    out += _config_fields(obj) + [""]
+                elif inspect.isclass(obj):
+                    for method_name, method in _public_methods(obj):
+                        out += [f"- `{_signature(method_name, method)}`: {_doc(method).splitlines()[0]}"]
+                    out += [""] if _public_methods(obj) else []
+            else:
+                out += [f"### `{name}`", "", f"`{type(obj).__name__}` with keys {sorted(obj)}.", ""]
+    return "\n".join(out).rstrip() + "\n"
+
+
+def main() -> int:
+    text = render()
+    if "--check" in sys.argv:
+        if not API_MD.exists() or API_MD.read_text() != text:
+            print(f"{API_MD} is out of date; run: python docs/gen_api.py", file=sys.stderr)
+            return 1
+        return 0
+    API_MD.write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
