@@ -1,6 +1,7 @@
 """What the search benchmarks share: resumable runs per (variant, seed) and mean +- std tables."""
 from __future__ import annotations
 
+import argparse
 import csv
 import statistics
 from pathlib import Path
@@ -8,6 +9,18 @@ from typing import Any, Iterable
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data"
+
+
+def benchmark_parser(doc: str, presets: dict, results: str, seeds: list[int]) -> argparse.ArgumentParser:
+    """The options every search benchmark takes: preset, data, seeds, epochs, output folder."""
+    p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--preset", choices=sorted(presets), default="cpu-proxy")
+    p.add_argument("--dataset", default=str(SHARED / "cifar10"), help="image folder or torchvision dataset name")
+    p.add_argument("--data-dir", help="where torchvision datasets live")
+    p.add_argument("--seeds", nargs="+", type=int, default=seeds)
+    p.add_argument("--epochs", type=int, help="override the preset's search epochs")
+    p.add_argument("--out", default=str(REPO / "benchmarks" / "results" / results))
+    return p
 
 
 def search_once(run: Path, settings: dict[str, Any]):

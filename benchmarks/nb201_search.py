@@ -8,13 +8,12 @@ a Markdown table (mean +- std per algorithm) and a plot of looked-up accuracy pe
 """
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 from datetime import date
 from pathlib import Path
 
-from _runs import REPO, SHARED, mean_std, search_once, write_csv
+from _runs import SHARED, benchmark_parser, mean_std, search_once, write_csv
 
 VARIANTS = {
     "darts": dict(algorithm="darts"),
@@ -36,15 +35,9 @@ PRESETS = {
 
 
 def main():
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--preset", choices=sorted(PRESETS), default="cpu-proxy")
-    p.add_argument("--dataset", default=str(SHARED / "cifar10"))
-    p.add_argument("--data-dir")
+    p = benchmark_parser(__doc__, PRESETS, "nb201", seeds=[0, 1, 2])
     p.add_argument("--table", default=str(SHARED / "nb201" / "nb201_test_accuracy_200ep.csv"))
     p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
-    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    p.add_argument("--epochs", type=int, help="override the preset's epochs")
-    p.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "nb201"))
     args = p.parse_args()
 
     out = Path(args.out)

@@ -10,16 +10,17 @@ test accuracy. Writes a CSV and a Markdown table to ``--out``.
 """
 from __future__ import annotations
 
-import argparse
 from datetime import date
 from pathlib import Path
 
-from _runs import REPO, SHARED, mean_std, search_once, write_csv
+from _runs import benchmark_parser, mean_std, search_once, write_csv
 
 ALGORITHMS = ("darts", "gdas", "rome")
 PRESETS = {
     "paper": dict(channels=16, layers=8, epochs=50, batch_size=64, samples=7),
-    "cpu-proxy": dict(channels=8, layers=5, epochs=20, batch_size=64, samples=3, limit_train=2000),
+    "cpu-proxy": dict(channels=8, layers=5, epochs=10, batch_size=64, samples=3, limit_train=1000),
+    # 6x the proxy's steps: gives the weights time to train, which is when DARTS turns to skips.
+    "cpu-long": dict(channels=8, layers=5, epochs=30, batch_size=64, samples=3, limit_train=2000),
 }
 
 
@@ -31,16 +32,10 @@ def _train_once(romenas, run: Path, genotype, args, seed: int):
 
 
 def main():
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--preset", choices=sorted(PRESETS), default="cpu-proxy")
-    p.add_argument("--dataset", default=str(SHARED / "cifar10"))
-    p.add_argument("--data-dir")
+    p = benchmark_parser(__doc__, PRESETS, "robust", seeds=[0])
     p.add_argument("--spaces", nargs="+", default=["s1", "s2", "s3", "s4"], choices=["s1", "s2", "s3", "s4"])
     p.add_argument("--algorithms", nargs="+", default=list(ALGORITHMS), choices=ALGORITHMS)
-    p.add_argument("--seeds", nargs="+", type=int, default=[0])
-    p.add_argument("--epochs", type=int, help="override the preset's search epochs")
     p.add_argument("--train-epochs", type=int, default=0, help="also train each derived cell (0: skip)")
-    p.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "robust"))
     args = p.parse_args()
 
     import romenas

@@ -121,7 +121,7 @@ class RunDir:
 class CheckpointedLoop:
     """What the search loop and the trainer share: saving, restoring progress, closing an epoch.
 
-    Subclasses provide ``run``, ``ctx``, ``epoch``, ``step``, ``metrics``, ``accum`` and ``state_dict()``.
+    Subclasses provide ``run``, ``ctx``, ``epoch``, ``step``, ``metrics``, ``accum``, ``state_dict()`` and ``fit()``.
     """
 
     def save(self) -> None:
@@ -129,6 +129,24 @@ class CheckpointedLoop:
 
         if self.run is not None and self.ctx.is_main:
             save_checkpoint(self.state_dict(), self.run.checkpoint)
+
+    def fit_recording_failure(self):
+        """``fit()``; when it raises, the run's status says so (and why) before the error goes on."""
+        try:
+            return self.fit()
+        except BaseException as exc:
+            if self.run is not None and self.ctx.is_main:
+                self.run.set_status("failed", error=str(exc) or type(exc).__name__, epoch=self.epoch)
+            raise
+
+    def load_parts(self, state: dict[str, Any], parts: dict[str, Any]) -> None:
+        """Load each part (module, optimiser, scheduler) from ``state[key]``; a mismatch is a one-line error."""
+        try:
+            for key, part in parts.items():
+                part.load_state_dict(state[key])
+        except (RuntimeError, ValueError) as exc:
+            raise RomenasError(f"checkpoint does not fit this run ({str(exc).splitlines()[0]}); "
+                               "it belongs to a run with other settings") from None
 
     def restore_progress(self, state: dict[str, Any]) -> None:
         from .checkpoint import restore_rng

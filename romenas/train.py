@@ -121,13 +121,7 @@ class Trainer(CheckpointedLoop):
                 "metrics": self.metrics, "accum": self.accum}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        try:
-            self.net.load_state_dict(state["net"])
-        except RuntimeError as exc:
-            raise RomenasError(f"checkpoint does not fit this network ({str(exc).splitlines()[0]}); "
-                               "it belongs to another run") from None
-        self.opt.load_state_dict(state["opt"])
-        self.sched.load_state_dict(state["sched"])
+        self.load_parts(state, {"net": self.net, "opt": self.opt, "sched": self.sched})
         self.restore_progress(state)
 
     @torch.no_grad()
@@ -222,12 +216,7 @@ def train(genotype: "str | Genotype | None" = None, config: TrainConfig | None =
     if ctx.is_main:
         run.set_status("running", epoch=trainer.epoch, params=trainer.params)
         run.write_json(run.genotype_file, genotype.to_dict())
-    try:
-        result = trainer.fit()
-    except BaseException as exc:
-        if ctx.is_main:
-            run.set_status("failed", error=str(exc) or type(exc).__name__, epoch=trainer.epoch)
-        raise
+    result = trainer.fit_recording_failure()
     checksums = dist.parameter_checksums(trainer.net, ctx)
     if len(set(checksums)) > 1:
         raise RomenasError(f"distributed ranks ended with different weights ({checksums}); "

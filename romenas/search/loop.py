@@ -102,15 +102,8 @@ class Searcher(CheckpointedLoop):
         if state.get("algorithm") != self.cfg.algorithm:
             raise RomenasError(f"checkpoint is from algorithm {state.get('algorithm')!r}, this run is "
                                f"{self.cfg.algorithm!r}; resume each run from its own folder")
-        try:
-            self.net.load_state_dict(state["net"])
-            self.algo.load_state_dict(state["algo"])
-        except RuntimeError as exc:
-            raise RomenasError(f"checkpoint does not fit this run's supernet ({str(exc).splitlines()[0]}); "
-                               "it belongs to a run with other settings") from None
-        self.w_opt.load_state_dict(state["w_opt"])
-        self.w_sched.load_state_dict(state["w_sched"])
-        self.a_opt.load_state_dict(state["a_opt"])
+        self.load_parts(state, {"net": self.net, "algo": self.algo, "w_opt": self.w_opt, "w_sched": self.w_sched,
+                                "a_opt": self.a_opt})
         self.generator.set_state(state["generator"])
         self.restore_progress(state)
 
@@ -242,12 +235,7 @@ def search(config: SearchConfig | None = None, *, out: str | Path | None = None,
         searcher.run = run
     if ctx.is_main:
         run.set_status("running", epoch=searcher.epoch)
-    try:
-        result = searcher.fit()
-    except BaseException as exc:
-        if ctx.is_main:
-            run.set_status("failed", error=str(exc) or type(exc).__name__, epoch=searcher.epoch)
-        raise
+    result = searcher.fit_recording_failure()
     if ctx.is_main:
         run.set_status("finished", epoch=searcher.epoch, genotype=result.genotype.to_string())
     return result
