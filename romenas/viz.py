@@ -126,35 +126,46 @@ def to_dot(genotype: Genotype, kind: str) -> str:
 
 
 def _draw_matplotlib(genotype: Genotype, kind: str, path: Path) -> None:
-    """The fallback: inputs on the left, nodes in order, the output on the right."""
+    """The fallback, laid out like the DARTS paper's figures: inputs left, nodes in order,
+    the output right; each edge curved and coloured by its op, its label on the curve."""
     names = _node_names(genotype, kind)
     n_in, n_nodes = genotype.num_inputs, len(genotype.cells[kind])
-    pos = {i: (0.0, 1.5 * i) for i in range(n_in)}
+    pos = {i: (0.0, 1.6 * i) for i in range(n_in)}
     for j in range(n_nodes):
-        pos[n_in + j] = (2.0 * (j + 1), 0.75 * (j % 2) + 0.4)
-    fig, ax = plt.subplots(figsize=(2.2 * (n_nodes + 2), 3.2))
-    box = dict(boxstyle="round", fc="lightblue")
+        pos[n_in + j] = (2.4 * (j + 1), 2.4 * (j % 2) - 0.4 + 0.4 * (n_in == 1))
+    ops = sorted({op for node in genotype.cells[kind] for op, _ in node if op != "none"})
+    colour = dict(zip(ops, plt.get_cmap("tab10").colors))
+    fig, ax = plt.subplots(figsize=(2.4 * (n_nodes + 2), 4.2))
     for j, node in enumerate(genotype.cells[kind]):
         for op, inp in node:
             if op == "none":
                 continue
             (x0, y0), (x1, y1) = pos[inp], pos[n_in + j]
-            ax.annotate("", (x1, y1), (x0, y0), arrowprops=dict(arrowstyle="->", color="gray",
-                                                                 connectionstyle="arc3,rad=0.15"))
-            ax.text((x0 + x1) / 2, (y0 + y1) / 2 + 0.12, op, fontsize=8, ha="center", color="darkred")
+            rad = 0.12 * (1 if (inp + j) % 2 else -1)
+            ax.annotate("", (x1, y1), (x0, y0), arrowprops=dict(
+                arrowstyle="-|>", color=colour[op], lw=1.6, shrinkA=14, shrinkB=14,
+                connectionstyle=f"arc3,rad={rad}"))
+            # a point on matplotlib's arc3 curve (a quadratic Bezier), nearer the target node
+            cx, cy = (x0 + x1) / 2 + rad * (y1 - y0), (y0 + y1) / 2 - rad * (x1 - x0)
+            t = 0.68
+            mx = (1 - t) ** 2 * x0 + 2 * (1 - t) * t * cx + t ** 2 * x1
+            my = (1 - t) ** 2 * y0 + 2 * (1 - t) * t * cy + t ** 2 * y1
+            ax.text(mx, my, op, fontsize=8, ha="center", va="center", color=colour[op],
+                    bbox=dict(boxstyle="round,pad=0.15", fc="white", ec="none", alpha=0.9))
     if genotype.family == "darts":
-        pos["out"] = (2.0 * (n_nodes + 1), 0.75)
+        pos["out"] = (2.4 * (n_nodes + 1), 0.4)
         for i in genotype.concat[kind]:
-            ax.annotate("", pos["out"], pos[i], arrowprops=dict(arrowstyle="->", color="lightgray"))
-        ax.text(*pos["out"], "c_{k}", ha="center", va="center", bbox=dict(boxstyle="round", fc="palegoldenrod"))
+            ax.annotate("", pos["out"], pos[i], arrowprops=dict(arrowstyle="-|>", color="lightgray",
+                                                                 shrinkA=14, shrinkB=18))
     for i, (x, y) in pos.items():
-        if i != "out":
-            ax.text(x, y, names[i], ha="center", va="center", bbox=box if i >= n_in else
-                    dict(boxstyle="round", fc="darkseagreen"))
-    ax.set_xlim(-0.8, 2.0 * (n_nodes + 1) + 0.8)
-    ax.set_ylim(-0.6, 2.2)
+        fill = "palegoldenrod" if i == "out" else "darkseagreen" if i < n_in else "lightblue"
+        ax.text(x, y, "c_{k}" if i == "out" else names[i], ha="center", va="center", fontsize=11,
+                bbox=dict(boxstyle="round,pad=0.4", fc=fill))
+    xs, ys = [x for x, _ in pos.values()], [y for _, y in pos.values()]
+    ax.set_xlim(min(xs) - 1.0, max(xs) + 1.0)
+    ax.set_ylim(min(ys) - 0.8, max(ys) + 0.8)
     ax.axis("off")
-    ax.set_title(f"{kind} cell")
+    ax.set_title(f"{kind} cell" if kind != "cell" else "cell")
     _save(fig, path)
 
 
