@@ -116,14 +116,14 @@ class Searcher(CheckpointedLoop):
         loss_sum, correct = 0.0, 0.0
         for group in ([mine] if self.batched and mine else [[p] for p in mine]):
             logits = self.net(x, group)
-            losses = per_replica_loss(logits, y)
-            if not torch.isfinite(losses).all():
+            total = per_replica_loss(logits, y).sum()
+            if not torch.isfinite(total):
                 raise RomenasError(
-                    f"the {where} loss became {losses.sum().item()} at epoch {self.epoch + 1}, step {self.step + 1}; "
+                    f"the {where} loss became {total.item()} at epoch {self.epoch + 1}, step {self.step + 1}; "
                     f"the last good checkpoint is kept in {self.run.path if self.run else '(no run folder)'} — "
                     "lower --w-lr/--a-lr, then --resume")
-            (losses.sum() * scale).backward()
-            loss_sum += losses.sum().item()
+            (total * scale).backward()
+            loss_sum += total.item()
             correct += (logits.argmax(1) == y.repeat(len(group))).float().mean().item() * len(group)
         return loss_sum, correct
 

@@ -94,11 +94,49 @@ class MixedEdge(nn.ModuleList):
         self.op_names = tuple(op_names)
 
 
+@dataclass(frozen=True)
+class EdgeGroup:
+    """One op of an edge and the replicas that take it (``index`` None: all of them), with their weights."""
+
+    op: int
+    index: Optional[torch.Tensor]
+    weights: Optional[torch.Tensor]
+
+
+@dataclass(frozen=True)
+class ReplicaPlan:
+    """K edge plans grouped once per forward: for every edge, the ops it runs and for which replicas."""
+
+    replicas: int
+    edges: list[list[EdgeGroup]]
+
+
+def group_replicas(plans: Sequence[EdgePlan], device: torch.device) -> ReplicaPlan:
+    """Group K replicas' edge plans by op, edge by edge (ops in first-use order)."""
+    replicas, edges = len(plans), []
+    for e in range(len(plans[0])):
+        members: dict[int, list] = {}
+        for k, plan in enumerate(plans):
+            for op_index, weight in plan[e]:
+                members.setdefault(op_index, []).append((k, weight))
+        groups = []
+        for op_index, taken in members.items():
+            ks, weights = zip(*taken)
+            index = None if len(ks) == replicas else torch.tensor(ks, device=device)
+            if all(w is None for w in weights):
+                stacked = None
+            else:
+                stacked = torch.stack([torch.ones((), device=device) if w is None else w for w in weights])
+            groups.append(EdgeGroup(op_index, index, stacked))
+        edges.append(groups)
+    return ReplicaPlan(replicas, edges)
+
+
 class SuperDAG(nn.Module):
     """The supernet's DAG: computes exactly the ops the edge plans name.
 
-    ``forward`` takes one edge plan per replica: the states stack ``len(plans)`` replicas of
-    the batch, and the replicas that take the same op on an edge run it together.
+    The states stack ``plan.replicas`` replicas of the batch, one per subnet, and the
+    replicas that take the same op on an edge run it together (a single subnet is one replica).
     """
 
     def __init__(self, edge_ops: Sequence[Sequence[str]], num_inputs: int, num_nodes: int, C: int,
@@ -109,13 +147,13 @@ class SuperDAG(nn.Module):
         self.edges = nn.ModuleList(MixedEdge(ops, C, stride_of(i), pool_bn)
                                    for ops, i in zip(edge_ops, self.inputs))
 
-    def forward(self, states: list[torch.Tensor], plans: Sequence[EdgePlan]) -> list[torch.Tensor]:
-        replicas, e = len(plans), 0
+    def forward(self, states: list[torch.Tensor], plan: ReplicaPlan) -> list[torch.Tensor]:
+        e = 0
         for j in range(self.num_nodes):
             node = None
             for inp in range(self.num_inputs + j):
-                for op_index, members in _group_by_op(plans, e):
-                    out = _run_on_replicas(self.edges[e][op_index], states[inp], members, replicas)
+                for group in plan.edges[e]:
+                    out = _run_group(self.edges[e][group.op], states[inp], group, plan.replicas)
                     node = out if node is None else node + out
                 e += 1
             if node is None:
@@ -124,30 +162,18 @@ class SuperDAG(nn.Module):
         return states
 
 
-def _group_by_op(plans: Sequence[EdgePlan], e: int) -> list[tuple[int, list[tuple[int, Optional[torch.Tensor]]]]]:
-    """The ops edge ``e`` runs, each with its (replica, weight) members, in first-use order."""
-    groups: dict[int, list] = {}
-    for k, plan in enumerate(plans):
-        for op_index, weight in plan[e]:
-            groups.setdefault(op_index, []).append((k, weight))
-    return list(groups.items())
-
-
-def _run_on_replicas(op: nn.Module, x: torch.Tensor, members, replicas: int) -> torch.Tensor:
-    """``op`` on the member replicas of ``x``, weighted, as a full-size term (zeros elsewhere)."""
-    ks, weights = zip(*members)
-    everyone = len(ks) == replicas  # always so for a single subnet: no gather, no scatter
-    if everyone:
+def _run_group(op: nn.Module, x: torch.Tensor, group: EdgeGroup, replicas: int) -> torch.Tensor:
+    """``op`` on the group's replicas of ``x``, weighted, as a full-size term (zeros elsewhere)."""
+    if group.index is None:  # every replica takes this op (always so for a single subnet)
         out = op(x)
+        out = out.view(replicas, -1, *out.shape[1:])
     else:
-        index = torch.tensor(ks, device=x.device)
-        out = op(x.view(replicas, -1, *x.shape[1:]).index_select(0, index).flatten(0, 1))
-    out = out.view(len(ks), -1, *out.shape[1:])
-    if any(w is not None for w in weights):
-        w = torch.stack([torch.ones((), device=out.device) if w is None else w for w in weights])
-        out = out * w.view(-1, *([1] * (out.dim() - 1)))
-    if not everyone:
-        out = out.new_zeros((replicas, *out.shape[1:])).index_add(0, index, out)
+        out = op(x.view(replicas, -1, *x.shape[1:]).index_select(0, group.index).flatten(0, 1))
+        out = out.view(len(group.index), -1, *out.shape[1:])
+    if group.weights is not None:
+        out = out * group.weights.view(-1, *([1] * (out.dim() - 1)))
+    if group.index is not None:
+        out = out.new_zeros((replicas, *out.shape[1:])).index_add(0, group.index, out)
     return out.flatten(0, 1)
 
 

@@ -11,7 +11,7 @@ from torch import nn
 
 from ..genotype import Genotype
 from ..ops import FactorizedReduce, ReLUConvBN
-from .base import GenotypeDAG, Plan, SearchSpace, SuperDAG
+from .base import GenotypeDAG, Plan, SearchSpace, SuperDAG, group_replicas
 from .replicas import convert_batchnorm, replica_batch
 
 DARTS_OPS = ("none", "max_pool_3x3", "avg_pool_3x3", "skip_connect",
@@ -131,7 +131,8 @@ class DartsSupernet(DartsSkeleton):
 
     def forward(self, x, plans: Sequence[Plan]):
         with replica_batch(x.shape[0]):
-            return self.run(x.repeat(len(plans), 1, 1, 1), {k: ([p[k] for p in plans],) for k in plans[0]})
+            grouped = {k: (group_replicas([p[k] for p in plans], x.device),) for k in plans[0]}
+            return self.run(x.repeat(len(plans), 1, 1, 1), grouped)
 
 
 class DartsNetwork(DartsSkeleton):

@@ -12,7 +12,7 @@ from torch import nn
 
 from ..genotype import Genotype
 from ..ops import ReLUConvBN
-from .base import GenotypeDAG, Plan, SearchSpace, SuperDAG
+from .base import GenotypeDAG, Plan, SearchSpace, SuperDAG, group_replicas
 from .replicas import convert_batchnorm, replica_batch
 
 NB201_OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
@@ -81,7 +81,7 @@ class NB201Supernet(NB201Skeleton):
 
     def forward(self, x, plans: Sequence[Plan]):
         with replica_batch(x.shape[0]):
-            return self.run(x.repeat(len(plans), 1, 1, 1), ([p["cell"] for p in plans],))
+            return self.run(x.repeat(len(plans), 1, 1, 1), (group_replicas([p["cell"] for p in plans], x.device),))
 
 
 class NB201Network(NB201Skeleton):
