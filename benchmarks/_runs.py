@@ -23,12 +23,16 @@ def benchmark_parser(doc: str, presets: dict, results: str, seeds: list[int]) ->
     return p
 
 
-def search_once(run: Path, settings: dict[str, Any]):
-    """Search into ``run``, or finish/reuse the search already there (benchmarks can be re-run)."""
+def search_once(run: Path, args: argparse.Namespace, preset: dict[str, Any], **settings: Any):
+    """Search into ``run`` with the preset, the benchmark's data and epochs options and ``settings``;
+    a search already there is finished or reused instead (benchmarks can be re-run)."""
     import romenas
 
     if (run / "config.json").exists():
         return romenas.search(resume=run, progress=False)
+    settings = {**preset, **settings, "dataset": args.dataset, "data_dir": args.data_dir, "progress": False}
+    if args.epochs:
+        settings["epochs"] = args.epochs
     return romenas.search(out=run, **settings)
 
 

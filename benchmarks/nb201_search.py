@@ -46,12 +46,8 @@ def main():
     for variant in args.variants:
         for seed in args.seeds:
             run = out / f"{variant}-seed{seed}"
-            settings = {**PRESETS[args.preset], **VARIANTS[variant], "seed": seed, "space": "nb201",
-                        "dataset": args.dataset, "data_dir": args.data_dir, "nb201_table": args.table,
-                        "progress": False}
-            if args.epochs:
-                settings["epochs"] = args.epochs
-            result = search_once(run, settings)
+            result = search_once(run, args, PRESETS[args.preset], **VARIANTS[variant], seed=seed, space="nb201",
+                                 nb201_table=args.table)
             last = result.metrics[-1]
             rows.append({"variant": variant, "seed": seed, "genotype": str(result.genotype),
                          **{k: last["nb201"][k] for k in ("cifar10", "cifar100", "imagenet16-120")},

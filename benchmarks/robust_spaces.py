@@ -47,11 +47,7 @@ def main():
         for algorithm in args.algorithms:
             for seed in args.seeds:
                 run = out / f"{space}-{algorithm}-seed{seed}"
-                settings = {**PRESETS[args.preset], "algorithm": algorithm, "space": space, "seed": seed,
-                            "dataset": args.dataset, "data_dir": args.data_dir, "progress": False}
-                if args.epochs:
-                    settings["epochs"] = args.epochs
-                result = search_once(run, settings)
+                result = search_once(run, args, PRESETS[args.preset], algorithm=algorithm, space=space, seed=seed)
                 collapse = result.metrics[-1]["collapse"]
                 row = {"space": space, "algorithm": algorithm, "seed": seed,
                        "param_free_normal": collapse["param_free/normal"], "skip_normal": collapse["skip/normal"],

@@ -86,9 +86,9 @@ def render() -> str:
                 if dataclasses.is_dataclass(obj) and name.endswith("Config"):
                     out += _config_fields(obj) + [""]
                 elif inspect.isclass(obj):
-                    for method_name, method in _public_methods(obj):
-                        out += [f"- `{_signature(method_name, method)}`: {_doc(method).splitlines()[0]}"]
-                    out += [""] if _public_methods(obj) else []
+                    methods = _public_methods(obj)
+                    out += [f"- `{_signature(n, m)}`: {_doc(m).splitlines()[0]}" for n, m in methods]
+                    out += [""] if methods else []
             else:
                 out += [f"### `{name}`", "", f"`{type(obj).__name__}` with keys {sorted(obj)}.", ""]
     return "\n".join(out).rstrip() + "\n"
