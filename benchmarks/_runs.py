@@ -19,6 +19,8 @@ def benchmark_parser(doc: str, presets: dict, results: str, seeds: list[int]) ->
     p.add_argument("--data-dir", help="where torchvision datasets live")
     p.add_argument("--seeds", nargs="+", type=int, default=seeds)
     p.add_argument("--epochs", type=int, help="override the preset's search epochs")
+    p.add_argument("--ops", nargs="+", metavar="OP",
+                   help="restrict every edge to these ops, for every algorithm (default: the space's own)")
     p.add_argument("--out", default=str(REPO / "benchmarks" / "results" / results))
     return p
 
@@ -33,6 +35,8 @@ def search_once(run: Path, args: argparse.Namespace, preset: dict[str, Any], **s
     settings = {**preset, **settings, "dataset": args.dataset, "data_dir": args.data_dir, "progress": False}
     if args.epochs:
         settings["epochs"] = args.epochs
+    if args.ops:
+        settings["ops"] = args.ops
     return romenas.search(out=run, **settings)
 
 
@@ -40,6 +44,12 @@ def mean_std(values: Iterable[float], digits: int = 2) -> str:
     values = list(values)
     std = statistics.stdev(values) if len(values) > 1 else 0.0
     return f"{statistics.mean(values):.{digits}f} +- {std:.{digits}f}"
+
+
+def convergence_columns(last: dict[str, Any]) -> dict[str, Any]:
+    """A search's final mean normalised entropy and margin of its op (and edge) distributions."""
+    keys = ("op_entropy", "op_margin", "edge_entropy", "edge_margin")
+    return {k: round(last[k], 4) if k in last else "" for k in keys}
 
 
 def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:

@@ -1,9 +1,13 @@
 """NAS-Bench-201 search comparison: DARTS, GDAS, ROME and ROME's ablations over seeds.
 
-Each search's genotype is looked up in the NAS-Bench-201 table every epoch; writes a CSV,
-a Markdown table (mean +- std per algorithm) and a plot of looked-up accuracy per epoch.
+Every algorithm runs on its own published recipe (romenas/recipes.py); the preset sets
+only the data and the budget, the same for all. Each search's genotype is looked up in the
+NAS-Bench-201 table every epoch. Writes ``nb201_search.csv`` (columns variant, seed,
+cifar10, ... one row per search), a Markdown table (mean +- std and worst seed per variant)
+and a plot of the looked-up accuracy and the op entropy per epoch.
 
-    python benchmarks/nb201_search.py --preset cpu-proxy --seeds 0 1 2
+    python benchmarks/nb201_search.py --preset cpu-proxy --seeds 0 1 2 3 4
+    python benchmarks/nb201_search.py --preset cpu-proxy --ops skip_connect nor_conv_1x1 nor_conv_3x3 avg_pool_3x3
     python benchmarks/nb201_search.py --preset paper --data-dir ~/data --dataset cifar10   # a GPU
 """
 from __future__ import annotations
@@ -13,31 +17,32 @@ import statistics
 from datetime import date
 from pathlib import Path
 
-from _runs import SHARED, benchmark_parser, mean_std, search_once, write_csv
+from _runs import SHARED, benchmark_parser, convergence_columns, mean_std, search_once, write_csv
 
 VARIANTS = {
     "darts": dict(algorithm="darts"),
+    "darts-2nd": dict(algorithm="darts", darts_order=2),
     "gdas": dict(algorithm="gdas"),
-    "rome": dict(algorithm="rome"),
-    "rome-no-topology": dict(algorithm="rome", topology=False),
-    "rome-K1": dict(algorithm="rome", samples=1),
-    "rome-unfair": dict(algorithm="rome", fair=False),
+    "rome": dict(algorithm="rome"),                        # Algorithm 1: K Gumbel subnets in both steps
+    "rome-fair": dict(algorithm="rome", fair=True),        # weight step: |ops| fair subnets instead of K
+    "rome-K1": dict(algorithm="rome", samples=1),          # no gradient accumulation: one subnet per step
 }
-# NAS-Bench-201 keeps every edge, so ROME has no beta there; disentangling topology from
-# ops means 'none' (an absent edge) is not an op choice. "rome-no-topology" puts 'none'
-# back among the ops, as GDAS and DARTS search them.
 PRESETS = {
-    "paper": dict(channels=16, layers=5, epochs=250, batch_size=64, samples=5, w_lr=0.025, w_weight_decay=5e-4,
-                  w_nesterov=True),
-    "cpu-proxy": dict(channels=8, layers=1, epochs=15, batch_size=64, samples=3, limit_train=5000, w_lr=0.025,
-                      w_weight_decay=5e-4, w_nesterov=True),
+    # The published scale; epochs, optimisers and K come from each algorithm's recipe.
+    "paper": dict(channels=16, layers=5),
+    # 2 CPU cores, about 2-4 min per search: 5,000 images, C=8, N=1, 15 epochs, K=3. The 585
+    # steps are 1/33 of a 50-epoch search, so the architecture lr is 33 x 3e-4 (= 0.01) for
+    # every algorithm alike: Adam moves a parameter about lr per step, and with 3e-4 the
+    # architecture would end where it started (op probabilities near uniform).
+    "cpu-proxy": dict(channels=8, layers=1, epochs=15, batch_size=64, samples=3, limit_train=5000, a_lr=0.01),
 }
+DEFAULT_VARIANTS = ["rome", "gdas", "darts"]
 
 
 def main():
-    p = benchmark_parser(__doc__, PRESETS, "nb201", seeds=[0, 1, 2])
+    p = benchmark_parser(__doc__, PRESETS, "nb201", seeds=[0, 1, 2, 3, 4])
     p.add_argument("--table", default=str(SHARED / "nb201" / "nb201_test_accuracy_200ep.csv"))
-    p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    p.add_argument("--variants", nargs="+", default=DEFAULT_VARIANTS, choices=list(VARIANTS))
     args = p.parse_args()
 
     out = Path(args.out)
@@ -49,34 +54,47 @@ def main():
             result = search_once(run, args, PRESETS[args.preset], **VARIANTS[variant], seed=seed, space="nb201",
                                  nb201_table=args.table)
             last = result.metrics[-1]
-            rows.append({"variant": variant, "seed": seed, "genotype": str(result.genotype),
+            rows.append({"variant": variant, "seed": seed,
                          **{k: last["nb201"][k] for k in ("cifar10", "cifar100", "imagenet16-120")},
+                         **convergence_columns(last), "genotype": str(result.genotype),
+                         "recipe": result.config.recipe, "ops": " ".join(result.config.ops or []),
                          "curve": json.dumps([m["nb201"]["cifar10"] for m in result.metrics]),
-                         "search_seconds": sum(m["seconds"] for m in result.metrics)})
-            print(f"{variant:12s} seed {seed}: CIFAR-10 {rows[-1]['cifar10']:.2f}  {result.genotype}", flush=True)
+                         "entropy_curve": json.dumps([round(m["op_entropy"], 4) for m in result.metrics]),
+                         "search_seconds": round(sum(m["seconds"] for m in result.metrics))})
+            print(f"{variant:10s} seed {seed}: CIFAR-10 {rows[-1]['cifar10']:.2f}  op entropy "
+                  f"{rows[-1]['op_entropy']:.2f}  {result.genotype}", flush=True)
     write_csv(out / "nb201_search.csv", rows)
-    lines = [f"NAS-Bench-201 search, preset {args.preset}, seeds {args.seeds}, {date.today()}", "",
-             "| algorithm | CIFAR-10 | CIFAR-100 | ImageNet16-120 | search s |", "|---|---|---|---|---|"]
+    ops = " ".join(args.ops) if args.ops else "all five (none included)"
+    lines = [f"NAS-Bench-201 search, preset {args.preset}, ops {ops}, seeds {args.seeds}, {date.today()}", "",
+             "| variant | CIFAR-10 | worst seed | CIFAR-100 | ImageNet16-120 | op entropy | op margin | search s |",
+             "|---|---|---|---|---|---|---|---|"]
     for variant in args.variants:
         rs = [r for r in rows if r["variant"] == variant]
-        accs = " | ".join(mean_std(r[k] for r in rs) for k in ("cifar10", "cifar100", "imagenet16-120"))
-        lines.append(f"| {variant} | {accs} | {statistics.mean(r['search_seconds'] for r in rs):.0f} |")
+        lines.append(f"| {variant} | {mean_std(r['cifar10'] for r in rs)} | {min(r['cifar10'] for r in rs):.2f} | "
+                     f"{mean_std(r['cifar100'] for r in rs)} | {mean_std(r['imagenet16-120'] for r in rs)} | "
+                     f"{mean_std(r['op_entropy'] for r in rs)} | {mean_std(r['op_margin'] for r in rs)} | "
+                     f"{statistics.mean(r['search_seconds'] for r in rs):.0f} |")
     (out / "nb201_search.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
+    _plot(rows, args.variants, out / "nb201_search.png")
 
+
+def _plot(rows, variants, path: Path) -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 4))
-    for variant in args.variants:
-        curves = [json.loads(r["curve"]) for r in rows if r["variant"] == variant]
-        mean = [statistics.mean(c[i] for c in curves) for i in range(len(curves[0]))]
-        ax.plot(range(1, len(mean) + 1), mean, label=variant)
-    ax.set(xlabel="epoch", ylabel="looked-up CIFAR-10 accuracy (%)", title="NAS-Bench-201: derived cell per epoch")
-    ax.legend()
+    fig, (acc_ax, ent_ax) = plt.subplots(1, 2, figsize=(11, 4))
+    for variant in variants:
+        for ax, key in ((acc_ax, "curve"), (ent_ax, "entropy_curve")):
+            curves = [json.loads(r[key]) for r in rows if r["variant"] == variant]
+            mean = [statistics.mean(c[i] for c in curves) for i in range(len(curves[0]))]
+            ax.plot(range(1, len(mean) + 1), mean, label=variant)
+    acc_ax.set(xlabel="epoch", ylabel="looked-up CIFAR-10 accuracy (%)", title="derived cell per epoch (seed mean)")
+    ent_ax.set(xlabel="epoch", ylabel="mean normalised op entropy", title="convergence (1 = uniform)", ylim=(0, 1.05))
+    acc_ax.legend()
     fig.tight_layout()
-    fig.savefig(out / "nb201_search.png", dpi=110)
+    fig.savefig(path, dpi=110)
 
 
 if __name__ == "__main__":

@@ -23,6 +23,9 @@ def _add_config_flags(parser: argparse.ArgumentParser, cls) -> None:
         base = args[0] if args else hint
         if base is bool:
             group.add_argument(flag, action=argparse.BooleanOptionalAction, default=None)
+        elif typing.get_origin(base) is tuple and typing.get_args(base)[-1] is Ellipsis:
+            group.add_argument(flag, type=typing.get_args(base)[0], nargs="+", default=None,
+                               metavar=f.name[:-1].upper())
         elif typing.get_origin(base) is tuple:
             group.add_argument(flag, type=float, nargs=2, default=None, metavar=("B1", "B2"))
         else:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, fields
 from importlib import resources
 from typing import Any, Mapping
@@ -9,6 +10,7 @@ from typing import Any, Mapping
 import yaml
 
 from .errors import RomenasError
+from .recipes import RECIPES, recipe_name, recipe_settings
 
 DEFAULT_PRESET = "quickstart"
 
@@ -19,6 +21,8 @@ class SearchConfig:
 
     algorithm: str = "rome"             # rome, gdas or darts
     space: str = "darts"                # darts, nb201, s1..s4
+    recipe: str = "auto"                # published optimiser/schedule settings: auto (the algorithm's own for the space), none, or a name
+    ops: tuple[str, ...] | None = None  # restrict every edge to these ops (None: the space's own op set)
     # data
     dataset: str = "digits"             # digits (built in), cifar10, cifar100, svhn, or an image-folder path
     data_dir: str | None = None         # where torchvision datasets live
@@ -32,8 +36,8 @@ class SearchConfig:
     # schedule
     epochs: int = 20
     batch_size: int = 64                # per half: weight and architecture batches each
-    samples: int = 4                    # K: subnets per architecture step (ROME)
-    fair: bool = True                   # weight step over |ops| subnets, each op once per edge (ROME)
+    samples: int = 4                    # K: subnets per step, both the architecture and the weight step (ROME)
+    fair: bool = False                  # ROME option: weight step over |ops| subnets, each op once per edge, instead of K
     topology: bool = True               # ROME's topology parameters beta (False: the ablation)
     edge_sampler: str = "top2"          # 'top2' = ROME-v2 (Gumbel-Top2), 'pair' = ROME-v1
     tau_max: float = 10.0               # Gumbel-softmax temperature, linear from tau_max to tau_min
@@ -44,7 +48,8 @@ class SearchConfig:
     w_momentum: float = 0.9
     w_weight_decay: float = 3e-4
     w_nesterov: bool = False
-    grad_clip: float = 5.0              # max gradient norm of the weights (0: off)
+    grad_clip: float = 5.0              # max gradient norm of the weights per subnet (K subnets' sum: K x this; 0: off)
+    darts_order: int = 1                # DARTS: 1 = first order, 2 = second order (unrolled weight step)
     # architecture optimiser (Adam)
     a_lr: float = 3e-4                  # architecture parameters: Adam
     a_betas: tuple[float, float] = (0.5, 0.999)
@@ -62,11 +67,20 @@ class SearchConfig:
         from .search import ALGORITHMS
         from .spaces import SPACES
 
+        _finite(self)
         _choice("algorithm", self.algorithm, ALGORITHMS)
         _choice("space", self.space, SPACES)
         _choice("edge_sampler", self.edge_sampler, ("top2", "pair"))
         _choice("parallel", self.parallel, ("samples", "data"))
         _choice("subnet_execution", self.subnet_execution, ("sequential", "batched"))
+        _choice("darts_order", self.darts_order, (1, 2))
+        if self.darts_order == 2 and self.algorithm != "darts":
+            raise RomenasError(f"darts_order 2 (the unrolled architecture step) is DARTS' own; "
+                               f"{self.algorithm} is first order, drop --darts-order")
+        if self.recipe != "none" and self.recipe not in RECIPES:
+            raise RomenasError(f"unknown recipe {self.recipe!r}; use auto, none or one of {sorted(RECIPES)}")
+        if self.ops is not None and (not self.ops or not all(isinstance(o, str) for o in self.ops)):
+            raise RomenasError(f"ops must be a non-empty list of op names, got {self.ops!r}")
         _positive(self, "epochs", "batch_size", "samples", "channels", "layers", "tau_min", "w_lr", "a_lr")
         _non_negative(self, "w_lr_min", "w_weight_decay", "a_weight_decay", "grad_clip", "checkpoint_every")
         if self.tau_max < self.tau_min:
@@ -113,6 +127,7 @@ class TrainConfig:
     progress: bool = True
 
     def validate(self) -> "TrainConfig":
+        _finite(self)
         _choice("stem", self.stem, ("cifar", "imagenet"))
         _positive(self, "epochs", "batch_size", "lr")
         _non_negative(self, "lr_min", "weight_decay", "cutout", "drop_path", "auxiliary_weight", "grad_clip",
@@ -134,6 +149,15 @@ FAMILY_DEFAULTS = {"darts": {"channels": 36, "layers": 20}, "nb201": {"channels"
 def _choice(name: str, value: str, options) -> None:
     if value not in options:
         raise RomenasError(f"unknown {name} {value!r}; use one of {sorted(options)}")
+
+
+def _finite(cfg) -> None:
+    """Every float setting must be a finite number: NaN slips through every range check."""
+    for f in fields(cfg):
+        value = getattr(cfg, f.name)
+        for v in value if isinstance(value, (tuple, list)) else (value,):
+            if isinstance(v, float) and not math.isfinite(v):
+                raise RomenasError(f"{f.name} must be a finite number, got {v}")
 
 
 def _positive(cfg, *names: str) -> None:
@@ -169,11 +193,20 @@ def resolve_device(device: str):
 
 
 def build_config(cls, overrides: Mapping[str, Any] | None = None, preset: str | None = None):
-    """Preset values, then overrides (None values are ignored), validated."""
+    """Recipe (searches), then preset values, then overrides (None values are ignored), validated.
+
+    A search's ``recipe: auto`` resolves to its algorithm's published recipe for its space,
+    recorded by name in the config.
+    """
     values: dict[str, Any] = {}
     if preset:
         values.update(load_preset(preset, "search" if cls is SearchConfig else "train"))
     values.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    if cls is SearchConfig:
+        recipe = values.get("recipe", "auto")
+        if recipe == "auto":
+            recipe = recipe_name(values.get("algorithm", cls.algorithm), values.get("space", cls.space))
+        values = {**recipe_settings(recipe), **values, "recipe": recipe}
     return from_dict(cls, values).validate()
 
 

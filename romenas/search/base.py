@@ -6,6 +6,7 @@ gradients combine, and which genotype the parameters stand for.
 """
 from __future__ import annotations
 
+import math
 from typing import ClassVar
 
 import torch
@@ -22,10 +23,24 @@ def register(cls):
     return cls
 
 
-def _entropy(probs: torch.Tensor) -> float:
-    """Mean entropy (nats) of a batch of distributions along the last dim."""
-    p = probs.clamp_min(1e-12)
-    return float(-(p * p.log()).sum(-1).mean())
+def convergence(distributions: list[torch.Tensor], chosen: int = 1) -> tuple[float, float]:
+    """(mean normalised entropy, mean margin) of categorical distributions that pick ``chosen`` entries.
+
+    Entropy is divided by log(n) so 1 is uniform and 0 is one-hot, whatever n; the margin is
+    p(k-th) - p((k+1)-th) for k = ``chosen``, how decisively the kept entries lead. Distributions
+    with no more than ``chosen`` entries decide nothing and are skipped.
+    """
+    entropies, margins = [], []
+    for p in distributions:
+        if p.numel() <= chosen:
+            continue
+        p = p.clamp_min(1e-12)
+        entropies.append(float(-(p * p.log()).sum() / math.log(p.numel())))
+        top = p.topk(chosen + 1).values
+        margins.append(float(top[-2] - top[-1]))
+    if not entropies:
+        return 0.0, 1.0
+    return sum(entropies) / len(entropies), sum(margins) / len(margins)
 
 
 class SearchAlgorithm(nn.Module):
@@ -61,6 +76,20 @@ class SearchAlgorithm(nn.Module):
         """Per-edge probability of being kept, where the algorithm samples topology."""
         return None
 
+    def edge_distributions(self) -> tuple[dict[str, list[torch.Tensor]], int]:
+        """Per cell type, each node's distribution over its inputs (or input pairs), and how many
+        entries a node keeps; empty without topology parameters."""
+        return {}, 1
+
     def stats(self) -> dict[str, float]:
-        out = {f"alpha_entropy/{k}": _entropy(p) for k, p in self.op_probs().items()}
+        """Convergence of the architecture: normalised entropy and margin, per cell type and overall."""
+        out = {}
+        edges, kept = self.edge_distributions()
+        groups = {"op": ({k: list(p) for k, p in self.op_probs().items()}, 1), "edge": (edges, kept)}
+        for what, (per_kind, chosen) in groups.items():
+            for kind, dists in per_kind.items():
+                out[f"{what}_entropy/{kind}"], out[f"{what}_margin/{kind}"] = convergence(dists, chosen)
+            if per_kind:
+                out[f"{what}_entropy"], out[f"{what}_margin"] = convergence(
+                    [d for ds in per_kind.values() for d in ds], chosen)
         return out

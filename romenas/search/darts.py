@@ -1,10 +1,12 @@
-"""DARTS (Liu et al., ICLR 2019), first order: the whole supernet, ops mixed by softmax(alpha).
+"""DARTS (Liu et al., ICLR 2019): the whole supernet, ops mixed by softmax(alpha); first or second order.
 
 Memory grows with every op of every edge; this is the baseline ROME's memory claim is against.
 """
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
+from torch import nn
 
 from ..derive import darts_rule
 from ..genotype import Genotype
@@ -15,6 +17,7 @@ from .base import SearchAlgorithm, register
 @register
 class DARTS(SearchAlgorithm):
     name = "darts"
+    arch_first = True  # DARTS' Algorithm 1: update alpha, then w
 
     def __init__(self, space: SearchSpace, generator: torch.Generator, **_ignored):
         super().__init__(space, generator)
@@ -34,3 +37,52 @@ class DARTS(SearchAlgorithm):
 
     def derive(self) -> Genotype:
         return darts_rule(self.space, self.op_probs())
+
+
+def unrolled_arch_step(net: nn.Module, algo: DARTS, w_opt: torch.optim.SGD, val_batch, train_batch,
+                       r: float = 1e-2) -> tuple[float, float]:
+    """Second-order DARTS: set alpha's gradient to that of L_val(w - xi * dL_train/dw, alpha).
+
+    As DARTS' architect.py: the virtual step w' uses the weight optimiser's lr (xi), momentum
+    buffer and weight decay; the second-order term is the finite difference
+    (dL_train/dalpha(w + eps v) - dL_train/dalpha(w - eps v)) / 2 eps with v = dL_val/dw' and
+    eps = r / |v|. The weights are restored before returning. Returns (val loss, val correct).
+    """
+    group = w_opt.param_groups[0]
+    xi, momentum, decay = group["lr"], group["momentum"], group["weight_decay"]
+    params = [p for p in net.parameters() if p.requires_grad]
+    alphas = list(algo.parameters())
+    (xt, yt), (xv, yv) = train_batch, val_batch
+
+    def train_loss(plan):
+        return F.cross_entropy(net(xt, [plan]), yt)
+
+    backup = [p.detach().clone() for p in params]
+    grads = torch.autograd.grad(train_loss(algo.weight_plans(0.0)[0]), params, allow_unused=True)
+    with torch.no_grad():
+        for p, g in zip(params, grads):
+            buf = w_opt.state.get(p, {}).get("momentum_buffer")
+            step = (torch.zeros_like(p) if g is None else g) + decay * p
+            if buf is not None:
+                step += momentum * buf
+            p.sub_(xi * step)
+    logits = net(xv, [algo.arch_plans(0.0)[0]])
+    val_loss = F.cross_entropy(logits, yv)
+    found = torch.autograd.grad(val_loss, alphas + params, allow_unused=True)
+    d_alpha, v = found[:len(alphas)], [torch.zeros_like(p) if g is None else g for g, p in zip(found[len(alphas):], params)]
+    eps = r / torch.cat([g.flatten() for g in v]).norm().clamp_min(1e-12)
+    finite_diff = []
+    for sign in (1.0, -1.0):
+        with torch.no_grad():
+            for p, b, g in zip(params, backup, v):
+                p.copy_(b + sign * eps * g)
+        finite_diff.append(torch.autograd.grad(train_loss(algo.arch_plans(0.0)[0]), alphas, allow_unused=True))
+    with torch.no_grad():
+        for p, b in zip(params, backup):
+            p.copy_(b)
+    for a, d, plus, minus in zip(alphas, d_alpha, *finite_diff):
+        grad = torch.zeros_like(a) if d is None else d
+        if plus is not None:
+            grad = grad - xi * (plus - minus) / (2 * eps)
+        a.grad = grad
+    return val_loss.item(), (logits.argmax(1) == yv).float().mean().item()

@@ -28,6 +28,7 @@ from ..runs import CheckpointedLoop, RunDir, ScalarLogger, default_run_path
 from ..spaces import Plan, get_space
 from ..spaces.replicas import per_replica_loss
 from .base import ALGORITHMS
+from .darts import unrolled_arch_step
 
 
 @dataclass
@@ -43,6 +44,18 @@ class SearchResult:
 def tau_at(cfg: SearchConfig, epoch: int) -> float:
     """Linear decay from tau_max (first epoch) to tau_min (last epoch), as GDAS."""
     return cfg.tau_max - (cfg.tau_max - cfg.tau_min) * epoch / max(1, cfg.epochs - 1)
+
+
+def epoch_line(row: dict[str, Any], epochs: int) -> str:
+    """The persistent console line of one search epoch: losses, accuracies, tau, convergence."""
+    line = (f"epoch {row['epoch']:>3}/{epochs}  train loss {row['train_loss']:.3f} acc {row['train_acc']:5.1f}%  "
+            f"val loss {row['val_loss']:.3f} acc {row['val_acc']:5.1f}%  tau {row['tau']:.2f}  "
+            f"op entropy {row['op_entropy']:.2f} margin {row['op_margin']:.2f}")
+    if "edge_entropy" in row:
+        line += f"  edge entropy {row['edge_entropy']:.2f} margin {row['edge_margin']:.2f}"
+    if "nb201" in row:
+        line += f"  NB201 CIFAR-10 {row['nb201']['cifar10']:.2f}"
+    return line + f"  {row['seconds']:.0f}s"
 
 
 class Searcher(CheckpointedLoop):
@@ -71,7 +84,10 @@ class Searcher(CheckpointedLoop):
 
         self.generator = torch.Generator().manual_seed(cfg.seed)
         algo_cls = ALGORITHMS[cfg.algorithm]
-        self.algo = algo_cls(get_space(cfg.space), self.generator, samples=cfg.samples, fair=cfg.fair,
+        space = get_space(cfg.space)
+        if cfg.ops is not None:
+            space = space.restricted(cfg.ops)
+        self.algo = algo_cls(space, self.generator, samples=cfg.samples, fair=cfg.fair,
                              topology=cfg.topology, edge_sampler=cfg.edge_sampler).to(self.device)
         self.net = self.algo.space.build_supernet(cfg.channels, cfg.layers, data.num_classes,
                                                   data.in_channels).to(self.device)
@@ -127,10 +143,13 @@ class Searcher(CheckpointedLoop):
             correct += (logits.argmax(1) == y.repeat(len(group))).float().mean().item() * len(group)
         return loss_sum, correct
 
-    def _arch_step(self, x, y, tau: float) -> None:
+    def _arch_step(self, x, y, tau: float, weight_batch=None) -> None:
         self.a_opt.zero_grad(set_to_none=True)
         plans = self.algo.arch_plans(tau)
-        loss, correct = self._accumulate(x, y, plans, 1.0 / len(plans), "architecture")
+        if self.cfg.darts_order == 2:
+            loss, correct = unrolled_arch_step(self.net, self.algo, self.w_opt, (x, y), weight_batch)
+        else:
+            loss, correct = self._accumulate(x, y, plans, 1.0 / len(plans), "architecture")
         dist.all_reduce_grads(self.algo.parameters(), self.ctx)
         self.a_opt.step()
         n = len(plans)
@@ -144,7 +163,9 @@ class Searcher(CheckpointedLoop):
         loss, correct = self._accumulate(x, y, plans, 1.0, "weight")
         dist.all_reduce_grads(self.net.parameters(), self.ctx, average=self.cfg.parallel == "data")
         if self.cfg.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(self.net.parameters(), self.cfg.grad_clip)
+            # The weights step on the SUM of the subnets' gradients; clipping that sum at the
+            # one-subnet threshold would cancel the accumulation, so the bound scales with them.
+            torch.nn.utils.clip_grad_norm_(self.net.parameters(), self.cfg.grad_clip * len(plans))
         self.w_opt.step()
         n = len(plans)
         self.accum["w_loss"] += loss / n * len(y)
@@ -187,11 +208,11 @@ class Searcher(CheckpointedLoop):
                     xw, yw, xa, ya = (t.to(self.device, non_blocking=True) for t in (xw, yw, xa, ya))
                     self.net.train()
                     if self.algo.arch_first:
-                        self._arch_step(xa, ya, tau)
+                        self._arch_step(xa, ya, tau, (xw, yw))
                         self._weight_step(xw, yw, tau)
                     else:
                         self._weight_step(xw, yw, tau)
-                        self._arch_step(xa, ya, tau)
+                        self._arch_step(xa, ya, tau, (xw, yw))
                     self.accum["seconds"] += time.perf_counter() - started
                     self.step += 1
                     bar.set_postfix(loss=f"{self.accum['w_loss'] / max(1, self.accum['w_seen']):.3f}")
@@ -199,6 +220,8 @@ class Searcher(CheckpointedLoop):
                         self.save()
                 bar.close()
                 row = self._epoch_row(tau)
+                if cfg.progress and self.ctx.is_main:
+                    tqdm.write(epoch_line(row, cfg.epochs))
                 self.w_sched.step()
                 self.close_epoch(row, self._zero_accum(), logger)
         finally:

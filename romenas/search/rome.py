@@ -1,11 +1,12 @@
 """ROME: single-path search with disentangled topology and K-sample gradient accumulation.
 
-Per iteration (Algorithm 1 of the paper): sample K subnets, each with fresh edges
-(Gumbel-Top2 on beta, or a Gumbel-max pair choice for ROME-v1) and fresh ops (Gumbel-max
-on alpha), and update alpha/beta with the AVERAGE of their validation-loss gradients; then
-sample K more and update the weights with the SUM of their training-loss gradients. With
-``fair=True`` the weight step instead takes |ops| subnets in which every op of every edge
-appears exactly once. Only the sampled edge/op pairs are computed.
+Per iteration (Algorithm 1 of the paper, the default): sample K subnets, each with fresh
+edges (Gumbel-Top2 on beta, or a Gumbel-max pair choice for ROME-v1) and fresh ops
+(Gumbel-max on alpha), and update alpha/beta with the AVERAGE of their validation-loss
+gradients; then sample K more the same way and update the weights with the SUM of their
+training-loss gradients. ``fair=True`` (the arXiv-2020 reading, an option) replaces the
+weight step's K subnets by |ops| subnets in which every op of every edge appears exactly
+once. Only the sampled edge/op pairs are computed.
 """
 from __future__ import annotations
 
@@ -17,24 +18,27 @@ from ..errors import RomenasError
 from ..genotype import Genotype
 from ..sampling import EdgeIndex, fair_op_indices, gumbel_max_st, gumbel_pair_edges_st, gumbel_topk_edges_st
 from ..spaces import Plan, SearchSpace
-from .base import SearchAlgorithm, _entropy, register
+from .base import SearchAlgorithm, register
 
 
 @register
 class ROME(SearchAlgorithm):
     name = "rome"
     arch_first = True
+    #: GDAS' estimator (xautodl) also adds every unselected op's straight-through weight to the
+    #: node: zero in value, but it gives those ops a gradient. ROME's Eq. 2-3 has no such term.
+    unselected_op_terms = False
 
-    def __init__(self, space: SearchSpace, generator: torch.Generator, samples: int = 7, fair: bool = True,
+    def __init__(self, space: SearchSpace, generator: torch.Generator, samples: int = 7, fair: bool = False,
                  topology: bool = True, edge_sampler: str = "top2"):
         if edge_sampler not in ("top2", "pair"):
             raise RomenasError(f"unknown edge sampler {edge_sampler!r}; use 'top2' (ROME-v2) or 'pair' (ROME-v1)")
-        # Topology is not an op: with it disentangled, 'none' (an absent edge) is never sampled.
-        # Where nodes keep a subset of their inputs (DARTS family) beta decides the edges; where
-        # every edge is kept (NAS-Bench-201) the topology is fixed and there are no betas.
-        if topology and "none" in space.ops:
-            space = space.without_op("none")
+        # Where nodes keep a subset of their inputs (DARTS family) beta decides the edges, so
+        # 'none' (an absent edge) is not an op any more. Where every edge is kept
+        # (NAS-Bench-201) there is no topology to disentangle: no betas, the op set as given.
         self.topology = topology and space.inputs_per_node is not None
+        if self.topology and "none" in space.ops:
+            space = space.without_op("none")
         super().__init__(space, generator)
         self.samples, self.fair, self.edge_sampler = samples, fair, edge_sampler
         self.index = EdgeIndex(space.edges)
@@ -69,12 +73,14 @@ class ROME(SearchAlgorithm):
                 if not on[e]:
                     edges.append(())
                     continue
-                weight = None
-                if differentiable:
-                    weight = op_w[e, o]
-                    if edge_w is not None:
-                        weight = weight * edge_w[e]
-                edges.append(((o, weight),))
+                if not differentiable:
+                    edges.append(((o, None),))
+                    continue
+                weight = op_w[e, o] if edge_w is None else op_w[e, o] * edge_w[e]
+                if self.unselected_op_terms:  # GDAS: + the zero-valued weights of the other ops
+                    edges.append(((o, weight), (None, op_w[e].sum() - op_w[e, o])))
+                else:
+                    edges.append(((o, weight),))
             plan[kind] = edges
         return plan
 
@@ -122,14 +128,15 @@ class ROME(SearchAlgorithm):
                 out[kind] = probs.flatten() @ self.index.incidence
         return out
 
-    def stats(self) -> dict[str, float]:
-        out = super().stats()
-        if self.topology:
-            for kind, beta in self.betas.items():
-                beta = beta.detach().cpu()
-                if self.edge_sampler == "top2":
-                    padded = self.index.pad(beta, self.index.node_of, self.index.pos_of, self.index.max_pred)
-                else:
-                    padded = self.index.pad(beta, self.index.pair_node, self.index.pair_pos, self.index.max_pairs)
-                out[f"beta_entropy/{kind}"] = _entropy(torch.softmax(padded, -1))
-        return out
+    def edge_distributions(self) -> tuple[dict[str, list[torch.Tensor]], int]:
+        if not self.topology:
+            return {}, 1
+        out = {}
+        for kind, beta in self.betas.items():
+            beta = beta.detach().cpu()
+            if self.edge_sampler == "top2":
+                groups = [beta[es] for es in self.index.node_edges]
+            else:
+                groups = list(beta.split([len(p) for p in self.index.pairs]))
+            out[kind] = [torch.softmax(g, -1) for g in groups]
+        return out, self.space.inputs_per_node if self.edge_sampler == "top2" else 1

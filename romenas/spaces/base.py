@@ -7,7 +7,9 @@ the sum of its incoming edges. Edges are numbered node by node, inputs ascending
 An *edge plan* tells a supernet what to compute: for every edge, the list of
 ``(op index, weight)`` pairs to evaluate (an empty list switches the edge off; a weight of
 None means exactly 1). DARTS' plan lists every op, GDAS' one op per edge, ROME's one op
-on each of the sampled edges only, so unsampled ops and edges are never computed.
+on each of the sampled edges only, so unsampled ops and edges are never computed. An op
+index of None adds the weight itself to the node (no op runs): GDAS' estimator adds the
+straight-through weight of every unselected op this way, so those ops get a gradient.
 """
 from __future__ import annotations
 
@@ -64,9 +66,24 @@ class SearchSpace:
 
     def without_op(self, op: str) -> "SearchSpace":
         """The space with ``op`` removed from every edge (ROME drops 'none': edges are chosen by beta)."""
-        edge_ops = {k: tuple(tuple(o for o in e if o != op) for e in v) for k, v in self.edge_ops.items()}
-        if any(not e for v in edge_ops.values() for e in v):
-            raise RomenasError(f"removing {op!r} leaves an edge of space {self.name} without ops")
+        return self.restricted([o for o in self.ops if o != op])
+
+    def restricted(self, ops: Sequence[str]) -> "SearchSpace":
+        """The space with only ``ops`` left on every edge (``--ops``); each edge must keep one."""
+        unknown = sorted(set(ops) - set(self.ops))
+        if unknown:
+            raise RomenasError(f"op(s) {unknown} are not in space {self.name}; its ops are {self.ops}")
+        keep = set(ops)
+        edge_ops = {k: tuple(tuple(o for o in e if o in keep) for e in v) for k, v in self.edge_ops.items()}
+        empty = [(k, e) for k, v in edge_ops.items() for e, ops_left in enumerate(v) if not ops_left]
+        if empty:
+            kind, e = empty[0]
+            raise RomenasError(f"the op set {sorted(keep)} leaves edge {e} of the {kind} cell of space {self.name} "
+                               f"without ops (it offers {list(self.edge_ops[kind][e])}); add one of them to --ops")
+        counts = {len(ops_left) for v in edge_ops.values() for ops_left in v}
+        if len(counts) > 1:
+            raise RomenasError(f"the op set {sorted(keep)} leaves edges of space {self.name} with different op counts "
+                               f"{sorted(counts)}; architecture parameters need the same count on every edge")
         return replace(self, edge_ops=edge_ops)
 
     def build_supernet(self, C: int, layers: int, num_classes: int, in_channels: int) -> nn.Module:
@@ -96,9 +113,11 @@ class MixedEdge(nn.ModuleList):
 
 @dataclass(frozen=True)
 class EdgeGroup:
-    """One op of an edge and the replicas that take it (``index`` None: all of them), with their weights."""
+    """One op of an edge and the replicas that take it (``index`` None: all of them), with their weights.
 
-    op: int
+    ``op`` None: no op runs, the weights are added to the node as constants."""
+
+    op: Optional[int]
     index: Optional[torch.Tensor]
     weights: Optional[torch.Tensor]
 
@@ -150,14 +169,19 @@ class SuperDAG(nn.Module):
     def forward(self, states: list[torch.Tensor], plan: ReplicaPlan) -> list[torch.Tensor]:
         e = 0
         for j in range(self.num_nodes):
-            node = None
+            node, constants = None, []
             for inp in range(self.num_inputs + j):
                 for group in plan.edges[e]:
+                    if group.op is None:
+                        constants.append(group)
+                        continue
                     out = _run_group(self.edges[e][group.op], states[inp], group, plan.replicas)
                     node = out if node is None else node + out
                 e += 1
             if node is None:
                 raise RuntimeError(f"edge plan leaves node {self.num_inputs + j} without inputs")
+            for group in constants:
+                node = _add_constant(node, group, plan.replicas)
             states.append(node)
         return states
 
@@ -175,6 +199,15 @@ def _run_group(op: nn.Module, x: torch.Tensor, group: EdgeGroup, replicas: int) 
     if group.index is not None:
         out = out.new_zeros((replicas, *out.shape[1:])).index_add(0, group.index, out)
     return out.flatten(0, 1)
+
+
+def _add_constant(node: torch.Tensor, group: EdgeGroup, replicas: int) -> torch.Tensor:
+    """``node`` plus the group's weight of each replica, broadcast (an op-less plan entry)."""
+    weights = group.weights
+    if group.index is not None:
+        weights = weights.new_zeros(replicas).index_add(0, group.index, weights)
+    shaped = node.view(replicas, -1, *node.shape[1:])
+    return (shaped + weights.view(-1, *([1] * (shaped.dim() - 1)))).flatten(0, 1)
 
 
 def drop_path(x: torch.Tensor, p: float) -> torch.Tensor:

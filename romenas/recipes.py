@@ -1,0 +1,77 @@
+"""Published search recipes: each algorithm's own optimiser and schedule settings, per space family.
+
+A baseline is only a baseline on its own recipe, so ``recipe: auto`` (the default) gives
+every (algorithm, space) the settings its authors published; a preset (data and budget)
+and explicit flags still override them, and the run's config records the recipe by name.
+``recipe: none`` keeps the plain config defaults. The sources are named in each entry.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from .errors import RomenasError
+
+#: Architecture optimiser shared by DARTS, GDAS and ROME (Adam, lr 3e-4, betas (0.5, 0.999), wd 1e-3).
+_ARCH = dict(a_lr=3e-4, a_betas=(0.5, 0.999), a_weight_decay=1e-3)
+#: Weight optimiser of DARTS' cnn/train_search.py (also RobustDARTS' default): SGD 0.025 -> 0.001, wd 3e-4.
+_DARTS_SGD = dict(batch_size=64, w_lr=0.025, w_lr_min=0.001, w_momentum=0.9, w_weight_decay=3e-4,
+                  w_nesterov=False, grad_clip=5.0, train_portion=0.5)
+#: Weight optimiser of xautodl's NAS-Bench-201 searches (configs/nas-benchmark/algos/{DARTS,GDAS}.config).
+_NB201_SGD = dict(batch_size=64, w_lr=0.025, w_lr_min=0.001, w_momentum=0.9, w_weight_decay=5e-4,
+                  w_nesterov=True, grad_clip=5.0, train_portion=0.5)
+_GUMBEL = dict(tau_max=10.0, tau_min=0.1)
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """Settings an algorithm's authors published for one space family, and where they come from."""
+
+    name: str
+    source: str
+    settings: Mapping[str, Any]
+
+
+def _recipes(*recipes: Recipe) -> dict[str, Recipe]:
+    return {r.name: r for r in recipes}
+
+
+RECIPES: dict[str, Recipe] = _recipes(
+    Recipe("darts-darts", "DARTS (Liu et al., ICLR 2019) cnn/train_search.py: 50 epochs, first order "
+           "(darts_order 2 = its unrolled variant)", {**_DARTS_SGD, **_ARCH, "epochs": 50}),
+    Recipe("darts-robust", "RobustDARTS (Zela et al., ICLR 2020): the DARTS search settings on S1-S4",
+           {**_DARTS_SGD, **_ARCH, "epochs": 50}),
+    Recipe("darts-nb201", "xautodl DARTS-V1/V2 on NAS-Bench-201 (scripts-search/NAS-Bench-201-algos): 50 epochs",
+           {**_NB201_SGD, **_ARCH, "epochs": 50}),
+    Recipe("gdas-darts", "GDAS (Dong & Yang, CVPR 2019), xautodl configs/search-opts/GDAS-NASNet-CIFAR.config: "
+           "250 epochs, batch 256, SGD nesterov wd 5e-4, tau 10 -> 0.1",
+           {**_NB201_SGD, **_ARCH, **_GUMBEL, "epochs": 250, "batch_size": 256}),
+    Recipe("gdas-robust", "GDAS on S1-S4 as ROME's paper runs it: the DARTS search settings, tau 10 -> 0.1",
+           {**_DARTS_SGD, **_ARCH, **_GUMBEL, "epochs": 50}),
+    Recipe("gdas-nb201", "xautodl GDAS on NAS-Bench-201 (configs/nas-benchmark/algos/GDAS.config, GDAS.sh): "
+           "250 epochs, SGD nesterov wd 5e-4, tau 10 -> 0.1", {**_NB201_SGD, **_ARCH, **_GUMBEL, "epochs": 250}),
+    Recipe("rome-darts", "ROME (ICCV 2023) Sec. 5: 50 epochs, K=7, SGD lr 0.05, the DARTS/GDAS rest",
+           {**_DARTS_SGD, **_ARCH, **_GUMBEL, "epochs": 50, "samples": 7, "w_lr": 0.05}),
+    Recipe("rome-robust", "ROME (ICCV 2023) on S1-S4: its DARTS-space settings",
+           {**_DARTS_SGD, **_ARCH, **_GUMBEL, "epochs": 50, "samples": 7, "w_lr": 0.05}),
+    Recipe("rome-nb201", "ROME's paper has no NAS-Bench-201 search: xautodl's NB201 weight optimiser with "
+           "ROME's K=7 and 50 epochs", {**_NB201_SGD, **_ARCH, **_GUMBEL, "epochs": 50, "samples": 7}),
+)
+
+_FAMILY_OF_SPACE = {"darts": "darts", "nb201": "nb201", "s1": "robust", "s2": "robust", "s3": "robust",
+                    "s4": "robust"}
+
+
+def recipe_name(algorithm: str, space: str) -> str:
+    """The published recipe of ``algorithm`` in ``space`` ('<algorithm>-<darts|robust|nb201>'), or 'none'."""
+    name = f"{algorithm}-{_FAMILY_OF_SPACE.get(space, space)}"
+    return name if name in RECIPES else "none"
+
+
+def recipe_settings(name: str) -> dict[str, Any]:
+    """The settings of recipe ``name`` ('none': no settings)."""
+    if name == "none":
+        return {}
+    if name not in RECIPES:
+        raise RomenasError(f"unknown recipe {name!r}; use auto, none or one of {sorted(RECIPES)}")
+    return dict(RECIPES[name].settings)

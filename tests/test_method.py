@@ -1,0 +1,167 @@
+"""Fidelity to the published methods: Algorithm 1, clipping, GDAS' estimator, recipes, op sets, DARTS 2nd order."""
+import copy
+
+import pytest
+import torch
+
+from romenas.config import SearchConfig, build_config
+from romenas.errors import RomenasError
+from romenas.search import ALGORITHMS
+from romenas.search.base import convergence
+from romenas.search.darts import unrolled_arch_step
+from romenas.search.loop import Searcher, epoch_line
+from romenas.spaces import get_space
+
+from conftest import TINY_SEARCH
+
+
+def _searcher(**overrides) -> Searcher:
+    return Searcher(build_config(SearchConfig, {**TINY_SEARCH, **overrides}), run=None)
+
+
+def test_algorithm_1_samples_k_gumbel_subnets_in_both_steps():
+    algo = ALGORITHMS["rome"](get_space("darts"), torch.Generator().manual_seed(0), samples=5)
+    weight_plans, arch_plans = algo.weight_plans(1.0), algo.arch_plans(1.0)
+    assert len(weight_plans) == len(arch_plans) == 5
+    for plan in weight_plans + arch_plans:  # Gumbel-Top2: two input edges per node, one op each
+        on = [len(edge) for edge in plan["normal"]]
+        assert sum(on) == 8 and set(on) <= {0, 1}
+    ops_taken = [[edge[0][0] for edge in plan["normal"] if edge] for plan in weight_plans]
+    assert len({tuple(o) for o in ops_taken}) > 1  # fresh ops per subnet
+
+
+def test_fair_option_takes_every_op_once_per_edge():
+    algo = ALGORITHMS["rome"](get_space("nb201"), torch.Generator().manual_seed(0), samples=2, fair=True)
+    plans = algo.weight_plans(1.0)
+    assert len(plans) == 5  # |ops|, not K
+    for e in range(6):
+        assert sorted(plan["cell"][e][0][0] for plan in plans) == list(range(5))
+
+
+def test_k1_ablation_is_one_subnet_per_step():
+    algo = ALGORITHMS["rome"](get_space("darts"), torch.Generator().manual_seed(0), samples=1)
+    assert len(algo.weight_plans(1.0)) == len(algo.arch_plans(1.0)) == 1
+
+
+def test_clipping_scales_with_the_accumulated_subnets():
+    """Clipped at one subnet's threshold, the sum of K gradients would step like one subnet."""
+    steps = {}
+    for k in (1, 4):
+        s = _searcher(samples=k, grad_clip=1e-3, w_weight_decay=0.0, w_lr=0.1)
+        (xw, yw), _ = next(iter(zip(*s.loaders)))
+        before = [p.detach().clone() for p in s.net.parameters()]
+        s._weight_step(xw, yw, tau=1.0)
+        steps[k] = torch.cat([(p.detach() - b).flatten() for p, b in zip(s.net.parameters(), before)]).norm()
+    # Every subnet's gradient is far above 1e-3, so each sum is clipped to exactly K x 1e-3 (SGD's first step: lr x grad).
+    assert steps[1].item() == pytest.approx(0.1 * 1e-3, rel=1e-3)
+    assert steps[4].item() == pytest.approx(0.1 * 4e-3, rel=1e-3)
+
+
+def test_gdas_unselected_op_terms_add_to_the_architecture_gradient():
+    """xautodl's term: an edge whose sampled op is 'none' gets no gradient through that op, but
+    through the other ops' zero-valued weights it does."""
+    s = _searcher(algorithm="gdas", space="nb201", layers=1)
+    x, y = next(iter(s.loaders[1]))
+    s.net.eval()
+    plan = s.algo.arch_plans(1.0)[0]
+    bare = {"cell": [tuple(entry for entry in edge if entry[0] is not None) for edge in plan["cell"]]}
+    alpha = s.algo.alphas["cell"]
+    with_terms, = torch.autograd.grad(torch.nn.functional.cross_entropy(s.net(x, [plan]), y), alpha,
+                                      retain_graph=True)
+    without, = torch.autograd.grad(torch.nn.functional.cross_entropy(s.net(x, [bare]), y), alpha)
+    assert all(len(edge) == 2 for edge in plan["cell"])
+    assert not torch.allclose(with_terms, without)
+    last_edge_op = plan["cell"][5][0][0]  # edge 3<-2 feeds the cell output directly: its term always counts
+    assert not torch.allclose(with_terms[5], without[5]), last_edge_op
+
+
+def test_unselected_op_terms_leave_the_forward_value_unchanged():
+    s = _searcher(algorithm="gdas", space="nb201", layers=1)
+    gen = s.generator.get_state()
+    plan = s.algo.arch_plans(1.0)[0]
+    s.generator.set_state(gen)
+    bare = {"cell": [tuple(entry for entry in edge if entry[0] is not None) for edge in plan["cell"]]}
+    x = next(iter(s.loaders[1]))[0]
+    s.net.eval()
+    assert torch.allclose(s.net(x, [plan]), s.net(x, [bare]), atol=1e-5)
+
+
+def test_recipes_resolve_per_algorithm_and_space_and_yield_to_flags():
+    gdas = build_config(SearchConfig, {"algorithm": "gdas", "space": "nb201"})
+    assert (gdas.recipe, gdas.epochs, gdas.w_nesterov, gdas.w_weight_decay) == ("gdas-nb201", 250, True, 5e-4)
+    darts = build_config(SearchConfig, {"algorithm": "darts", "space": "s3"})
+    assert (darts.recipe, darts.epochs, darts.w_lr, darts.w_weight_decay) == ("darts-robust", 50, 0.025, 3e-4)
+    rome = build_config(SearchConfig, {"algorithm": "rome"}, preset="darts-cifar10")
+    assert (rome.recipe, rome.samples, rome.w_lr, rome.fair) == ("rome-darts", 7, 0.05, False)
+    mine = build_config(SearchConfig, {"algorithm": "gdas", "space": "nb201", "epochs": 3, "w_lr": 0.1})
+    assert (mine.epochs, mine.w_lr, mine.w_nesterov) == (3, 0.1, True)
+    plain = build_config(SearchConfig, {"algorithm": "gdas", "space": "nb201", "recipe": "none"})
+    assert plain.epochs == SearchConfig.epochs
+    with pytest.raises(RomenasError, match="unknown recipe"):
+        build_config(SearchConfig, {"recipe": "gdas-imagenet"})
+
+
+@pytest.mark.parametrize("algorithm", ["rome", "gdas", "darts"])
+def test_ops_flag_restricts_every_algorithm(algorithm):
+    ops = ("skip_connect", "nor_conv_3x3", "avg_pool_3x3")
+    s = _searcher(algorithm=algorithm, space="nb201", layers=1, ops=ops)
+    assert s.algo.space.ops == sorted(ops)
+    assert s.algo.alphas["cell"].shape == (6, 3)
+    assert set(s.algo.derive().ops()) <= set(ops)
+
+
+def test_rome_keeps_none_where_no_topology_parameters_replace_it():
+    nb201 = ALGORITHMS["rome"](get_space("nb201"), torch.Generator())
+    darts = ALGORITHMS["rome"](get_space("darts"), torch.Generator())
+    assert "none" in nb201.space.ops and nb201.betas is None
+    assert "none" not in darts.space.ops and darts.betas is not None
+
+
+@pytest.mark.parametrize("space, ops, message", [("darts", ["conv_9x9"], "not in space"),
+                                                 ("s1", ["max_pool_3x3"], "without ops"),
+                                                 ("s1", ["avg_pool_3x3", "dil_conv_3x3", "max_pool_3x3", "sep_conv_3x3", "skip_connect"],
+                                                  "different op counts")])
+def test_bad_op_sets_are_refused(space, ops, message):
+    with pytest.raises(RomenasError, match=message):
+        get_space(space).restricted(ops)
+
+
+def test_second_order_darts_reduces_to_first_order_at_zero_lr_and_restores_weights():
+    s = _searcher(algorithm="darts", space="nb201", layers=1, darts_order=2)
+    (xw, yw), (xa, ya) = next(iter(zip(*s.loaders)))
+    s.net.eval()  # fixed BN statistics: the same function in every pass
+    weights = copy.deepcopy(s.net.state_dict())
+    grads = {}
+    for lr in (0.0, 0.5):
+        s.w_opt.param_groups[0]["lr"] = lr
+        unrolled_arch_step(s.net, s.algo, s.w_opt, (xa, ya), (xw, yw))
+        grads[lr] = s.algo.alphas["cell"].grad.clone()
+        for key, value in s.net.state_dict().items():
+            assert torch.equal(value, weights[key]), key
+    first = torch.autograd.grad(torch.nn.functional.cross_entropy(s.net(xa, s.algo.arch_plans(1.0)), ya),
+                                s.algo.alphas["cell"])[0]
+    assert torch.allclose(grads[0.0], first, atol=1e-6)
+    assert not torch.allclose(grads[0.5], first, atol=1e-4)
+
+
+def test_darts_order_2_is_refused_for_other_algorithms():
+    with pytest.raises(RomenasError, match="darts_order 2"):
+        build_config(SearchConfig, {"algorithm": "rome", "darts_order": 2})
+
+
+def test_convergence_measures():
+    assert convergence([torch.full((4,), 0.25)]) == pytest.approx((1.0, 0.0))
+    assert convergence([torch.tensor([1.0, 0.0, 0.0])]) == pytest.approx((0.0, 1.0), abs=1e-9)
+    # top-2 of 3 with the kept pair tied: margin is p(2nd) - p(3rd)
+    entropy, margin = convergence([torch.tensor([0.45, 0.45, 0.10])], chosen=2)
+    assert margin == pytest.approx(0.35) and 0 < entropy < 1
+    assert convergence([torch.tensor([0.5, 0.5])], chosen=2) == (0.0, 1.0)  # nothing to decide: skipped
+
+
+def test_epoch_line_reports_losses_accuracies_tau_and_convergence():
+    s = _searcher(epochs=1)
+    result = s.fit()
+    line = epoch_line(result.metrics[-1], 1)
+    for part in ("train loss", "val loss", "acc", "tau", "op entropy", "edge entropy", "margin"):
+        assert part in line
+    assert 0.0 <= result.metrics[-1]["op_entropy"] <= 1.0
