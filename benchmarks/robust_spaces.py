@@ -6,6 +6,7 @@ cell and counts its parameter-free ops and skip connections per cell type; with
 test accuracy. Writes a CSV and a Markdown table to ``--out``.
 
     python benchmarks/robust_spaces.py --preset cpu-proxy --spaces s2 s3 --seeds 0
+    python benchmarks/robust_spaces.py --spaces s3 --ops sep_conv_3x3 skip_connect   # S3 without 'none' for all
     python benchmarks/robust_spaces.py --preset paper --dataset cifar10 --data-dir ~/data   # a GPU
 """
 from __future__ import annotations
@@ -13,14 +14,18 @@ from __future__ import annotations
 from datetime import date
 from pathlib import Path
 
-from _runs import benchmark_parser, mean_std, search_once, write_csv
+from _runs import benchmark_parser, convergence_columns, mean_std, search_once, write_csv
 
 ALGORITHMS = ("darts", "gdas", "rome")
+# "paper": the published scale, the rest from each algorithm's recipe. The CPU presets adapt
+# the architecture optimiser as the NAS-Bench-201 cpu-proxy does (lr 0.05, no weight decay;
+# see benchmarks/nb201_search.py), the same for every algorithm.
+_CPU_ARCH = dict(a_lr=0.05, a_weight_decay=0.0)
 PRESETS = {
-    "paper": dict(channels=16, layers=8, epochs=50, batch_size=64, samples=7),
-    "cpu-proxy": dict(channels=8, layers=5, epochs=10, batch_size=64, samples=3, limit_train=1000),
+    "paper": dict(channels=16, layers=8),
+    "cpu-proxy": dict(channels=8, layers=5, epochs=10, batch_size=64, samples=3, limit_train=1000, **_CPU_ARCH),
     # 6x the proxy's steps: gives the weights time to train, which is when DARTS turns to skips.
-    "cpu-long": dict(channels=8, layers=5, epochs=30, batch_size=64, samples=3, limit_train=2000),
+    "cpu-long": dict(channels=8, layers=5, epochs=30, batch_size=64, samples=3, limit_train=2000, **_CPU_ARCH),
 }
 
 
@@ -52,6 +57,7 @@ def main():
                 row = {"space": space, "algorithm": algorithm, "seed": seed,
                        "param_free_normal": collapse["param_free/normal"], "skip_normal": collapse["skip/normal"],
                        "param_free_reduce": collapse["param_free/reduce"], "skip_reduce": collapse["skip/reduce"],
+                       **convergence_columns(result.metrics[-1]),
                        "search_seconds": round(sum(m["seconds"] for m in result.metrics)),
                        "genotype": result.genotype.to_string(), "test_acc": ""}
                 if args.train_epochs:

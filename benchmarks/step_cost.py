@@ -164,7 +164,7 @@ def main():
 def _markdown(rows, args) -> str:
     by = {(r["impl"], r["space"]): r for r in rows if "error" not in r}
     lines = [f"Step cost, {date.today()}, device {args.device}, batch {args.batch}, ROME K={args.samples} "
-             f"(fair weight step over |ops| subnets), torch {torch.__version__}", "",
+             f"(Algorithm 1: K Gumbel subnets in both steps), torch {torch.__version__}", "",
              "| space | impl | step (s) | peak mem (MB) | subnets/step | s per (weight+arch) subnet pair |",
              "|---|---|---|---|---|---|"]
     for r in rows:

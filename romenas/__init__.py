@@ -5,7 +5,8 @@ derive -> train from scratch -> evaluate / benchmark.
 """
 from .config import SearchConfig, TrainConfig
 from .errors import RomenasError
-from .genotype import Genotype, load_genotype, parse_genotype
+from .genotype import Genotype
+from .published import load_genotype, parse_genotype
 from .search.loop import SearchResult, search
 from .train import TrainResult, describe, train
 

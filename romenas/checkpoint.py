@@ -7,6 +7,7 @@ containers only, so a crafted file cannot run code.
 """
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import random
@@ -49,9 +50,13 @@ def save_checkpoint(state: dict[str, Any], path: str | Path) -> None:
             os.replace(path, prev)
         os.replace(tmp, path)
         _fsync_dir(path.parent)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        reason = "the disk is full" if exc.errno == errno.ENOSPC else (exc.strerror or str(exc))
+    except (OSError, RuntimeError) as exc:  # torch.save reports a write error (EFBIG, ...) as RuntimeError
+        with contextlib.suppress(OSError):  # a read-only folder refuses the cleanup too
+            tmp.unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            reason = "the disk is full" if exc.errno == errno.ENOSPC else (exc.strerror or str(exc))
+        else:
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise RomenasError(f"could not write checkpoint {path}: {reason}; the last good checkpoint is kept — "
                            f"free space, then continue with --resume {path.parent}") from None
 
@@ -61,9 +66,9 @@ def _load_one(path: Path) -> dict[str, Any]:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # corrupt, truncated or crafted: all refused the same way
         raise RomenasError(f"checkpoint {path} is corrupt, truncated or not a romenas checkpoint "
-                           f"({type(exc).__name__}); delete it to fall back to {path.name}.prev") from None
-    if not isinstance(state, dict) or "format" not in state:
-        raise RomenasError(f"{path} is not a romenas checkpoint")
+                           f"({type(exc).__name__})") from None
+    if not isinstance(state, dict) or not isinstance(state.get("format"), int):
+        raise RomenasError(f"{path} is not a romenas checkpoint (no integer 'format' field)")
     if state["format"] > FORMAT_VERSION:
         raise RomenasError(f"checkpoint {path} has format {state['format']}, newer than this romenas reads "
                            f"({FORMAT_VERSION}); upgrade romenas")
@@ -92,6 +97,9 @@ def load_checkpoint(path: str | Path, kind: str, space: str | None = None) -> di
             raise RomenasError(f"checkpoint {candidate} is from space {state.get('space')!r}, "
                                f"not {space!r}; resume it with its own run folder")
         return state
+    if len(candidates) > 1:
+        raise RomenasError(f"both checkpoints of {path.parent} ({path.name}, {prev.name}) are unreadable: {error}; "
+                           "the run cannot be resumed, start it anew in another folder")
     raise error
 
 

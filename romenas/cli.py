@@ -62,10 +62,14 @@ def cmd_search(args) -> None:
         if "nb201" in last:
             print("NAS-Bench-201 lookup: " + ", ".join(f"{k} {v:.2f}" for k, v in last["nb201"].items()))
     print(f"genotype: {result.genotype}")
+    if result.metrics:
+        from .viz import plot_runs
+
+        print(f"plots: {plot_runs(result.run_dir, [], None)[-1]} and the architecture weights beside it")
 
 
 def cmd_derive(args) -> None:
-    from .genotype import load_genotype
+    from .published import load_genotype
 
     genotype = load_genotype(args.run)
     print(genotype.to_json() if args.format == "json" else genotype.to_string())
@@ -92,7 +96,7 @@ def cmd_train(args) -> None:
 
 def cmd_bench(args) -> None:
     from .bench import NB201Table, collapse_metrics
-    from .genotype import load_genotype
+    from .published import load_genotype
 
     if args.bench == "nb201":
         found = NB201Table.load(args.table).lookup(args.arch)
@@ -207,8 +211,10 @@ def main(argv: list[str] | None = None) -> int:
     except RomenasError as exc:
         print(f"romenas: error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("romenas: interrupted; the last checkpoint is kept — continue with --resume RUN_DIR", file=sys.stderr)
+    except KeyboardInterrupt as exc:
+        where = getattr(exc, "run_dir", None)
+        resume = f"romenas {args.command} --resume {where}" if where else "--resume and the run folder"
+        print(f"romenas: interrupted; the last checkpoint is kept — continue with {resume}", file=sys.stderr)
         return 130
     return 0
 

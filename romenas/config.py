@@ -64,12 +64,9 @@ class SearchConfig:
     progress: bool = True
 
     def validate(self) -> "SearchConfig":
-        from .search import ALGORITHMS
-        from .spaces import SPACES
-
+        """Every value in range. Algorithm and space names are checked against their registries
+        by the search itself (the layer that owns them)."""
         _finite(self)
-        _choice("algorithm", self.algorithm, ALGORITHMS)
-        _choice("space", self.space, SPACES)
         _choice("edge_sampler", self.edge_sampler, ("top2", "pair"))
         _choice("parallel", self.parallel, ("samples", "data"))
         _choice("subnet_execution", self.subnet_execution, ("sequential", "batched"))
@@ -83,6 +80,13 @@ class SearchConfig:
             raise RomenasError(f"ops must be a non-empty list of op names, got {self.ops!r}")
         _positive(self, "epochs", "batch_size", "samples", "channels", "layers", "tau_min", "w_lr", "a_lr")
         _non_negative(self, "w_lr_min", "w_weight_decay", "a_weight_decay", "grad_clip", "checkpoint_every")
+        _positive_or_none(self, "limit_train", "image_size")
+        _check_seed_and_sgd(self.seed, self.w_momentum, self.w_nesterov, "--w-")
+        if not all(0.0 <= b < 1.0 for b in self.a_betas) or len(self.a_betas) != 2:
+            raise RomenasError(f"a_betas must be two numbers in [0, 1), got {list(self.a_betas)}")
+        if self.nb201_table is not None and self.space != "nb201":
+            raise RomenasError(f"--nb201-table looks NAS-Bench-201 cells up, but the space is {self.space}; "
+                               "drop it or search with --space nb201")
         if self.tau_max < self.tau_min:
             raise RomenasError(f"tau range is reversed (tau_max={self.tau_max} < tau_min={self.tau_min}); "
                                "tau decays from --tau-max down to --tau-min")
@@ -132,10 +136,8 @@ class TrainConfig:
         _positive(self, "epochs", "batch_size", "lr")
         _non_negative(self, "lr_min", "weight_decay", "cutout", "drop_path", "auxiliary_weight", "grad_clip",
                       "label_smoothing", "checkpoint_every")
-        for name in ("channels", "layers", "limit_train", "limit_test", "image_size"):
-            value = getattr(self, name)
-            if value is not None and value <= 0:
-                raise RomenasError(f"{name} must be positive, got {value}")
+        _positive_or_none(self, "channels", "layers", "limit_train", "limit_test", "image_size")
+        _check_seed_and_sgd(self.seed, self.momentum, self.nesterov, "--")
         if self.drop_path >= 1.0:
             raise RomenasError(f"drop_path must be below 1, got {self.drop_path}")
         _check_device(self.device)
@@ -164,6 +166,22 @@ def _positive(cfg, *names: str) -> None:
     for name in names:
         if getattr(cfg, name) <= 0:
             raise RomenasError(f"{name} must be positive, got {getattr(cfg, name)}")
+
+
+def _check_seed_and_sgd(seed: int, momentum: float, nesterov: bool, prefix: str) -> None:
+    if not 0 <= seed < 2 ** 63:
+        raise RomenasError(f"seed must lie in [0, 2**63), got {seed}")
+    if momentum < 0:
+        raise RomenasError(f"{prefix}momentum must not be negative, got {momentum}")
+    if nesterov and momentum <= 0:
+        raise RomenasError(f"Nesterov momentum needs {prefix}momentum above 0; drop {prefix}nesterov or set a momentum")
+
+
+def _positive_or_none(cfg, *names: str) -> None:
+    for name in names:
+        value = getattr(cfg, name)
+        if value is not None and value <= 0:
+            raise RomenasError(f"{name} must be positive, got {value}")
 
 
 def _non_negative(cfg, *names: str) -> None:
@@ -210,6 +228,22 @@ def build_config(cls, overrides: Mapping[str, Any] | None = None, preset: str | 
     return from_dict(cls, values).validate()
 
 
+#: What may differ when a run is resumed: how it runs, not what it computes.
+RESUMABLE = ("progress", "device", "checkpoint_every")
+
+
+def resumed_config(cls, saved: Mapping[str, Any], overrides: Mapping[str, Any]):
+    """A resumed run's config: its own saved settings; a flag that would change them is refused."""
+    changed = {k: v for k, v in overrides.items()
+               if v is not None and k not in RESUMABLE and saved.get(k) != (list(v) if isinstance(v, tuple) else v)}
+    if changed:
+        flags = ", ".join(f"--{k.replace('_', '-')} {v} (run: {saved.get(k)})" for k, v in changed.items())
+        raise RomenasError(f"--resume continues a run with its own settings, and {flags} would change them; "
+                           "drop the flag(s), or start a new run with --out")
+    return from_dict(cls, {**saved, **{k: v for k, v in overrides.items() if k in RESUMABLE and v is not None}}
+                     ).validate()
+
+
 def from_dict(cls, values: Mapping[str, Any]):
     known = {f.name: f for f in fields(cls)}
     unknown = sorted(set(values) - set(known))
@@ -235,10 +269,15 @@ def preset_names() -> list[str]:
 
 def load_preset(name: str, kind: str) -> dict[str, Any]:
     """The ``kind`` section ('search' or 'train') of a shipped preset."""
+    if name not in preset_names():  # names only: a path would read YAML from anywhere
+        raise RomenasError(f"unknown preset {name!r}; use one of {preset_names()} (set anything else with flags)")
     path = resources.files("romenas.presets") / f"{name}.yaml"
-    if not path.is_file():
-        raise RomenasError(f"unknown preset {name!r}; use one of {preset_names()}")
-    data = yaml.safe_load(path.read_text()) or {}
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise RomenasError(f"preset {name!r} is not valid YAML ({str(exc).splitlines()[0]}); reinstall romenas") from None
+    if not isinstance(data, dict) or not isinstance(data.get(kind, {}), dict):
+        raise RomenasError(f"preset {name!r} is damaged (expected sections search:/train: of settings)")
     if kind not in data:
         raise RomenasError(f"preset {name!r} has no {kind} settings; it offers {sorted(k for k in data if k != 'about')}")
     return dict(data[kind])

@@ -187,6 +187,14 @@ def _scan(folder: Path) -> tuple[list[str], list[tuple[Path, int]]]:
     return classes, files
 
 
+def _check_classes(folder: Path, classes: list[str], files: list[tuple[Path, int]]) -> None:
+    """Every class folder must hold images: an empty one would be a class the network never sees."""
+    counts = torch.bincount(torch.tensor([c for _, c in files], dtype=torch.long), minlength=len(classes))
+    empty = [name for name, n in zip(classes, counts.tolist()) if n == 0]
+    if empty:
+        raise RomenasError(f"class folder(s) {empty} under {folder} hold no images; add images or remove them")
+
+
 def _decode(files: list[tuple[Path, int]], limit: int | None, image_size: int | None) -> ImageSet:
     from PIL import Image, UnidentifiedImageError
     from torchvision.transforms.v2.functional import pil_to_tensor, resize
@@ -206,7 +214,7 @@ def _decode(files: list[tuple[Path, int]], limit: int | None, image_size: int | 
         try:
             with Image.open(path) as pil:
                 img = pil_to_tensor(pil.convert("RGB"))
-        except (UnidentifiedImageError, OSError, ValueError) as exc:
+        except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError) as exc:
             raise RomenasError(f"cannot read image {path} ({exc}); remove or replace the file") from None
         if image_size:
             img = resize(img, [image_size, image_size], antialias=True)
@@ -219,10 +227,17 @@ def _decode(files: list[tuple[Path, int]], limit: int | None, image_size: int | 
     return ImageSet(torch.stack(images), torch.tensor([c for _, c in files]))
 
 
-def _image_folder(root: Path, limit_train, limit_test, image_size) -> DataBundle:
+def _check_folder(root: Path) -> None:
+    if root.is_file():
+        raise RomenasError(f"--dataset {root} is a file; pass a folder with train/<class>/ images "
+                           f"or one of the built-in datasets {list(BUILTIN)}")
     if not root.is_dir():
         raise RomenasError(f"data folder {root} does not exist; pass a folder with train/<class>/ images "
                            f"or one of the built-in datasets {list(BUILTIN)}")
+
+
+def _image_folder(root: Path, limit_train, limit_test, image_size) -> DataBundle:
+    _check_folder(root)
     train_dir = root / "train" if (root / "train").is_dir() else root
     test_dir = root / "test" if (root / "test").is_dir() else None
     try:
@@ -233,10 +248,11 @@ def _image_folder(root: Path, limit_train, limit_test, image_size) -> DataBundle
         raise RomenasError(f"data folder {train_dir} holds no images; expected {train_dir}/<class>/<image>.jpg")
     if len(classes) < 2:
         raise RomenasError(f"data folder {train_dir} has {len(classes)} class folder(s); classification needs at least 2")
+    _check_classes(train_dir, classes, files)
     train = _decode(files, limit_train, image_size)
     test = None
-    if test_dir is not None:
-        test_classes, test_files = _scan(test_dir)
+    test_classes, test_files = _scan(test_dir) if test_dir is not None else ([], [])
+    if test_files:  # a test/ folder without images is no test split
         if test_classes != classes:
             raise RomenasError(f"{test_dir} has classes {test_classes}, but {train_dir} has {classes}; make them match")
         test = _decode(test_files, limit_test, image_size or train.images.shape[-1])
@@ -276,10 +292,8 @@ def dataset_shape(dataset: str, image_size: int | None = None) -> tuple[int, int
         classes, channels, size = KNOWN_SHAPES[key]
         return classes, channels, image_size or size
     root = Path(dataset).expanduser()
+    _check_folder(root)
     folder = root / "train" if (root / "train").is_dir() else root
-    if not folder.is_dir():
-        raise RomenasError(f"data folder {root} does not exist; pass a folder with train/<class>/ images "
-                           f"or one of {sorted(KNOWN_SHAPES)}")
     classes, files = _scan(folder)
     if not files:
         raise RomenasError(f"data folder {folder} holds no images; expected {folder}/<class>/<image>.jpg")

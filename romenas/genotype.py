@@ -13,7 +13,6 @@ from __future__ import annotations
 import ast
 import json
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Mapping, Sequence
 
 from .errors import RomenasError
@@ -56,7 +55,13 @@ class Genotype:
         if concat is None:
             num_inputs = FAMILIES[family][0]
             concat = {k: tuple(range(num_inputs, num_inputs + len(v))) for k, v in norm.items()}
-        geno = cls(family, norm, {k: tuple(int(i) for i in v) for k, v in concat.items()})
+        if not isinstance(concat, Mapping):
+            raise GenotypeError(f"genotype concat must map cell types to node lists, got {concat!r:.60}")
+        try:
+            concat = {k: tuple(int(i) for i in v) for k, v in concat.items()}
+        except (TypeError, ValueError):
+            raise GenotypeError("each *_concat must be a list of node indices, e.g. [2, 3, 4, 5]") from None
+        geno = cls(family, norm, concat)
         geno.validate()
         return geno
 
@@ -126,15 +131,21 @@ class Genotype:
 
 
 # ---- parsing ---------------------------------------------------------------------------
+_MAX_CONCAT = 64
+
+
 def _literal(node: ast.AST):
     """A literal, or ``range(a, b)`` as DARTS writes concat lists; nothing else is evaluated."""
     if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "range"
             and not node.keywords and all(isinstance(a, ast.Constant) and isinstance(a.value, int) for a in node.args)):
-        return list(range(*(a.value for a in node.args)))
+        bounds = range(*(a.value for a in node.args))
+        if len(bounds) > _MAX_CONCAT:  # a cell has a handful of nodes; never build a huge list
+            raise ValueError(f"range of {len(bounds)} nodes is longer than any cell")
+        return list(bounds)
     return ast.literal_eval(node)
 
 
-def _parse_darts(text: str) -> Genotype:
+def parse_darts_string(text: str) -> Genotype:
     try:
         call = ast.parse(text, mode="eval").body
         if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Name)
@@ -156,7 +167,7 @@ def _parse_darts(text: str) -> Genotype:
     return Genotype.build("darts", cells, concat)
 
 
-def _parse_nb201(text: str) -> Genotype:
+def parse_nb201_string(text: str) -> Genotype:
     nodes = []
     for chunk in text.split("+"):
         chunk = chunk.strip()
@@ -170,41 +181,3 @@ def _parse_nb201(text: str) -> Genotype:
             node.append((op, int(inp)))
         nodes.append(node)
     return Genotype.build("nb201", {"cell": nodes})
-
-
-def parse_genotype(text: str) -> Genotype:
-    """Parse any text form (JSON, DARTS string, NAS-Bench-201 string) or a published name."""
-    from .published import PUBLISHED, lookup_published
-
-    text = text.strip()
-    if lookup_published(text) is not None:
-        return lookup_published(text)
-    if text.startswith("{"):
-        try:
-            return Genotype.from_dict(json.loads(text))
-        except json.JSONDecodeError as exc:
-            raise GenotypeError(f"genotype JSON is malformed: {exc}") from None
-    if text.startswith("Genotype("):
-        return _parse_darts(text)
-    if text.startswith("|"):
-        return _parse_nb201(text)
-    raise GenotypeError(f"not a genotype: {text[:60]!r}; give a run folder, a genotype JSON file, a DARTS "
-                        f"'Genotype(...)' or NAS-Bench-201 '|op~0|+...' string, or one of {sorted(PUBLISHED)}")
-
-
-def load_genotype(spec: "str | Path | Genotype") -> Genotype:
-    """A genotype from a Genotype, a run folder, a file (JSON or text), a string or a published name."""
-    if isinstance(spec, Genotype):
-        return spec
-    text = str(spec)
-    path = Path(text)
-    if len(text) < 4096 and path.exists():
-        if path.is_dir():
-            path = path / "genotype.json"
-            if not path.exists():
-                raise GenotypeError(f"{spec} has no genotype.json yet; finish or resume its search first")
-        try:
-            text = path.read_text()
-        except (OSError, UnicodeDecodeError) as exc:
-            raise GenotypeError(f"cannot read genotype file {path}: {exc}") from None
-    return parse_genotype(text)

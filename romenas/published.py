@@ -1,7 +1,11 @@
-"""Published cells, by name (facts from the papers; see docs/genotypes.md)."""
+"""Published cells by name (facts from the papers), and resolving any genotype spec to a
+Genotype: a published name, a JSON/DARTS/NAS-Bench-201 string, a file or a run folder."""
 from __future__ import annotations
 
-from .genotype import Genotype, _parse_darts, _parse_nb201
+import json
+from pathlib import Path
+
+from .genotype import Genotype, GenotypeError, parse_darts_string, parse_nb201_string
 
 _DARTS_STRINGS = {
     "DARTS_V1": "Genotype(normal=[('sep_conv_3x3', 1), ('sep_conv_3x3', 0), ('skip_connect', 0), ('sep_conv_3x3', 1), ('skip_connect', 0), ('sep_conv_3x3', 1), ('sep_conv_3x3', 0), ('skip_connect', 2)], normal_concat=[2, 3, 4, 5], reduce=[('max_pool_3x3', 0), ('max_pool_3x3', 1), ('skip_connect', 2), ('max_pool_3x3', 0), ('max_pool_3x3', 0), ('skip_connect', 2), ('skip_connect', 2), ('avg_pool_3x3', 0)], reduce_concat=[2, 3, 4, 5])",
@@ -16,11 +20,47 @@ _NB201_STRINGS = {
 }
 
 PUBLISHED: dict[str, Genotype] = {
-    **{name: _parse_darts(s) for name, s in _DARTS_STRINGS.items()},
-    **{name: _parse_nb201(s) for name, s in _NB201_STRINGS.items()},
+    **{name: parse_darts_string(s) for name, s in _DARTS_STRINGS.items()},
+    **{name: parse_nb201_string(s) for name, s in _NB201_STRINGS.items()},
 }
 
 
 def lookup_published(name: str) -> Genotype | None:
     """Case- and dash-insensitive: 'pc-darts' finds PC_DARTS."""
     return PUBLISHED.get(name.strip().upper().replace("-", "_"))
+
+
+def parse_genotype(text: str) -> Genotype:
+    """Parse any text form (JSON, DARTS string, NAS-Bench-201 string) or a published name."""
+    text = text.strip()
+    if lookup_published(text) is not None:
+        return lookup_published(text)
+    if text.startswith("{"):
+        try:
+            return Genotype.from_dict(json.loads(text))
+        except json.JSONDecodeError as exc:
+            raise GenotypeError(f"genotype JSON is malformed: {exc}") from None
+    if text.startswith("Genotype("):
+        return parse_darts_string(text)
+    if text.startswith("|"):
+        return parse_nb201_string(text)
+    raise GenotypeError(f"not a genotype: {text[:60]!r}; give a run folder, a genotype JSON file, a DARTS "
+                        f"'Genotype(...)' or NAS-Bench-201 '|op~0|+...' string, or one of {sorted(PUBLISHED)}")
+
+
+def load_genotype(spec: "str | Path | Genotype") -> Genotype:
+    """A genotype from a Genotype, a run folder, a file (JSON or text), a string or a published name."""
+    if isinstance(spec, Genotype):
+        return spec
+    text = str(spec)
+    path = Path(text)
+    if len(text) < 4096 and path.exists():
+        if path.is_dir():
+            path = path / "genotype.json"
+            if not path.exists():
+                raise GenotypeError(f"{spec} has no genotype.json yet; finish or resume its search first")
+        try:
+            text = path.read_text()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise GenotypeError(f"cannot read genotype file {path}: {exc}") from None
+    return parse_genotype(text)

@@ -34,8 +34,8 @@ def summary(path: str | Path) -> str:
     run = RunDir(path)
     if not run.config_file.exists():
         raise RomenasError(f"{path} is not a romenas run folder (no config.json)")
-    data = run.read_json(run.config_file)
-    cfg, kind, status, rows = data["config"], data["kind"], run.status(), run.metrics()
+    kind, cfg = run.info()
+    status, rows = run.status(), run.metrics()
     state = run_state(run)
     lines = [f"run:      {run.path}  ({kind})", f"status:   {state}"]
     if status.get("error"):
@@ -62,7 +62,7 @@ def summary(path: str | Path) -> str:
             if "nb201" in rows[-1]:
                 lines.append("NB201:    " + ", ".join(f"{k} {v:.2f}" for k, v in rows[-1]["nb201"].items()))
     if run.genotype_file.exists():
-        from .genotype import load_genotype
+        from .published import load_genotype
         lines.append(f"genotype: {load_genotype(run.path)}")
     elif rows and "genotype" in rows[-1]:
         lines.append(f"genotype: {rows[-1]['genotype']}  (at epoch {rows[-1]['epoch']})")
@@ -76,10 +76,13 @@ def list_runs(root: str | Path) -> str:
     lines = [f"{'run':48s} {'kind':6s} {'status':9s} {'epochs':>7s}  result"]
     for config in sorted(root.glob("*/config.json")):
         run = RunDir(config.parent)
-        data = run.read_json(config)
-        rows = run.metrics()
-        key = "val_acc" if data["kind"] == "search" else "test_acc"
-        result = f"{key} {rows[-1][key]:.2f}%" if rows else "-"
-        lines.append(f"{run.path.name:48s} {data['kind']:6s} {run_state(run):9s} "
-                     f"{len(rows):>3d}/{data['config']['epochs']:<3d}  {result}")
+        try:
+            kind, cfg = run.info()
+            rows = run.metrics()
+            key = "val_acc" if kind == "search" else "test_acc"
+            result = f"{key} {rows[-1][key]:.2f}%" if rows else "-"
+            lines.append(f"{run.path.name:48s} {kind:6s} {run_state(run):9s} "
+                         f"{len(rows):>3d}/{cfg.get('epochs', '?')!s:<3s}  {result}")
+        except (RomenasError, KeyError, TypeError, ValueError) as exc:  # one damaged run must not hide the rest
+            lines.append(f"{run.path.name:48s} {'?':6s} {'damaged':9s} {'':>7s}  {exc}")
     return "\n".join(lines)

@@ -9,6 +9,7 @@
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -27,7 +28,8 @@ def _write_atomic(path: Path, text: str) -> None:
         tmp.write_text(text)
         os.replace(tmp, path)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # a read-only folder refuses the cleanup too
+            tmp.unlink(missing_ok=True)
         raise RomenasError(f"could not write {path}: {exc.strerror or exc}; free space or fix permissions") from None
 
 
@@ -75,10 +77,10 @@ class RunDir:
         run = cls(path)
         if not run.config_file.exists():
             raise RomenasError(f"{run.path} is not a romenas run folder (no config.json); pass the folder a run wrote")
-        data = run.read_json(run.config_file)
-        if data.get("kind") != kind:
-            raise RomenasError(f"{run.path} is a {data.get('kind')} run, not a {kind} run; "
-                               f"use 'romenas {data.get('kind')} --resume {run.path}'")
+        found, _ = run.info()
+        if found != kind:
+            raise RomenasError(f"{run.path} is a {found} run, not a {kind} run; "
+                               f"use 'romenas {found} --resume {run.path}'")
         return run
 
     # -- files ------------------------------------------------------------------------------
@@ -91,8 +93,17 @@ class RunDir:
     def write_json(self, path: Path, data: Any) -> None:
         _write_atomic(path, json.dumps(data, indent=2) + "\n")
 
+    def info(self) -> tuple[str, dict[str, Any]]:
+        """(kind, config) from config.json, checked to have the shape a run writes."""
+        data = self.read_json(self.config_file)
+        if not (isinstance(data, dict) and data.get("kind") in ("search", "train")
+                and isinstance(data.get("config"), dict)):
+            raise RomenasError(f"{self.config_file} is damaged (expected {{'kind': 'search'|'train', 'config': {{...}}}}); "
+                               "restore it from a backup or start the run anew in another folder")
+        return data["kind"], data["config"]
+
     def config(self) -> dict[str, Any]:
-        return self.read_json(self.config_file)["config"]
+        return self.info()[1]
 
     def metrics(self) -> list[dict[str, Any]]:
         if not self.metrics_file.exists():
@@ -108,8 +119,12 @@ class RunDir:
     def write_metrics(self, rows: list[dict[str, Any]]) -> None:
         _write_atomic(self.metrics_file, "".join(json.dumps(r) + "\n" for r in rows))
 
+    def has_checkpoint(self) -> bool:
+        return self.checkpoint.exists() or self.checkpoint.with_name(self.checkpoint.name + ".prev").exists()
+
     def status(self) -> dict[str, Any]:
-        return self.read_json(self.status_file) if self.status_file.exists() else {}
+        status = self.read_json(self.status_file) if self.status_file.exists() else {}
+        return status if isinstance(status, dict) else {}
 
     def set_status(self, state: str, **info: Any) -> None:
         status = self.status()
@@ -135,25 +150,34 @@ class CheckpointedLoop:
         try:
             return self.fit()
         except BaseException as exc:
-            if self.run is not None and self.ctx.is_main:
-                self.run.set_status("failed", error=str(exc) or type(exc).__name__, epoch=self.epoch)
+            if self.run is not None:
+                exc.run_dir = self.run.path  # so an interrupt can name the folder to resume
+                if self.ctx.is_main:
+                    self.run.set_status("failed", error=str(exc) or type(exc).__name__, epoch=self.epoch)
             raise
 
     def load_parts(self, state: dict[str, Any], parts: dict[str, Any]) -> None:
         """Load each part (module, optimiser, scheduler) from ``state[key]``; a mismatch is a one-line error."""
+        missing = sorted(set(parts) - set(state))
+        if missing:
+            raise RomenasError(f"checkpoint lacks {missing}; it is damaged or not from this kind of run")
         try:
             for key, part in parts.items():
                 part.load_state_dict(state[key])
-        except (RuntimeError, ValueError) as exc:
+        except (RuntimeError, ValueError, KeyError, TypeError, AttributeError) as exc:
             raise RomenasError(f"checkpoint does not fit this run ({str(exc).splitlines()[0]}); "
                                "it belongs to a run with other settings") from None
 
     def restore_progress(self, state: dict[str, Any]) -> None:
         from .checkpoint import restore_rng
 
-        restore_rng(state["rng"])
-        self.epoch, self.step = state["epoch"], state["step"]
-        self.metrics, self.accum = list(state["metrics"]), dict(state["accum"])
+        try:
+            restore_rng(state["rng"])
+            self.epoch, self.step = int(state["epoch"]), int(state["step"])
+            self.metrics, self.accum = list(state["metrics"]), dict(state["accum"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise RomenasError(f"checkpoint progress is damaged ({type(exc).__name__}: {exc}); "
+                               "it cannot be resumed, start the run anew in another folder") from None
 
     def close_epoch(self, row: dict[str, Any], fresh_accum: dict[str, float], logger: "ScalarLogger") -> None:
         """Record the epoch's row, move to the next epoch, checkpoint, then publish the metrics."""

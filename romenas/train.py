@@ -19,10 +19,11 @@ from tqdm.auto import tqdm
 
 from . import distributed as dist
 from .checkpoint import capture_rng, load_checkpoint, seed_everything
-from .config import FAMILY_DEFAULTS, TrainConfig, build_config, from_dict, resolve_device, to_dict
+from .config import FAMILY_DEFAULTS, TrainConfig, build_config, resolve_device, resumed_config, to_dict
 from .data import EpochBatchSampler, TransformedImages, dataset_shape, load_data, make_transform
 from .errors import RomenasError
-from .genotype import Genotype, load_genotype
+from .genotype import Genotype
+from .published import load_genotype
 from .runs import CheckpointedLoop, RunDir, ScalarLogger, default_run_path
 from .spaces import FAMILY_BUILDERS
 
@@ -195,12 +196,14 @@ def train(genotype: "str | Genotype | None" = None, config: TrainConfig | None =
     ctx = dist.context()
     if resume is not None:
         run = RunDir.open(resume, "train")
-        saved = run.config()
+        saved = dict(run.config())
+        if "genotype" not in saved:
+            raise RomenasError(f"{run.config_file} has no genotype; it is damaged, start the run anew in another folder")
         genotype = Genotype.from_dict(saved.pop("genotype"))
-        cfg = from_dict(TrainConfig, {**saved, **{k: v for k, v in overrides.items()
-                                                  if k in ("progress", "device") and v is not None}}).validate()
+        cfg = resumed_config(TrainConfig, saved, overrides)
         trainer = Trainer(genotype, cfg, run)
-        trainer.load_state_dict(load_checkpoint(run.checkpoint, "train", genotype.family))
+        if run.has_checkpoint():  # a run stopped before its first checkpoint starts from its beginning
+            trainer.load_state_dict(load_checkpoint(run.checkpoint, "train", genotype.family))
     else:
         if genotype is None:
             raise RomenasError("no genotype given; pass a run folder, a genotype file or string, or a published name")

@@ -16,7 +16,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from .errors import RomenasError  # noqa: E402
-from .genotype import Genotype, load_genotype  # noqa: E402
+from .genotype import Genotype  # noqa: E402
+from .published import load_genotype  # noqa: E402
 from .runs import RunDir  # noqa: E402
 
 
@@ -50,9 +51,13 @@ def _save(fig, path: Path) -> Path:
 
 def plot_runs(run: str | Path, compare: list[str | Path], out: str | Path | None, fmt: str = "png") -> list[Path]:
     """Curves, op and edge probabilities, collapse metrics of a run (``compare`` overlays other runs)."""
-    out_dir = Path(out) if out else Path(run) / "plots"
-    out_dir.mkdir(parents=True, exist_ok=True)
     label, rows = _rows(run)
+    runs = [(label, rows)] + [_rows(c) for c in compare]  # every input checked before anything is written
+    out_dir = Path(out) if out else Path(run) / "plots"
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise RomenasError(f"cannot create plot folder {out_dir}: {exc.strerror or exc}; pass --out") from None
     epochs = [r["epoch"] for r in rows]
     written = []
     if "op_probs" in rows[0]:
@@ -76,7 +81,6 @@ def plot_runs(run: str | Path, compare: list[str | Path], out: str | Path | None
                    title=f"{label}: topology weights, {kind} cell")
             ax.legend(fontsize=6, ncol=2)
             written.append(_save(fig, out_dir / f"edge_probs_{kind}.{fmt}"))
-    runs = [(label, rows)] + [_rows(c) for c in compare]
     metrics = sorted(rows[0]["collapse"])
     fig, axes = _grid(len(metrics))
     for name, ax in zip(metrics, axes):
@@ -86,17 +90,31 @@ def plot_runs(run: str | Path, compare: list[str | Path], out: str | Path | None
     axes[0].legend(fontsize=6)
     fig.suptitle("collapse metrics of the derived genotype")
     written.append(_save(fig, out_dir / f"collapse.{fmt}"))
-    panels = ["train_loss", "val_loss", "train_acc", "val_acc"] + (["nb201"] if "nb201" in rows[0] else [])
-    fig, axes = _grid(len(panels))
-    for name, ax in zip(panels, axes):
-        for run_label, run_rows in runs:
-            if name in run_rows[0]:
-                values = [r[name]["cifar10"] if name == "nb201" else r[name] for r in run_rows]
-                ax.plot([r["epoch"] for r in run_rows], values, label=run_label)
-        ax.set_title("NAS-Bench-201 CIFAR-10 accuracy" if name == "nb201" else name, fontsize=8)
-    axes[0].legend(fontsize=6)
-    written.append(_save(fig, out_dir / f"curves.{fmt}"))
+    written.append(_save(_curves(runs), out_dir / f"curves.{fmt}"))
     return written
+
+
+#: The curves figure: one axis per quantity, each with its own scale.
+_CURVE_PANELS = (("loss", ("train_loss", "val_loss")), ("accuracy (%)", ("train_acc", "val_acc")),
+                 ("normalised entropy (1 = uniform)", ("op_entropy", "edge_entropy")),
+                 ("NAS-Bench-201 CIFAR-10 (%)", ("nb201",)))
+
+
+def _curves(runs: list[tuple[str, list[dict]]]):
+    panels = [(title, keys) for title, keys in _CURVE_PANELS if any(k in runs[0][1][0] for k in keys)]
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.4), squeeze=False)
+    for (title, keys), ax in zip(panels, axes.flat):
+        for run_label, run_rows in runs:
+            for key in keys:
+                if key not in run_rows[0]:
+                    continue
+                values = [r[key]["cifar10"] if key == "nb201" else r[key] for r in run_rows]
+                label = run_label if len(keys) == 1 else f"{run_label}: {key.split('_')[0]}"
+                ax.plot([r["epoch"] for r in run_rows], values, label=label,
+                        linestyle="--" if key.startswith(("val", "edge")) else "-")
+        ax.set(xlabel="epoch", title=title)
+        ax.legend(fontsize=6)
+    return fig
 
 
 # ---- cell diagrams --------------------------------------------------------------------------

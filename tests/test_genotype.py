@@ -3,7 +3,8 @@ import json
 
 import pytest
 
-from romenas.genotype import Genotype, GenotypeError, load_genotype, parse_genotype
+from romenas.genotype import Genotype, GenotypeError
+from romenas.published import load_genotype, parse_genotype
 from romenas.published import PUBLISHED
 
 

@@ -155,6 +155,41 @@ def test_fault_nan_loss_stops_and_keeps_checkpoint(tmp_path):
 
 
 # ---- the bad-input matrix --------------------------------------------------------------------
+DAMAGES = ("format-text", "no-net", "no-config", "config-list", "both-corrupt")
+
+
+def _damaged_run(tmp_path, run: Path, damage: str) -> Path:
+    """A copy of a finished search run with one kind of damage."""
+    import json
+    import shutil
+
+    copy = tmp_path / f"damaged-{damage}"
+    shutil.copytree(run, copy)
+    state = torch.load(run / "checkpoint.pt", weights_only=True)
+    if damage == "format-text":
+        torch.save({**state, "format": "1"}, copy / "checkpoint.pt")
+    elif damage == "no-net":
+        torch.save({k: v for k, v in state.items() if k != "net"}, copy / "checkpoint.pt")
+    elif damage == "no-config":
+        (copy / "config.json").write_text(json.dumps({"kind": "search"}))
+    elif damage == "config-list":
+        (copy / "config.json").write_text("[1, 2]")
+    else:
+        for name in ("checkpoint.pt", "checkpoint.pt.prev"):
+            (copy / name).write_bytes(b"garbage")
+    return copy
+
+
+def _png_header(width: int, height: int) -> bytes:
+    """A PNG that claims width x height pixels (a decompression bomb's header) and holds none."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+            + chunk(b"IEND", b""))
 def _folder(tmp_path, name, classes=("a", "b"), sizes=((8, 8),), garbage=False):
     from PIL import Image
 
@@ -201,8 +236,46 @@ def _bad_inputs(tmp_path, run: Path, trained: Path):
     empty = tmp_path / "empty"
     (empty / "train" / "a").mkdir(parents=True)
     nb = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_1x1~2|"
+    damaged = {name: _damaged_run(tmp_path, run, name) for name in DAMAGES}
+    table = tmp_path / "table.csv"
+    header = "CIFAR10TestAccuracy200Epochs,CIFAR100TestAccuracy200Epochs,ImageNetTestAccuracy200Epochs," \
+             "ArchitectureString,UniqueString\n"
+    tables = {"text": header + f"ninety,70,40,{nb},k\n", "short": header + f"90,70\n",
+              "bytes": None}
+    for name, text in tables.items():
+        path = tmp_path / f"table-{name}.csv"
+        path.write_bytes(b"\xff\xfe\x00bad" if text is None else text.encode())
+    concat7 = tmp_path / "concat7.json"
+    concat7.write_text('{"family": "darts", "cells": {"normal": [[["sep_conv_3x3", 0], ["sep_conv_3x3", 1]]], '
+                       '"reduce": [[["sep_conv_3x3", 0], ["sep_conv_3x3", 1]]]}, "concat": 7}')
+    pair = "('sep_conv_3x3', 0), ('sep_conv_3x3', 1)"
+    a_file = tmp_path / "a_file.txt"
+    a_file.write_text("x")
+    bomb = _folder(tmp_path, "bomb")
+    (Path(bomb) / "train" / "a" / "bomb.png").write_bytes(_png_header(20000, 20000))
+    half_empty = _folder(tmp_path, "half_empty")
+    (Path(half_empty) / "train" / "c").mkdir()
     return [
-        (["search", "--space", "mobilenet", *tiny], "unknown space"),
+        (["search", "--resume", str(damaged["format-text"])], "no integer 'format' field"),
+        (["search", "--resume", str(damaged["no-net"])], "checkpoint lacks ['net']"),
+        (["search", "--resume", str(damaged["no-config"])], "config.json is damaged"),
+        (["search", "--resume", str(damaged["config-list"])], "config.json is damaged"),
+        (["search", "--resume", str(damaged["both-corrupt"])], "both checkpoints"),
+        (["search", "--resume", str(run), "--space", "nb201", "--epochs", "3"], "--resume continues a run"),
+        (["search", "--preset", "../../x"], "unknown preset"),
+        (["search", "--dataset", str(a_file), *tiny], "is a file"),
+        (["search", "--dataset", bomb, *tiny], "cannot read image"),
+        (["search", "--dataset", half_empty, *tiny], "hold no images"),
+        (["bench", "nb201", nb, "--table", str(tmp_path / "table-text.csv")], "are not all numbers"),
+        (["bench", "nb201", nb, "--table", str(tmp_path / "table-short.csv")], "are not all numbers"),
+        (["bench", "nb201", nb, "--table", str(tmp_path / "table-bytes.csv")], "cannot read NAS-Bench-201 table"),
+        (["train", str(concat7), "--dry-run"], "concat must map"),
+        (["train", f"Genotype(normal=[{pair}], normal_concat=5, reduce=[{pair}])", "--dry-run"], "_concat must be"),
+        (["train", f"Genotype(normal=[{pair}], normal_concat=range(30000000), reduce=[{pair}])", "--dry-run"],
+         "longer than any cell"),
+        (["plot", str(a_file)], "no metrics yet"),
+        (["plot", str(run), "--compare", str(tmp_path / "nowhere")], "no metrics yet"),
+        (["search", "--space", "mobilenet", *tiny], "unknown search space"),
         (["search", "--algorithm", "enas", *tiny], "unknown algorithm"),
         (["search", "--epochs", "0"], "epochs must be positive"),
         (["search", "--batch-size", "-4"], "batch_size must be positive"),
@@ -215,6 +288,23 @@ def _bad_inputs(tmp_path, run: Path, trained: Path):
         (["search", "--device", "cuda:0"] if not torch.cuda.is_available() else ["search", "--device", "tpu"],
          "CUDA is not available" if not torch.cuda.is_available() else "unknown device"),
         (["search", "--preset", "imaginary"], "unknown preset"),
+        (["search", "--tau-min", "nan"], "tau_min must be a finite number"),
+        (["search", "--tau-max", "inf"], "tau_max must be a finite number"),
+        (["search", "--grad-clip", "nan"], "grad_clip must be a finite number"),
+        (["search", "--w-lr", "nan"], "w_lr must be a finite number"),
+        (["search", "--limit-train", "-5"], "limit_train must be positive"),
+        (["search", "--limit-train", "0"], "limit_train must be positive"),
+        (["search", "--image-size", "0"], "image_size must be positive"),
+        (["search", "--seed", "99999999999999999999999"], "seed must lie in"),
+        (["search", "--a-betas", "2", "2"], "a_betas must be two numbers in [0, 1)"),
+        (["search", "--w-momentum", "-1"], "momentum must not be negative"),
+        (["search", "--w-nesterov", "--w-momentum", "0"], "Nesterov momentum needs"),
+        (["search", "--nb201-table", "x.csv"], "--nb201-table looks NAS-Bench-201 cells up"),
+        (["search", "--recipe", "gdas-imagenet"], "unknown recipe"),
+        (["search", "--darts-order", "2"], "darts_order 2"),
+        (["search", "--space", "nb201", "--ops", "conv_9x9"], "not in space nb201"),
+        (["train", "NB201_OPTIMUM", "--lr", "nan"], "lr must be a finite number"),
+        (["train", "NB201_OPTIMUM", "--nesterov", "--momentum", "0"], "Nesterov momentum needs"),
         (["search", "--dataset", str(tmp_path / "missing"), *tiny], "does not exist"),
         (["search", "--dataset", str(empty), *tiny], "holds no images"),
         (["search", "--dataset", _folder(tmp_path, "one", classes=("a",)), *tiny], "1 class folder"),
@@ -259,6 +349,48 @@ def test_bad_input_matrix(tmp_path, finished_run, capsys, monkeypatch):
         assert len(err.splitlines()) == 1 and err.startswith("romenas: error: "), (argv, err)
     assert _digest(finished_run) == before  # no earlier result was touched
     assert not (tmp_path / "runs").exists()  # bad input creates no run folder
+
+
+def test_plot_of_bad_input_writes_nothing(tmp_path, finished_run):
+    from romenas.viz import plot_runs
+
+    with pytest.raises(RomenasError):
+        plot_runs(finished_run / "run", [tmp_path], tmp_path / "plots")
+    assert not (tmp_path / "plots").exists()
+    with pytest.raises(RomenasError):
+        plot_runs(tmp_path, [], None)
+    assert not (tmp_path / "plots").exists()
+
+
+def test_list_reports_damaged_runs_and_the_rest(tmp_path, finished_run, capsys):
+    import shutil
+
+    shutil.copytree(finished_run / "run", tmp_path / "good")
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "config.json").write_text("[1, 2]")
+    assert main(["list", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "good" in out and "damaged" in out
+
+
+def test_run_stopped_before_its_first_checkpoint_resumes_from_the_start(tmp_path):
+    run = tmp_path / "stuck"
+    search(out=tmp_path / "reference", **{**TINY_SEARCH, "epochs": 1})
+    run.mkdir()
+    (run / "config.json").write_text((tmp_path / "reference" / "config.json").read_text())
+    assert main(["show", str(run)]) == 0
+    result = search(resume=run)
+    assert len(result.metrics) == 1 and (run / "checkpoint.pt").exists()
+    assert (run / "genotype.json").read_text() == (tmp_path / "reference" / "genotype.json").read_text()
+
+
+def test_empty_test_folder_is_no_test_split(tmp_path):
+    root = Path(_folder(tmp_path, "no_test"))
+    for c in ("a", "b"):
+        (root / "test" / c).mkdir(parents=True)
+    result = search(out=tmp_path / "run", **{**TINY_SEARCH, "dataset": str(root), "epochs": 1, "batch_size": 2,
+                                             "limit_train": None})
+    assert len(result.metrics) == 1
 
 
 def test_bad_input_argparse_errors_exit_2(capsys):

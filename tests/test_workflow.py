@@ -30,7 +30,7 @@ def test_search_cli_prints_genotype_and_writes_run_folder(two_epoch_run, capsys)
     assert {"config.json", "metrics.jsonl", "genotype.json", "checkpoint.pt", "status.json"} <= set(os.listdir(two_epoch_run))
     rows = [json.loads(line) for line in (two_epoch_run / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in rows] == [1, 2]
-    assert {"train_loss", "val_acc", "tau", "alpha_entropy/normal", "beta_entropy/normal", "collapse",
+    assert {"train_loss", "val_acc", "tau", "op_entropy/normal", "edge_entropy/normal", "op_margin", "collapse",
             "genotype"} <= set(rows[0])
     assert rows[0]["tau"] == 10.0 and rows[1]["tau"] == pytest.approx(0.1)
 

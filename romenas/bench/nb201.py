@@ -12,7 +12,8 @@ from functools import lru_cache
 from pathlib import Path
 
 from ..errors import RomenasError
-from ..genotype import Genotype, load_genotype
+from ..genotype import Genotype
+from ..published import load_genotype
 
 COLUMNS = {"cifar10": "CIFAR10TestAccuracy200Epochs", "cifar100": "CIFAR100TestAccuracy200Epochs",
            "imagenet16-120": "ImageNetTestAccuracy200Epochs"}
@@ -26,14 +27,15 @@ class NB201Table:
             return
         self._nats = None
         try:
-            with open(path, newline="") as f:
+            with open(path, newline="", encoding="utf-8") as f:
                 rows = list(csv.DictReader(f))
-        except OSError as exc:
-            raise RomenasError(f"cannot read NAS-Bench-201 table {path}: {exc.strerror or exc}") from None
+        except (OSError, UnicodeDecodeError, csv.Error) as exc:
+            raise RomenasError(f"cannot read NAS-Bench-201 table {path}: {getattr(exc, 'strerror', None) or exc}; "
+                               "pass the CSV exported from NATS-Bench") from None
         needed = {"ArchitectureString", "UniqueString", *COLUMNS.values()}
         if not rows or not needed <= set(rows[0]):
             raise RomenasError(f"{path} is not a NAS-Bench-201 table; it needs the columns {sorted(needed)}")
-        self.acc = {r["ArchitectureString"]: {k: float(r[c]) for k, c in COLUMNS.items()} for r in rows}
+        self.acc = {r["ArchitectureString"]: _accuracies(r, path, line) for line, r in enumerate(rows, start=2)}
         self.key = {r["ArchitectureString"]: r["UniqueString"] for r in rows}
         self.canonical: dict[str, str] = {}
         for r in rows:
@@ -60,6 +62,18 @@ class NB201Table:
                                "none, skip_connect, nor_conv_1x1, nor_conv_3x3, avg_pool_3x3")
         canonical = self.canonical[self.key[text]]
         return {"arch": text, "canonical": canonical, **self.acc[canonical], "exact": self.acc[text]}
+
+
+def _accuracies(row: dict, path: Path, line: int) -> dict[str, float]:
+    """A row's three accuracies, each a number in [0, 100]; a short or damaged row is a one-line error."""
+    try:
+        values = {k: float(row[c]) for k, c in COLUMNS.items()}
+    except (TypeError, ValueError):
+        raise RomenasError(f"{path} line {line}: the accuracies {[row.get(c) for c in COLUMNS.values()]} are not "
+                           "all numbers; the table is damaged, export it again") from None
+    if not all(0.0 <= v <= 100.0 for v in values.values()):
+        raise RomenasError(f"{path} line {line}: accuracies {list(values.values())} lie outside 0-100")
+    return values
 
 
 def _nats_api(path: Path):

@@ -20,7 +20,7 @@ from .. import distributed as dist
 from ..bench.collapse import collapse_metrics
 from ..bench.nb201 import NB201Table
 from ..checkpoint import capture_rng, load_checkpoint, seed_everything
-from ..config import SearchConfig, build_config, from_dict, resolve_device, to_dict
+from ..config import SearchConfig, build_config, resolve_device, resumed_config, to_dict
 from ..data import EpochBatchSampler, TransformedImages, load_data, make_transform
 from ..errors import RomenasError
 from ..genotype import Genotype
@@ -60,6 +60,11 @@ def epoch_line(row: dict[str, Any], epochs: int) -> str:
 
 class Searcher(CheckpointedLoop):
     def __init__(self, cfg: SearchConfig, run: RunDir | None):
+        if cfg.algorithm not in ALGORITHMS:
+            raise RomenasError(f"unknown algorithm {cfg.algorithm!r}; use one of {sorted(ALGORITHMS)}")
+        space = get_space(cfg.space)  # before any data is read: a bad name fails at once
+        if cfg.ops is not None:
+            space = space.restricted(cfg.ops)
         self.cfg, self.run = cfg, run
         self.ctx = dist.context()
         self.device = dist.device_for(self.ctx, resolve_device(cfg.device))
@@ -83,11 +88,7 @@ class Searcher(CheckpointedLoop):
         self.steps_per_epoch = min(len(s) for s in self.samplers)
 
         self.generator = torch.Generator().manual_seed(cfg.seed)
-        algo_cls = ALGORITHMS[cfg.algorithm]
-        space = get_space(cfg.space)
-        if cfg.ops is not None:
-            space = space.restricted(cfg.ops)
-        self.algo = algo_cls(space, self.generator, samples=cfg.samples, fair=cfg.fair,
+        self.algo = ALGORITHMS[cfg.algorithm](space, self.generator, samples=cfg.samples, fair=cfg.fair,
                              topology=cfg.topology, edge_sampler=cfg.edge_sampler).to(self.device)
         self.net = self.algo.space.build_supernet(cfg.channels, cfg.layers, data.num_classes,
                                                   data.in_channels).to(self.device)
@@ -242,10 +243,10 @@ def search(config: SearchConfig | None = None, *, out: str | Path | None = None,
     ctx = dist.context()
     if resume is not None:
         run = RunDir.open(resume, "search")
-        cfg = from_dict(SearchConfig, {**run.config(), **{k: v for k, v in overrides.items()
-                                                          if k in ("progress", "device") and v is not None}}).validate()
+        cfg = resumed_config(SearchConfig, run.config(), overrides)
         searcher = Searcher(cfg, run)
-        searcher.load_state_dict(load_checkpoint(run.checkpoint, "search", cfg.space))
+        if run.has_checkpoint():  # a run stopped before its first checkpoint starts from its beginning
+            searcher.load_state_dict(load_checkpoint(run.checkpoint, "search", cfg.space))
     else:
         cfg = config.validate() if config is not None else build_config(SearchConfig, overrides, preset)
         if out is not None:

@@ -1,0 +1,52 @@
+"""Property test: any invalid config value is refused with exit code 2 and one line, before any work."""
+import dataclasses
+import math
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from romenas.cli import main
+from romenas.config import SearchConfig, TrainConfig
+
+TINY = ["--no-progress", "--limit-train", "64", "--epochs", "1", "--channels", "4", "--layers", "3"]
+
+
+def _fields(cls, kind):
+    return [f.name for f in dataclasses.fields(cls) if type(f.default) is kind and f.name != "progress"]
+
+
+def _invalid_numbers(kind):
+    """Non-finite floats and negative numbers: none is a valid value of any numeric setting."""
+    if kind is float:
+        return st.sampled_from([math.nan, math.inf, -math.inf]) | st.floats(max_value=-1e-6, min_value=-1e12)
+    return st.integers(max_value=-1, min_value=-10 ** 30)
+
+
+def _refused(argv, capsys) -> str:
+    code = main(argv)
+    err = capsys.readouterr().err.strip()
+    assert code == 2, (argv, err)
+    assert len(err.splitlines()) == 1 and err.startswith("romenas: error: "), (argv, err)
+    return err
+
+
+@pytest.mark.parametrize("command, cls", [("search", SearchConfig), ("train", TrainConfig)])
+@pytest.mark.parametrize("kind", [float, int])
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_invalid_numbers_exit_2_in_one_line(command, cls, kind, data, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    name = data.draw(st.sampled_from(_fields(cls, kind)))
+    value = data.draw(_invalid_numbers(kind))
+    extra = ["NB201_OPTIMUM", "--dry-run"] if command == "train" else TINY
+    err = _refused([command, *extra, f"--{name.replace('_', '-')}={value}"], capsys)
+    assert name.split("_")[-1] in err or "tau" in err or "seed" in err
+    assert not (tmp_path / "runs").exists()
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(name=st.sampled_from(["algorithm", "space", "edge_sampler", "parallel", "subnet_execution", "recipe", "device"]),
+       value=st.text(alphabet="abcxyz-_/.0123456789", min_size=1, max_size=12))
+def test_unknown_choices_exit_2_in_one_line(name, value, capsys):
+    _refused(["search", *TINY, f"--{name.replace('_', '-')}={value}"], capsys)
