@@ -78,6 +78,13 @@ def main():
                      f"{mean_std(r['cifar100'] for r in rs)} | {mean_std(r['imagenet16-120'] for r in rs)} | "
                      f"{mean_std(r['op_entropy'] for r in rs)} | {mean_std(r['op_margin'] for r in rs)} | "
                      f"{statistics.mean(r['search_seconds'] for r in rs):.0f} |")
+    lines += ["", "Per seed (CIFAR-10 of the final genotype, op entropy):", "",
+              "| variant | " + " | ".join(f"seed {s}" for s in args.seeds) + " |",
+              "|---|" + "---|" * len(args.seeds)]
+    for variant in args.variants:
+        by_seed = {r["seed"]: r for r in rows if r["variant"] == variant}
+        lines.append(f"| {variant} | " + " | ".join(
+            f"{by_seed[s]['cifar10']:.2f} ({by_seed[s]['op_entropy']:.2f})" for s in args.seeds) + " |")
     (out / "nb201_search.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     _plot(rows, args.variants, out / "nb201_search.png")

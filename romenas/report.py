@@ -46,7 +46,8 @@ def summary(path: str | Path) -> str:
         lines.append(f"started:  {datetime.fromtimestamp(status['started']):%Y-%m-%d %H:%M:%S}")
     if kind == "search":
         lines.append(f"setup:    {cfg['algorithm']} on {cfg['space']}, {cfg['dataset']}, C={cfg['channels']} "
-                     f"layers={cfg['layers']} K={cfg['samples']} batch={cfg['batch_size']}")
+                     f"layers={cfg['layers']} K={cfg['samples']} batch={cfg['batch_size']}, "
+                     f"recipe {cfg.get('recipe', '-')}" + (f", ops {cfg['ops']}" if cfg.get("ops") else ""))
     else:
         lines.append(f"setup:    {cfg['dataset']}, C={cfg['channels']} layers={cfg['layers']} epochs={cfg['epochs']} "
                      f"batch={cfg['batch_size']} lr={cfg['lr']}")
@@ -58,6 +59,9 @@ def summary(path: str | Path) -> str:
         best = max(rows, key=lambda r: r[key])
         lines.append(f"best:     epoch {best['epoch']}, {key} {best[key]:.2f}%; last {rows[-1][key]:.2f}%")
         if kind == "search":
+            if "op_entropy" in rows[-1]:
+                lines.append(f"decided:  op entropy {rows[-1]['op_entropy']:.2f} (1 = uniform), "
+                             f"margin {rows[-1]['op_margin']:.2f}")
             lines.append(f"collapse: {rows[-1]['collapse']}")
             if "nb201" in rows[-1]:
                 lines.append("NB201:    " + ", ".join(f"{k} {v:.2f}" for k, v in rows[-1]["nb201"].items()))

@@ -168,6 +168,14 @@ class CheckpointedLoop:
             raise RomenasError(f"checkpoint does not fit this run ({str(exc).splitlines()[0]}); "
                                "it belongs to a run with other settings") from None
 
+    def diverged(self, what: str, value: float, lower: str) -> RomenasError:
+        """The error for a non-finite loss: where it happened, and what to do with or without a checkpoint."""
+        where = f"the {what} loss became {value} at epoch {self.epoch + 1}, step {self.step + 1}"
+        if self.run is not None and self.run.has_checkpoint():
+            return RomenasError(f"{where}; the last good checkpoint is kept in {self.run.path} — lower {lower}, "
+                                f"then --resume {self.run.path}")
+        return RomenasError(f"{where}, before any checkpoint was written; lower {lower} and start again")
+
     def restore_progress(self, state: dict[str, Any]) -> None:
         from .checkpoint import restore_rng
 

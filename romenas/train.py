@@ -146,8 +146,7 @@ class Trainer(CheckpointedLoop):
         if aux is not None:
             loss = loss + cfg.auxiliary_weight * F.cross_entropy(aux, y, label_smoothing=cfg.label_smoothing)
         if not torch.isfinite(loss):
-            raise RomenasError(f"the training loss became {loss.item()} at epoch {self.epoch + 1}, step "
-                               f"{self.step + 1}; the last good checkpoint is kept — lower --lr, then --resume")
+            raise self.diverged("training", loss.item(), "--lr")
         loss.backward()
         if cfg.grad_clip > 0:
             nn.utils.clip_grad_norm_(self.net.parameters(), cfg.grad_clip)

@@ -117,6 +117,43 @@ def test_fault_full_disk_keeps_last_good_checkpoint(tmp_path, monkeypatch):
     assert path.read_bytes() == good and not (tmp_path / "checkpoint.pt.tmp").exists()
 
 
+def test_fault_file_size_limit_keeps_last_good_checkpoint(tmp_path):
+    """Under ``ulimit -f`` torch.save reports EFBIG as a RuntimeError, not an OSError."""
+    path = tmp_path / "checkpoint.pt"
+    save_checkpoint(_state(), path)
+    good = path.read_bytes()
+    script = ("import resource, torch; from romenas.checkpoint import save_checkpoint; "
+              f"resource.setrlimit(resource.RLIMIT_FSIZE, ({len(good) // 2}, {len(good) // 2})); "
+              f"save_checkpoint({{'x': torch.zeros(100000)}}, {str(path)!r})")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.returncode != 0 and "RomenasError" in done.stderr and "could not write checkpoint" in done.stderr
+    assert path.read_bytes() == good and not (tmp_path / "checkpoint.pt.tmp").exists()
+
+
+def test_fault_read_only_folder_is_one_line(tmp_path, monkeypatch):
+    path = tmp_path / "checkpoint.pt"
+
+    def read_only(*args, **kwargs):
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    monkeypatch.setattr(Path, "unlink", read_only)  # the cleanup is refused too
+    monkeypatch.setattr(os, "replace", read_only)
+    with pytest.raises(RomenasError, match="could not write checkpoint.*Read-only file system"):
+        save_checkpoint(_state(), path)
+
+
+def test_interrupt_names_the_run_to_resume(tmp_path, capsys, monkeypatch):
+    from romenas.search.loop import Searcher
+
+    def interrupted(self):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Searcher, "fit", interrupted)
+    run = tmp_path / "run"
+    assert main(["search", *SEARCH_ARGS[1:], "--out", str(run)]) == 130
+    assert f"romenas search --resume {run}" in capsys.readouterr().err
+
+
 class _Exploit:
     def __init__(self, marker):
         self.marker = marker

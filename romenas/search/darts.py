@@ -69,7 +69,8 @@ def unrolled_arch_step(net: nn.Module, algo: DARTS, w_opt: torch.optim.SGD, val_
     logits = net(xv, [algo.arch_plans(0.0)[0]])
     val_loss = F.cross_entropy(logits, yv)
     found = torch.autograd.grad(val_loss, alphas + params, allow_unused=True)
-    d_alpha, v = found[:len(alphas)], [torch.zeros_like(p) if g is None else g for g, p in zip(found[len(alphas):], params)]
+    d_alpha = found[:len(alphas)]
+    v = [torch.zeros_like(p) if g is None else g for g, p in zip(found[len(alphas):], params)]
     eps = r / torch.cat([g.flatten() for g in v]).norm().clamp_min(1e-12)
     finite_diff = []
     for sign in (1.0, -1.0):

@@ -67,6 +67,8 @@ class Searcher(CheckpointedLoop):
             space = space.restricted(cfg.ops)
         self.cfg, self.run = cfg, run
         self.ctx = dist.context()
+        if cfg.darts_order == 2 and self.ctx.world > 1:
+            raise RomenasError("second-order DARTS runs in one process; drop --darts-order 2 or torchrun")
         self.device = dist.device_for(self.ctx, resolve_device(cfg.device))
         seed_everything(cfg.seed)
         data = load_data(cfg.dataset, cfg.data_dir, cfg.download, cfg.limit_train, None, cfg.image_size)
@@ -135,10 +137,7 @@ class Searcher(CheckpointedLoop):
             logits = self.net(x, group)
             total = per_replica_loss(logits, y).sum()
             if not torch.isfinite(total):
-                raise RomenasError(
-                    f"the {where} loss became {total.item()} at epoch {self.epoch + 1}, step {self.step + 1}; "
-                    f"the last good checkpoint is kept in {self.run.path if self.run else '(no run folder)'} — "
-                    "lower --w-lr/--a-lr, then --resume")
+                raise self.diverged(where, total.item(), "--w-lr/--a-lr")
             (total * scale).backward()
             loss_sum += total.item()
             correct += (logits.argmax(1) == y.repeat(len(group))).float().mean().item() * len(group)
@@ -146,14 +145,15 @@ class Searcher(CheckpointedLoop):
 
     def _arch_step(self, x, y, tau: float, weight_batch=None) -> None:
         self.a_opt.zero_grad(set_to_none=True)
-        plans = self.algo.arch_plans(tau)
         if self.cfg.darts_order == 2:
             loss, correct = unrolled_arch_step(self.net, self.algo, self.w_opt, (x, y), weight_batch)
+            n = 1
         else:
+            plans = self.algo.arch_plans(tau)
             loss, correct = self._accumulate(x, y, plans, 1.0 / len(plans), "architecture")
+            n = len(plans)
         dist.all_reduce_grads(self.algo.parameters(), self.ctx)
         self.a_opt.step()
-        n = len(plans)
         self.accum["a_loss"] += loss / n * len(y)
         self.accum["a_correct"] += correct / n * len(y)
         self.accum["a_seen"] += len(y)
