@@ -36,6 +36,7 @@ class SearchConfig:
     # schedule
     epochs: int = 20
     batch_size: int = 64                # per half: weight and architecture batches each
+    warmup_epochs: int = 0              # train only the weights in the first N epochs (not part of any recipe here)
     samples: int = 4                    # K: subnets per step, both the architecture and the weight step (ROME)
     fair: bool = False                  # ROME option: weight step over |ops| subnets, each op once per edge, instead of K
     topology: bool = True               # ROME's topology parameters beta (False: the ablation)
@@ -79,7 +80,11 @@ class SearchConfig:
         if self.ops is not None and (not self.ops or not all(isinstance(o, str) for o in self.ops)):
             raise RomenasError(f"ops must be a non-empty list of op names, got {self.ops!r}")
         _positive(self, "epochs", "batch_size", "samples", "channels", "layers", "tau_min", "w_lr", "a_lr")
-        _non_negative(self, "w_lr_min", "w_weight_decay", "a_weight_decay", "grad_clip", "checkpoint_every")
+        _non_negative(self, "w_lr_min", "w_weight_decay", "a_weight_decay", "grad_clip", "checkpoint_every",
+                      "warmup_epochs")
+        if self.warmup_epochs >= self.epochs:
+            raise RomenasError(f"warmup_epochs ({self.warmup_epochs}) leaves no epoch for the architecture "
+                               f"(epochs={self.epochs}); lower --warmup-epochs")
         _positive_or_none(self, "limit_train", "image_size")
         _check_seed_and_sgd(self.seed, self.w_momentum, self.w_nesterov, "--w-")
         if not all(0.0 <= b < 1.0 for b in self.a_betas) or len(self.a_betas) != 2:

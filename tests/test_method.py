@@ -165,3 +165,14 @@ def test_epoch_line_reports_losses_accuracies_tau_and_convergence():
     for part in ("train loss", "val loss", "acc", "tau", "op entropy", "edge entropy", "margin"):
         assert part in line
     assert 0.0 <= result.metrics[-1]["op_entropy"] <= 1.0
+
+
+def test_warmup_epochs_train_only_the_weights():
+    s = _searcher(epochs=2, warmup_epochs=1)
+    alphas = copy.deepcopy(s.algo.state_dict())
+    s.cfg.epochs = 1  # stop after the warm-up epoch
+    s.fit()
+    for key, value in s.algo.state_dict().items():
+        assert torch.equal(value, alphas[key]), key
+    with pytest.raises(RomenasError, match="warmup_epochs"):
+        build_config(SearchConfig, {"epochs": 3, "warmup_epochs": 3})

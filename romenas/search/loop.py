@@ -208,11 +208,11 @@ class Searcher(CheckpointedLoop):
                     started = time.perf_counter()
                     xw, yw, xa, ya = (t.to(self.device, non_blocking=True) for t in (xw, yw, xa, ya))
                     self.net.train()
-                    if self.algo.arch_first:
+                    search_arch = self.epoch >= cfg.warmup_epochs
+                    if search_arch and self.algo.arch_first:
                         self._arch_step(xa, ya, tau, (xw, yw))
-                        self._weight_step(xw, yw, tau)
-                    else:
-                        self._weight_step(xw, yw, tau)
+                    self._weight_step(xw, yw, tau)
+                    if search_arch and not self.algo.arch_first:
                         self._arch_step(xa, ya, tau, (xw, yw))
                     self.accum["seconds"] += time.perf_counter() - started
                     self.step += 1
