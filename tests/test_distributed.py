@@ -21,8 +21,11 @@ def _torchrun(args, tmp_path):
 
 @pytest.mark.slow
 def test_sample_parallel_search_equals_single_process(tmp_path):
-    cfg = {**TINY_SEARCH, "epochs": 1, "samples": 4, "limit_train": 192}
-    search(out=tmp_path / "single", **cfg)
+    # Adam divides each entry by its own magnitude: at a high lr, summation-order noise in a
+    # near-zero gradient entry becomes an lr-sized difference, so a small lr keeps this a
+    # check of the gradients.
+    cfg = {**TINY_SEARCH, "epochs": 1, "samples": 4, "limit_train": 192, "a_lr": 3e-4}
+    search(out=tmp_path / "single", preset="quickstart", **cfg)  # the CLI's default preset
     args = ["search", "--out", str(tmp_path / "multi"), "--no-progress",
             *[f"--{k.replace('_', '-')}={v}" for k, v in cfg.items() if k != "progress"]]
     _torchrun(args, tmp_path)
