@@ -176,3 +176,12 @@ def test_warmup_epochs_train_only_the_weights():
         assert torch.equal(value, alphas[key]), key
     with pytest.raises(RomenasError, match="warmup_epochs"):
         build_config(SearchConfig, {"epochs": 3, "warmup_epochs": 3})
+
+
+def test_a_config_built_by_hand_runs_as_given_without_a_recipe(tmp_path):
+    from romenas import search
+
+    cfg = build_config(SearchConfig, {**TINY_SEARCH, "epochs": 1, "recipe": "none"})
+    by_hand = SearchConfig(**{**vars(cfg), "recipe": "auto"})
+    result = search(by_hand, out=tmp_path / "run")
+    assert result.config.recipe == "none" and result.config.w_lr == SearchConfig.w_lr

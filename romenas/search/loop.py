@@ -7,6 +7,7 @@ them, one subnet's activations in memory at a time, and applied once.
 """
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -248,7 +249,10 @@ def search(config: SearchConfig | None = None, *, out: str | Path | None = None,
         if run.has_checkpoint():  # a run stopped before its first checkpoint starts from its beginning
             searcher.load_state_dict(load_checkpoint(run.checkpoint, "search", cfg.space))
     else:
-        cfg = config.validate() if config is not None else build_config(SearchConfig, overrides, preset)
+        if config is not None:  # a config built by hand holds exactly its own values: no recipe applies
+            cfg = dataclasses.replace(config, recipe="none" if config.recipe == "auto" else config.recipe).validate()
+        else:
+            cfg = build_config(SearchConfig, overrides, preset)
         if out is not None:
             RunDir.check_new(out)
         searcher = Searcher(cfg, None)  # data and supernet first: bad input leaves no run folder behind
