@@ -26,7 +26,10 @@ VARIANTS = {
     "rome": dict(algorithm="rome"),                        # Algorithm 1: K Gumbel subnets in both steps
     "rome-fair": dict(algorithm="rome", fair=True),        # weight step: |ops| fair subnets instead of K
     "rome-K1": dict(algorithm="rome", samples=1),          # no gradient accumulation: one subnet per step
-    "rome-warmup5": dict(algorithm="rome", warmup_epochs=5),  # not in Algorithm 1: weights only for 5 epochs
+    # Not in any recipe: weights only for the first 5 epochs, for every algorithm alike.
+    "rome-warmup5": dict(algorithm="rome", warmup_epochs=5),
+    "gdas-warmup5": dict(algorithm="gdas", warmup_epochs=5),
+    "darts-warmup5": dict(algorithm="darts", warmup_epochs=5),
 }
 PRESETS = {
     # The published scale; epochs, optimisers and K come from each algorithm's recipe.
