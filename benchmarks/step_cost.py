@@ -26,7 +26,9 @@ import torch.nn.functional as F
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "cifar10"
 IMPLS = ["romenas-rome", "romenas-rome-batched", "romenas-gdas", "romenas-darts", "xautodl-gdas", "xautodl-darts"]
-SPACES = {"nb201": dict(channels=16, layers=5), "darts": dict(channels=16, layers=8)}
+# The networks xautodl builds in the same call: NB201 C=16 N=5; DARTS C=16 N=2, which is 6 cells
+# (xautodl: N normal cells in the first stage, N-1 after each reduction).
+SPACES = {"nb201": dict(channels=16, layers=5), "darts": dict(channels=16, layers=6)}
 
 
 def _rss_mb() -> float:

@@ -21,7 +21,7 @@ from torch import nn
 
 from ..errors import RomenasError
 from ..genotype import FAMILIES, Cell, Genotype
-from ..ops import build_op
+from ..ops import Zero, build_op
 
 EdgePlan = Sequence[Sequence[tuple[int, Optional[torch.Tensor]]]]
 Plan = Mapping[str, EdgePlan]
@@ -171,12 +171,13 @@ class SuperDAG(nn.Module):
         for j in range(self.num_nodes):
             node, constants = None, []
             for inp in range(self.num_inputs + j):
-                for group in plan.edges[e]:
+                edge, groups = self.edges[e], plan.edges[e]
+                for group in groups:
                     if group.op is None:
                         constants.append(group)
-                        continue
-                    out = _run_group(self.edges[e][group.op], states[inp], group, plan.replicas)
-                    node = out if node is None else node + out
+                    elif not (isinstance(edge[group.op], Zero) and _runs_for_all(edge, groups)):
+                        out = _run_group(edge[group.op], states[inp], group, plan.replicas)
+                        node = out if node is None else node + out
                 e += 1
             if node is None:
                 raise RuntimeError(f"edge plan leaves node {self.num_inputs + j} without inputs")
@@ -184,6 +185,15 @@ class SuperDAG(nn.Module):
                 node = _add_constant(node, group, plan.replicas)
             states.append(node)
         return states
+
+
+def _runs_for_all(edge: MixedEdge, groups: Sequence[EdgeGroup]) -> bool:
+    """Whether a real (non-'none') op of the edge runs for every replica.
+
+    Then the edge's 'none' term (weight x 0) can be skipped: it adds nothing, gives its
+    weight no gradient and leaves the graph connected, so every parameter gets the same
+    gradient as with it; DARTS' mixed edges save one activation each this way."""
+    return any(g.op is not None and g.index is None and not isinstance(edge[g.op], Zero) for g in groups)
 
 
 def _run_group(op: nn.Module, x: torch.Tensor, group: EdgeGroup, replicas: int) -> torch.Tensor:
