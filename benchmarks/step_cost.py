@@ -37,12 +37,10 @@ def _rss_mb() -> float:
 
 def _batches(args, device):
     """The same two CIFAR-10 batches (weight half, architecture half) for every implementation."""
-    from romenas.data import TransformedImages, load_data, make_transform
+    from romenas.data import epoch_loader, load_data, make_transform
 
     data = load_data(args.data, limit_train=2 * args.batch)
-    images = TransformedImages(data.train, make_transform(data, train=True))
-    loader = torch.utils.data.DataLoader(images, batch_size=args.batch, shuffle=True,
-                                         generator=torch.Generator().manual_seed(0))
+    loader = epoch_loader(data, "train", make_transform(data, train=True), args.batch, seed=0, workers=0)
     return [tuple(t.to(device) for t in batch) for batch in loader][:2]
 
 

@@ -19,7 +19,7 @@ SECTIONS = [
     ("romenas", ["search", "SearchResult", "train", "TrainResult", "describe", "RomenasError"]),
     ("romenas.config", ["SearchConfig", "TrainConfig", "build_config", "load_preset", "preset_names"]),
     ("romenas.recipes", ["RECIPES", "Recipe", "recipe_name"]),
-    ("romenas.data", ["load_data", "DataBundle", "make_transform"]),
+    ("romenas.data", ["load_data", "DataBundle", "epoch_loader", "make_transform"]),
     ("romenas.genotype", ["Genotype"]),
     ("romenas.published", ["lookup_published", "parse_genotype", "load_genotype"]),
     ("romenas.spaces", ["get_space", "SearchSpace"]),

@@ -33,7 +33,11 @@ def _add_config_flags(parser: argparse.ArgumentParser, cls) -> None:
 
 
 def _overrides(args: argparse.Namespace, cls) -> dict:
-    return {f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if getattr(args, f.name) is not None}
+    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if getattr(args, f.name) is not None}
+    for name, value in values.items():  # argparse turns "--space=--" into an empty list
+        if isinstance(value, list) and not value:
+            raise RomenasError(f"--{name.replace('_', '-')} needs a value")
+    return values
 
 
 def _is_main() -> bool:

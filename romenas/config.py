@@ -11,6 +11,7 @@ import yaml
 
 from .errors import RomenasError
 from .recipes import RECIPES, recipe_name, recipe_settings
+from .runtime import PRECISIONS
 
 DEFAULT_PRESET = "quickstart"
 
@@ -28,7 +29,9 @@ class SearchConfig:
     data_dir: str | None = None         # where torchvision datasets live
     download: bool = False              # let torchvision download the dataset
     limit_train: int | None = None      # images of the training split used (both halves)
-    image_size: int | None = None       # resize images (None: the dataset's size)
+    image_size: int | None = None       # resize images (None: the dataset's size, or a folder's first image's)
+    augment: str = "auto"               # pad-crop (CIFAR), resized-crop (ImageNet), none; auto: none for digits, else pad-crop
+    workers: int | None = None          # loader processes (None: 0 for in-memory data, else half the CPU cores, max 8)
     train_portion: float = 0.5          # share of the training split for weights; the rest trains the architecture
     # supernet
     channels: int = 8                   # C: channels of the first cells
@@ -62,6 +65,8 @@ class SearchConfig:
     nb201_table: str | None = None      # NAS-Bench-201 accuracy table to look genotypes up each epoch
     parallel: str = "samples"           # distributed: 'samples' (split K across ranks) or 'data'
     subnet_execution: str = "sequential"  # 'sequential': one subnet's activations at a time; 'batched': one pass (K x memory)
+    precision: str = "32"               # 32, bf16-mixed or 16-mixed (autocast; 16-mixed with gradient scaling)
+    channels_last: bool = False         # NHWC activations
     progress: bool = True
 
     def validate(self) -> "SearchConfig":
@@ -72,9 +77,13 @@ class SearchConfig:
         _choice("parallel", self.parallel, ("samples", "data"))
         _choice("subnet_execution", self.subnet_execution, ("sequential", "batched"))
         _choice("darts_order", self.darts_order, (1, 2))
+        _check_runtime(self)
         if self.darts_order == 2 and self.algorithm != "darts":
             raise RomenasError(f"darts_order 2 (the unrolled architecture step) is DARTS' own; "
                                f"{self.algorithm} is first order, drop --darts-order")
+        if self.darts_order == 2 and self.precision != "32":
+            raise RomenasError(f"darts_order 2 takes finite differences of gradients, which {self.precision} "
+                               "rounds away; use --precision 32 or --darts-order 1")
         if self.recipe != "none" and self.recipe not in RECIPES:
             raise RomenasError(f"unknown recipe {self.recipe!r}; use auto, none or one of {sorted(RECIPES)}")
         if self.ops is not None and (not self.ops or not all(isinstance(o, str) for o in self.ops)):
@@ -114,6 +123,8 @@ class TrainConfig:
     limit_train: int | None = None      # use only the first N training images
     limit_test: int | None = None       # evaluate on only the first N test images
     image_size: int | None = None
+    augment: str = "auto"               # pad-crop (CIFAR), resized-crop (ImageNet), none; auto: none for digits, else pad-crop
+    workers: int | None = None          # loader processes (None: 0 for in-memory data, else half the CPU cores, max 8)
     stem: str = "cifar"                 # 'cifar' or 'imagenet' (DARTS family)
     channels: int | None = None         # None: the family's paper value (DARTS 36, NAS-Bench-201 16)
     layers: int | None = None           # None: DARTS 20 cells, NAS-Bench-201 N=5
@@ -133,11 +144,15 @@ class TrainConfig:
     device: str = "auto"
     checkpoint_every: int = 0
     sync_bn: bool = False               # distributed: SyncBatchNorm
+    precision: str = "32"               # 32, bf16-mixed or 16-mixed (autocast; 16-mixed with gradient scaling)
+    channels_last: bool = False         # NHWC activations
+    compile: bool = False               # torch.compile the network (needs a C compiler on CPU)
     progress: bool = True
 
     def validate(self) -> "TrainConfig":
         _finite(self)
         _choice("stem", self.stem, ("cifar", "imagenet"))
+        _check_runtime(self)
         _positive(self, "epochs", "batch_size", "lr")
         _non_negative(self, "lr_min", "weight_decay", "cutout", "drop_path", "auxiliary_weight", "grad_clip",
                       "label_smoothing", "checkpoint_every")
@@ -156,6 +171,14 @@ FAMILY_DEFAULTS = {"darts": {"channels": 36, "layers": 20}, "nb201": {"channels"
 def _choice(name: str, value: str, options) -> None:
     if value not in options:
         raise RomenasError(f"unknown {name} {value!r}; use one of {sorted(options)}")
+
+
+def _check_runtime(cfg) -> None:
+    """Data and runtime settings both configs share."""
+    _choice("augment", cfg.augment, ("auto", "pad-crop", "resized-crop", "none"))
+    _choice("precision", cfg.precision, PRECISIONS)
+    if cfg.workers is not None and cfg.workers < 0:
+        raise RomenasError(f"workers must not be negative, got {cfg.workers}")
 
 
 def _finite(cfg) -> None:
@@ -234,7 +257,7 @@ def build_config(cls, overrides: Mapping[str, Any] | None = None, preset: str | 
 
 
 #: What may differ when a run is resumed: how it runs, not what it computes.
-RESUMABLE = ("progress", "device", "checkpoint_every")
+RESUMABLE = ("progress", "device", "checkpoint_every", "workers")
 
 
 def resumed_config(cls, saved: Mapping[str, Any], overrides: Mapping[str, Any]):

@@ -20,10 +20,11 @@ from tqdm.auto import tqdm
 from . import distributed as dist
 from .checkpoint import capture_rng, load_checkpoint, seed_everything
 from .config import FAMILY_DEFAULTS, TrainConfig, build_config, resolve_device, resumed_config, to_dict
-from .data import EpochBatchSampler, TransformedImages, dataset_shape, load_data, make_transform
+from .data import dataset_shape, epoch_loader, load_data, make_transform
 from .errors import RomenasError
 from .genotype import Genotype
 from .published import load_genotype
+from .runtime import Runtime
 from .runs import CheckpointedLoop, RunDir, ScalarLogger, default_run_path
 from .spaces import FAMILY_BUILDERS
 
@@ -83,28 +84,33 @@ class Trainer(CheckpointedLoop):
         self.genotype, self.cfg, self.run = genotype, cfg, run
         self.ctx = dist.context()
         self.device = dist.device_for(self.ctx, resolve_device(cfg.device))
+        self.runtime = Runtime(self.device, cfg.precision, cfg.channels_last)
         seed_everything(cfg.seed)
-        data = load_data(cfg.dataset, cfg.data_dir, cfg.download, cfg.limit_train, cfg.limit_test, cfg.image_size)
+        data = load_data(cfg.dataset, cfg.data_dir, cfg.download, cfg.limit_train, cfg.limit_test, cfg.image_size,
+                         cfg.augment)
         if data.test is None:
             raise RomenasError(f"dataset {cfg.dataset} has no test split; give an image folder with train/ and test/")
-        train_set = TransformedImages(data.train, make_transform(data, train=True, cutout=cfg.cutout))
-        test_set = TransformedImages(data.test, make_transform(data, train=False))
-        if len(train_set) < cfg.batch_size * self.ctx.world:
-            raise RomenasError(f"{len(train_set)} training images are fewer than one batch ({cfg.batch_size}) per "
-                               "process; lower --batch-size")
+        self.stats = data.stats()
         # DistributedSampler's role: each rank takes every world-th batch of one shared order.
-        self.sampler = EpochBatchSampler(len(train_set), cfg.batch_size, cfg.seed, rank=self.ctx.rank,
-                                         world=self.ctx.world)
-        self.train_loader = DataLoader(train_set, batch_sampler=self.sampler, generator=torch.Generator())
-        self.test_loader = DataLoader(test_set, batch_size=256, shuffle=False)
+        self.train_loader = epoch_loader(data, "train", make_transform(data, True, cfg.cutout, self.stats),
+                                         cfg.batch_size, cfg.seed, workers=cfg.workers, device=self.device,
+                                         rank=self.ctx.rank, world=self.ctx.world)
+        if len(self.train_loader) == 0:
+            raise RomenasError(f"{len(data.train)} training images are fewer than one batch ({cfg.batch_size}) per "
+                               "process; lower --batch-size")
+        self.test_loader = epoch_loader(data, "test", make_transform(data, False, stats=self.stats), 256, cfg.seed,
+                                        train=False, workers=cfg.workers, device=self.device)
+        self.classes = data.classes
         net = build_network(genotype, cfg, data.num_classes, data.in_channels)
         if self.ctx.world > 1 and cfg.sync_bn:
             net = nn.SyncBatchNorm.convert_sync_batchnorm(net)
-        self.net = net.to(self.device)
+        self.net = self.runtime.prepare(net)
         self.params = count_parameters(self.net)
         self.model = (nn.parallel.DistributedDataParallel(self.net, device_ids=[self.device.index]
                                                           if self.device.type == "cuda" else None)
                       if self.ctx.world > 1 else self.net)
+        if cfg.compile:
+            self.model = torch.compile(self.model)
         self.opt = torch.optim.SGD(self.net.parameters(), cfg.lr, momentum=cfg.momentum,
                                    weight_decay=cfg.weight_decay, nesterov=cfg.nesterov)
         self.sched = torch.optim.lr_scheduler.CosineAnnealingLR(self.opt, cfg.epochs, eta_min=cfg.lr_min)
@@ -119,10 +125,12 @@ class Trainer(CheckpointedLoop):
         return {"kind": "train", "space": self.genotype.family, "genotype": self.genotype.to_dict(),
                 "config": to_dict(self.cfg), "epoch": self.epoch, "step": self.step, "net": self.net.state_dict(),
                 "opt": self.opt.state_dict(), "sched": self.sched.state_dict(), "rng": capture_rng(),
-                "metrics": self.metrics, "accum": self.accum}
+                "metrics": self.metrics, "accum": self.accum, "scalers": self.runtime.state_dict(),
+                "stats": self.stats, "classes": self.classes}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.load_parts(state, {"net": self.net, "opt": self.opt, "sched": self.sched})
+        self.runtime.load_state_dict(state.get("scalers"))
         self.restore_progress(state)
 
     @torch.no_grad()
@@ -130,9 +138,10 @@ class Trainer(CheckpointedLoop):
         self.net.eval()
         loss, correct, seen = 0.0, 0, 0
         for x, y in self.test_loader:
-            x, y = x.to(self.device), y.to(self.device)
-            logits = self.net(x)
-            loss += F.cross_entropy(logits, y, reduction="sum").item()
+            x, y = self.runtime.inputs(x), y.to(self.device)
+            with self.runtime.autocast():
+                logits = self.net(x)
+            loss += F.cross_entropy(logits.float(), y, reduction="sum").item()
             correct += int((logits.argmax(1) == y).sum())
             seen += len(y)
         return loss / seen, 100.0 * correct / seen
@@ -140,17 +149,16 @@ class Trainer(CheckpointedLoop):
     def _train_step(self, x, y) -> None:
         cfg = self.cfg
         self.opt.zero_grad(set_to_none=True)
-        out = self.model(x)
-        logits, aux = out if isinstance(out, tuple) else (out, None)
-        loss = F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)
-        if aux is not None:
-            loss = loss + cfg.auxiliary_weight * F.cross_entropy(aux, y, label_smoothing=cfg.label_smoothing)
+        with self.runtime.autocast():
+            out = self.model(x)
+            logits, aux = out if isinstance(out, tuple) else (out, None)
+            loss = F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)
+            if aux is not None:
+                loss = loss + cfg.auxiliary_weight * F.cross_entropy(aux, y, label_smoothing=cfg.label_smoothing)
         if not torch.isfinite(loss):
             raise self.diverged("training", loss.item(), "--lr")
-        loss.backward()
-        if cfg.grad_clip > 0:
-            nn.utils.clip_grad_norm_(self.net.parameters(), cfg.grad_clip)
-        self.opt.step()
+        self.runtime.backward(loss, "weights")
+        self.runtime.step(self.opt, "weights", self.net.parameters(), cfg.grad_clip)
         self.accum["loss"] += loss.item() * len(y)
         self.accum["correct"] += float((logits.argmax(1) == y).sum())
         self.accum["seen"] += len(y)
@@ -162,17 +170,17 @@ class Trainer(CheckpointedLoop):
             while self.epoch < cfg.epochs:
                 if hasattr(self.net, "drop_path_prob"):
                     self.net.drop_path_prob = cfg.drop_path * self.epoch / cfg.epochs
-                self.sampler.set_epoch(self.epoch, self.step)
+                self.train_loader.set_epoch(self.epoch, self.step)
                 self.net.train()
-                bar = tqdm(self.train_loader, total=len(self.sampler), initial=self.step, leave=False,
+                bar = tqdm(self.train_loader, total=len(self.train_loader), initial=self.step, leave=False,
                            desc=f"train epoch {self.epoch + 1}/{cfg.epochs}",
                            disable=not (cfg.progress and self.ctx.is_main))
                 for x, y in bar:
                     started = time.perf_counter()
-                    self._train_step(x.to(self.device), y.to(self.device))
+                    self._train_step(self.runtime.inputs(x), y.to(self.device))
                     self.accum["seconds"] += time.perf_counter() - started
                     self.step += 1
-                    if cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0 and self.step < len(self.sampler):
+                    if cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0 and self.step < len(self.train_loader):
                         self.save()
                 bar.close()
                 test_loss, test_acc = self.evaluate()

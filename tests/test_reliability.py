@@ -288,6 +288,7 @@ def _bad_inputs(tmp_path, run: Path, trained: Path):
     pair = "('sep_conv_3x3', 0), ('sep_conv_3x3', 1)"
     a_file = tmp_path / "a_file.txt"
     a_file.write_text("x")
+    (tmp_path / "damaged.tar").write_bytes(b"not a tar archive " * 64)
     bomb = _folder(tmp_path, "bomb")
     (Path(bomb) / "train" / "a" / "bomb.png").write_bytes(_png_header(20000, 20000))
     half_empty = _folder(tmp_path, "half_empty")
@@ -345,7 +346,14 @@ def _bad_inputs(tmp_path, run: Path, trained: Path):
         (["search", "--dataset", str(tmp_path / "missing"), *tiny], "does not exist"),
         (["search", "--dataset", str(empty), *tiny], "holds no images"),
         (["search", "--dataset", _folder(tmp_path, "one", classes=("a",)), *tiny], "1 class folder"),
-        (["search", "--dataset", _folder(tmp_path, "mixed", sizes=((8, 8), (9, 9))), *tiny], "differ in size"),
+        (["search", "--dataset", _folder(tmp_path, "garbage-w", garbage=True), "--workers", "1", *tiny],
+         "cannot read image"),  # raised in a loader worker, still one line
+        (["search", "--precision", "8-mixed"], "unknown precision"),
+        (["search", "--augment", "crop"], "unknown augment"),
+        (["train", "NB201_OPTIMUM", "--workers", "-1", "--dry-run"], "workers must not be negative"),
+        (["search", "--algorithm", "darts", "--darts-order", "2", "--precision", "bf16-mixed"], "finite differences"),
+        (["search", "--dataset", str(tmp_path / "nowhere" / "{0..3}.tar"), *tiny], "do not exist"),
+        (["search", "--dataset", str(tmp_path / "damaged.tar"), *tiny], "is damaged"),
         (["search", "--dataset", _folder(tmp_path, "garbage", garbage=True), *tiny], "cannot read image"),
         (["search", "--batch-size", "512", *tiny], "smaller than one batch"),
         (["search", "--out", str(run), *tiny], "already holds a run"),

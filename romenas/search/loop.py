@@ -23,9 +23,10 @@ from ..bench.collapse import collapse_metrics
 from ..bench.nb201 import NB201Table
 from ..checkpoint import capture_rng, load_checkpoint, seed_everything
 from ..config import SearchConfig, build_config, resolve_device, resumed_config, to_dict
-from ..data import EpochBatchSampler, TransformedImages, load_data, make_transform
+from ..data import epoch_loader, load_data, make_transform
 from ..errors import RomenasError
 from ..genotype import Genotype
+from ..runtime import Runtime
 from ..runs import CheckpointedLoop, RunDir, ScalarLogger, default_run_path
 from ..spaces import Plan, get_space
 from ..spaces.replicas import per_replica_loss
@@ -86,30 +87,28 @@ class Searcher(CheckpointedLoop):
         if cfg.darts_order == 2 and self.ctx.world > 1:
             raise RomenasError("second-order DARTS runs in one process; drop --darts-order 2 or torchrun")
         self.device = dist.device_for(self.ctx, resolve_device(cfg.device))
+        self.runtime = Runtime(self.device, cfg.precision, cfg.channels_last)
         seed_everything(cfg.seed)
-        data = load_data(cfg.dataset, cfg.data_dir, cfg.download, cfg.limit_train, None, cfg.image_size)
-        order = torch.randperm(len(data.train), generator=torch.Generator().manual_seed(cfg.seed)).tolist()
-        n_weights = int(len(order) * cfg.train_portion)
-        if min(n_weights, len(order) - n_weights) < cfg.batch_size:
-            raise RomenasError(f"{len(order)} training images split {cfg.train_portion:g}/{1 - cfg.train_portion:g} "
-                               f"leave a half smaller than one batch ({cfg.batch_size}); lower --batch-size")
-        transform = make_transform(data, train=True)
+        data = load_data(cfg.dataset, cfg.data_dir, cfg.download, cfg.limit_train, None, cfg.image_size, cfg.augment)
+        self.stats = data.stats()
+        transform = make_transform(data, train=True, stats=self.stats)
         data_parallel = self.ctx.world > 1 and cfg.parallel == "data"
         shard = dict(rank=self.ctx.rank, world=self.ctx.world) if data_parallel else {}
-        self.loaders, self.samplers = [], []
-        for i, indices in enumerate((order[:n_weights], order[n_weights:])):
-            sampler = EpochBatchSampler(len(indices), cfg.batch_size, seed=2 * cfg.seed + i, **shard)
-            self.samplers.append(sampler)
-            # A private generator: the loader's seed draw must not consume the global RNG (exact resume).
-            self.loaders.append(DataLoader(TransformedImages(data.train, transform, indices), batch_sampler=sampler,
-                                           generator=torch.Generator()))
-        self.steps_per_epoch = min(len(s) for s in self.samplers)
+        parts = ((0.0, cfg.train_portion), (cfg.train_portion, 1.0))  # weight half, architecture half
+        self.loaders = [epoch_loader(data, "train", transform, cfg.batch_size, 2 * cfg.seed + i, part=part,
+                                     part_seed=cfg.seed, workers=cfg.workers, device=self.device, **shard)
+                        for i, part in enumerate(parts)]
+        self.steps_per_epoch = min(len(loader) for loader in self.loaders)
+        if self.steps_per_epoch == 0:
+            raise RomenasError(f"{len(data.train)} training images split {cfg.train_portion:g}/"
+                               f"{1 - cfg.train_portion:g} leave a half smaller than one batch ({cfg.batch_size}) "
+                               "per process; lower --batch-size")
 
         self.generator = torch.Generator().manual_seed(cfg.seed)
         self.algo = ALGORITHMS[cfg.algorithm](space, self.generator, samples=cfg.samples, fair=cfg.fair,
                              topology=cfg.topology, edge_sampler=cfg.edge_sampler).to(self.device)
-        self.net = self.algo.space.build_supernet(cfg.channels, cfg.layers, data.num_classes,
-                                                  data.in_channels).to(self.device)
+        self.net = self.runtime.prepare(self.algo.space.build_supernet(cfg.channels, cfg.layers, data.num_classes,
+                                                                       data.in_channels))
         self.batched = cfg.subnet_execution == "batched"
         self.w_opt = torch.optim.SGD(self.net.parameters(), cfg.w_lr, momentum=cfg.w_momentum,
                                      weight_decay=cfg.w_weight_decay, nesterov=cfg.w_nesterov)
@@ -130,7 +129,8 @@ class Searcher(CheckpointedLoop):
                 "config": to_dict(self.cfg), "epoch": self.epoch, "step": self.step,
                 "net": self.net.state_dict(), "algo": self.algo.state_dict(), "w_opt": self.w_opt.state_dict(),
                 "w_sched": self.w_sched.state_dict(), "a_opt": self.a_opt.state_dict(), "rng": capture_rng(),
-                "generator": self.generator.get_state(), "metrics": self.metrics, "accum": self.accum}
+                "generator": self.generator.get_state(), "metrics": self.metrics, "accum": self.accum,
+                "scalers": self.runtime.state_dict(), "stats": self.stats}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if state.get("algorithm") != self.cfg.algorithm:
@@ -139,10 +139,11 @@ class Searcher(CheckpointedLoop):
         self.load_parts(state, {"net": self.net, "algo": self.algo, "w_opt": self.w_opt, "w_sched": self.w_sched,
                                 "a_opt": self.a_opt})
         self.generator.set_state(state["generator"])
+        self.runtime.load_state_dict(state.get("scalers"))
         self.restore_progress(state)
 
     # -- one iteration ------------------------------------------------------------------------
-    def _accumulate(self, x, y, plans: list[Plan], scale: float, where: str) -> tuple[float, float]:
+    def _accumulate(self, x, y, plans: list[Plan], scale: float, where: str, optimizer: str) -> tuple[float, float]:
         """Forward and backward the subnets (one at a time, or all in one pass when batched).
 
         Returns (summed loss, summed accuracy) over the subnets.
@@ -150,11 +151,12 @@ class Searcher(CheckpointedLoop):
         mine = dist.my_share(plans, self.ctx, self.cfg.parallel)
         loss_sum, correct = 0.0, 0.0
         for group in ([mine] if self.batched and mine else [[p] for p in mine]):
-            logits = self.net(x, group)
-            total = per_replica_loss(logits, y).sum()
+            with self.runtime.autocast():
+                logits = self.net(x, group)
+                total = per_replica_loss(logits, y).sum()
             if not torch.isfinite(total):
                 raise self.diverged(where, total.item(), "--w-lr/--a-lr")
-            (total * scale).backward()
+            self.runtime.backward(total * scale, optimizer)
             loss_sum += total.item()
             correct += (logits.argmax(1) == y.repeat(len(group))).float().mean().item() * len(group)
         return loss_sum, correct
@@ -167,10 +169,10 @@ class Searcher(CheckpointedLoop):
         else:
             plans = self.algo.arch_plans(tau)
             with weights_frozen(self.net):
-                loss, correct = self._accumulate(x, y, plans, 1.0 / len(plans), "architecture")
+                loss, correct = self._accumulate(x, y, plans, 1.0 / len(plans), "architecture", "arch")
             n = len(plans)
         dist.all_reduce_grads(self.algo.parameters(), self.ctx)
-        self.a_opt.step()
+        self.runtime.step(self.a_opt, "arch")
         self.accum["a_loss"] += loss / n * len(y)
         self.accum["a_correct"] += correct / n * len(y)
         self.accum["a_seen"] += len(y)
@@ -178,13 +180,11 @@ class Searcher(CheckpointedLoop):
     def _weight_step(self, x, y, tau: float) -> None:
         self.w_opt.zero_grad(set_to_none=True)
         plans = self.algo.weight_plans(tau)
-        loss, correct = self._accumulate(x, y, plans, 1.0, "weight")
+        loss, correct = self._accumulate(x, y, plans, 1.0, "weight", "weights")
         dist.all_reduce_grads(self.net.parameters(), self.ctx, average=self.cfg.parallel == "data")
-        if self.cfg.grad_clip > 0:
-            # The weights step on the SUM of the subnets' gradients; clipping that sum at the
-            # one-subnet threshold would cancel the accumulation, so the bound scales with them.
-            torch.nn.utils.clip_grad_norm_(self.net.parameters(), self.cfg.grad_clip * len(plans))
-        self.w_opt.step()
+        # The weights step on the SUM of the subnets' gradients; clipping that sum at the
+        # one-subnet threshold would cancel the accumulation, so the bound scales with them.
+        self.runtime.step(self.w_opt, "weights", self.net.parameters(), self.cfg.grad_clip * len(plans))
         n = len(plans)
         self.accum["w_loss"] += loss / n * len(y)
         self.accum["w_correct"] += correct / n * len(y)
@@ -214,8 +214,8 @@ class Searcher(CheckpointedLoop):
         try:
             while self.epoch < cfg.epochs:
                 tau = tau_at(cfg, self.epoch)
-                for sampler in self.samplers:
-                    sampler.set_epoch(self.epoch, self.step)
+                for loader in self.loaders:
+                    loader.set_epoch(self.epoch, self.step)
                 bar = tqdm(zip(*self.loaders), total=self.steps_per_epoch, initial=self.step, leave=False,
                            desc=f"{cfg.algorithm} epoch {self.epoch + 1}/{cfg.epochs}",
                            disable=not (cfg.progress and self.ctx.is_main))
@@ -223,7 +223,7 @@ class Searcher(CheckpointedLoop):
                     if self.step >= self.steps_per_epoch:
                         break
                     started = time.perf_counter()
-                    xw, yw, xa, ya = (t.to(self.device, non_blocking=True) for t in (xw, yw, xa, ya))
+                    xw, yw, xa, ya = (self.runtime.inputs(t) for t in (xw, yw, xa, ya))
                     self.net.train()
                     search_arch = self.epoch >= cfg.warmup_epochs
                     if search_arch and self.algo.arch_first:

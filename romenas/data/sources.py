@@ -1,0 +1,263 @@
+"""Where images come from: built-in datasets held in memory, image folders read per sample.
+
+Sources: ``digits`` (built in: the UCI handwritten digits that ship with scikit-learn,
+8x8 grayscale, no download), ``cifar10``/``cifar100``/``svhn`` through torchvision (their
+arrays are in memory anyway), any image folder (``ROOT/train/<class>/*`` plus optional
+``ROOT/test/<class>/*`` or ``ROOT/val/<class>/*``, or ``ROOT/<class>/*``), and WebDataset tar shards (see
+:mod:`romenas.data.shards`). A folder is never decoded up front: only its file list is held
+and each image is decoded when a batch needs it, so memory does not grow with the folder.
+Every source answers ``len``, ``labels`` and ``read(j)`` (uint8 ``[C, H, W]``).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol, Sequence
+
+import torch
+
+from ..errors import RomenasError
+
+BUILTIN = ("digits", "cifar10", "cifar100", "svhn")
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
+AUGMENTS = ("pad-crop", "resized-crop", "none")
+
+
+class ImageSource(Protocol):
+    labels: list[int]
+
+    def __len__(self) -> int: ...
+
+    def read(self, j: int) -> torch.Tensor: ...
+
+
+def balanced_order(labels: Sequence[int], limit: int | None) -> list[int]:
+    """The first ``limit`` indices taken class by class in turn (all, in order, when None)."""
+    if not limit or limit >= len(labels):
+        return list(range(len(labels)))
+    per_class: dict[int, list[int]] = {}
+    for j, c in enumerate(labels):
+        per_class.setdefault(int(c), []).append(j)
+    queues, keep, i = list(per_class.values()), [], 0
+    while len(keep) < limit:
+        keep += [q[i] for q in queues if i < len(q)][:limit - len(keep)]
+        i += 1
+    return sorted(keep)
+
+
+class MemoryImages:
+    """Images held as one uint8 tensor (the built-in datasets)."""
+
+    def __init__(self, images: torch.Tensor, labels: Sequence[int]):
+        self.images, self.labels = images, [int(c) for c in labels]
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def read(self, j: int) -> torch.Tensor:
+        return self.images[j]
+
+    def subset(self, limit: int | None) -> "MemoryImages":
+        keep = balanced_order(self.labels, limit)
+        return self if len(keep) == len(self) else MemoryImages(self.images[keep], [self.labels[j] for j in keep])
+
+    def resized(self, size: int | None) -> "MemoryImages":
+        if not size or size == self.images.shape[-1]:
+            return self
+        from torchvision.transforms.v2.functional import resize
+        return MemoryImages(resize(self.images, [size, size], antialias=True), self.labels)
+
+
+def decode_image(path: Path | str) -> torch.Tensor:
+    """One image file as uint8 RGB ``[3, H, W]``; a damaged file is a one-line error naming it."""
+    from PIL import Image, UnidentifiedImageError
+    from torchvision.transforms.v2.functional import pil_to_tensor
+
+    try:
+        with Image.open(path) as pil:
+            return pil_to_tensor(pil.convert("RGB"))
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError) as exc:
+        raise RomenasError(f"cannot read image {path} ({exc}); remove or replace the file") from None
+
+
+class FileImages:
+    """An image folder's file list, decoded one image per ``read``.
+
+    ``size`` resizes every image to size x size (None: keep each image's own size, for
+    transforms that crop to a fixed size themselves)."""
+
+    def __init__(self, files: Sequence[Path], labels: Sequence[int], size: int | None):
+        self.files, self.labels, self.size = list(files), [int(c) for c in labels], size
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def read(self, j: int) -> torch.Tensor:
+        image = decode_image(self.files[j])
+        if self.size and tuple(image.shape[-2:]) != (self.size, self.size):
+            from torchvision.transforms.v2.functional import resize
+            image = resize(image, [self.size, self.size], antialias=True)
+        return image
+
+
+@dataclass
+class DataBundle:
+    """A dataset's splits and what a network needs to know about it."""
+
+    name: str
+    train: ImageSource
+    test: ImageSource | None
+    classes: list[str]
+    augment: str             # 'pad-crop' (CIFAR style), 'resized-crop' (ImageNet style) or 'none'
+    image_size: int          # the side of the images the network sees
+    in_channels: int
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    def stats(self, count: int = 1024) -> tuple[list[float], list[float]]:
+        """Per-channel mean and std of up to ``count`` evenly spread training images (for normalisation)."""
+        picks = torch.linspace(0, len(self.train) - 1, min(count, len(self.train))).round().long().unique()
+        sums = torch.zeros(self.in_channels, dtype=torch.float64)
+        squares, pixels = torch.zeros_like(sums), 0
+        for j in picks.tolist():
+            x = self.train.read(j).double().div_(255)
+            sums += x.sum((1, 2))
+            squares += x.square().sum((1, 2))
+            pixels += x[0].numel()
+        mean = sums / pixels
+        std = (squares / pixels - mean.square()).clamp_min(0).sqrt().clamp_min(1e-3)
+        return mean.tolist(), std.tolist()
+
+
+# ---- the built-in and torchvision datasets ---------------------------------------------
+def _digits() -> tuple[MemoryImages, MemoryImages, list[str]]:
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    images = torch.from_numpy(d.images).mul(255 / 16).round().to(torch.uint8).unsqueeze(1)
+    labels = d.target.tolist()
+    n_test = len(labels) // 5  # the last fifth, a fixed split
+    return (MemoryImages(images[:-n_test], labels[:-n_test]), MemoryImages(images[-n_test:], labels[-n_test:]),
+            [str(i) for i in range(10)])
+
+
+def _torchvision(name: str, data_dir: str | None, download: bool) -> tuple[MemoryImages, MemoryImages, list[str]]:
+    from torchvision import datasets
+
+    root = Path(data_dir or "~/.cache/romenas/data").expanduser()
+    try:
+        if name == "svhn":
+            parts = [datasets.SVHN(str(root), split=s, download=download) for s in ("train", "test")]
+            sets = [MemoryImages(torch.from_numpy(s.data), s.labels.tolist()) for s in parts]
+            classes = [str(i) for i in range(10)]
+        else:
+            cls = datasets.CIFAR10 if name == "cifar10" else datasets.CIFAR100
+            parts = [cls(str(root), train=t, download=download) for t in (True, False)]
+            sets = [MemoryImages(torch.from_numpy(s.data).permute(0, 3, 1, 2).contiguous(), s.targets) for s in parts]
+            classes = list(parts[0].classes)
+    except RuntimeError as exc:
+        raise RomenasError(f"{name} not found under {root} ({exc}); pass --download, or --data-dir pointing at it") from None
+    return sets[0], sets[1], classes
+
+
+# ---- image folders -----------------------------------------------------------------------
+def _scan(folder: Path) -> tuple[list[str], list[tuple[Path, int]]]:
+    try:
+        classes = sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+        files = [(f, c) for c, name in enumerate(classes) for f in sorted((folder / name).iterdir())
+                 if f.suffix.lower() in IMAGE_SUFFIXES]
+    except OSError as exc:
+        raise RomenasError(f"cannot read data folder {folder} ({exc}); check its permissions") from None
+    return classes, files
+
+
+def _check_folder(root: Path) -> None:
+    if root.is_file():
+        raise RomenasError(f"--dataset {root} is a file; pass a folder with train/<class>/ images, tar shards "
+                           f"(shards/{{0000..0009}}.tar) or one of the built-in datasets {list(BUILTIN)}")
+    if not root.is_dir():
+        raise RomenasError(f"data folder {root} does not exist; pass a folder with train/<class>/ images "
+                           f"or one of the built-in datasets {list(BUILTIN)}")
+
+
+def _train_files(root: Path) -> tuple[Path, list[str], list[tuple[Path, int]]]:
+    _check_folder(root)
+    folder = root / "train" if (root / "train").is_dir() else root
+    classes, files = _scan(folder)
+    if not files:
+        raise RomenasError(f"data folder {folder} holds no images; expected {folder}/<class>/<image>.jpg")
+    if len(classes) < 2:
+        raise RomenasError(f"data folder {folder} has {len(classes)} class folder(s); classification needs at least 2")
+    counts = torch.bincount(torch.tensor([c for _, c in files]), minlength=len(classes)).tolist()
+    empty = [name for name, n in zip(classes, counts) if n == 0]
+    if empty:  # a class the network would never see
+        raise RomenasError(f"class folder(s) {empty} under {folder} hold no images; add images or remove them")
+    return folder, classes, files
+
+
+def _file_images(files: list[tuple[Path, int]], limit: int | None, size: int | None) -> FileImages:
+    keep = balanced_order([c for _, c in files], limit)
+    return FileImages([files[j][0] for j in keep], [files[j][1] for j in keep], size)
+
+
+def _image_folder(root: Path, limit_train, limit_test, image_size, augment) -> DataBundle:
+    train_dir, classes, files = _train_files(root)
+    # Without --image-size the first image sets the size; every other image is resized to it.
+    size = image_size or int(decode_image(files[0][0]).shape[-1])
+    native = augment == "resized-crop"  # the transform crops each image to the size itself
+    train = _file_images(files, limit_train, None if native else size)
+    test = None
+    test_dir = root / "test" if (root / "test").is_dir() else root / "val"  # ImageNet calls it val/
+    test_classes, test_files = _scan(test_dir) if test_dir.is_dir() else ([], [])
+    if test_files:  # a test/ folder without images is no test split
+        if test_classes != classes:
+            raise RomenasError(f"{test_dir} has classes {test_classes}, but {train_dir} has {classes}; make them match")
+        test = _file_images(test_files, limit_test, None if native else size)
+    return DataBundle(root.name, train, test, classes, augment, size, 3)
+
+
+def _resolve_augment(augment: str, builtin: str | None) -> str:
+    if augment == "auto":  # the 8x8 digits lose their content to a crop
+        return "none" if builtin == "digits" else "pad-crop"
+    if augment not in AUGMENTS:
+        raise RomenasError(f"unknown augment {augment!r}; use auto or one of {list(AUGMENTS)}")
+    return augment
+
+
+def load_data(dataset: str, data_dir: str | None = None, download: bool = False, limit_train: int | None = None,
+              limit_test: int | None = None, image_size: int | None = None, augment: str = "auto") -> DataBundle:
+    """A dataset by name ('digits', 'cifar10', 'cifar100', 'svhn'), image-folder path or tar-shard pattern."""
+    from .shards import is_shard_pattern, shard_bundle
+
+    key = dataset.lower()
+    if is_shard_pattern(dataset):
+        return shard_bundle(dataset, limit_train, image_size, _resolve_augment(augment, None))
+    if key not in BUILTIN:
+        return _image_folder(Path(dataset).expanduser(), limit_train, limit_test, image_size,
+                             _resolve_augment(augment, None))
+    train, test, classes = _digits() if key == "digits" else _torchvision(key, data_dir, download)
+    train, test = train.subset(limit_train).resized(image_size), test.subset(limit_test).resized(image_size)
+    return DataBundle(key, train, test, classes, _resolve_augment(augment, key), int(train.images.shape[-1]),
+                      int(train.images.shape[1]))
+
+
+#: (classes, channels, image size) of the named datasets, for building networks without loading data.
+KNOWN_SHAPES = {"digits": (10, 1, 8), "cifar10": (10, 3, 32), "cifar100": (100, 3, 32), "svhn": (10, 3, 32),
+                "imagenet": (1000, 3, 224)}
+
+
+def dataset_shape(dataset: str, image_size: int | None = None) -> tuple[int, int, int]:
+    """(classes, channels, size) of a dataset, reading one image at most."""
+    from .shards import is_shard_pattern, shard_bundle
+
+    key = dataset.lower()
+    if key in KNOWN_SHAPES:
+        classes, channels, size = KNOWN_SHAPES[key]
+        return classes, channels, image_size or size
+    if is_shard_pattern(dataset):
+        bundle = shard_bundle(dataset, None, image_size, "pad-crop")
+        return bundle.num_classes, 3, bundle.image_size
+    _, classes, files = _train_files(Path(dataset).expanduser())
+    return len(classes), 3, image_size or int(decode_image(files[0][0]).shape[-1])
