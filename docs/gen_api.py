@@ -16,7 +16,7 @@ API_MD = Path(__file__).with_name("api.md")
 
 # (module, public names) in pipeline order: what a user scripts against.
 SECTIONS = [
-    ("romenas", ["search", "SearchResult", "train", "TrainResult", "describe", "RomenasError"]),
+    ("romenas", ["search", "SearchResult", "train", "TrainResult", "describe", "TrainedModel", "RomenasError"]),
     ("romenas.config", ["SearchConfig", "TrainConfig", "build_config", "load_preset", "preset_names"]),
     ("romenas.recipes", ["RECIPES", "Recipe", "recipe_name"]),
     ("romenas.data", ["load_data", "DataBundle", "epoch_loader", "make_transform"]),
@@ -31,11 +31,16 @@ SECTIONS = [
     ("romenas.search.gdas", ["GDAS"]),
     ("romenas.search.darts", ["DARTS", "unrolled_arch_step"]),
     ("romenas.derive", ["darts_rule", "topology_rule"]),
-    ("romenas.train", ["build_network", "count_parameters", "count_flops"]),
+    ("romenas.train", ["build_network", "count_parameters", "count_flops", "initialise_from"]),
+    ("romenas.runtime", ["Runtime", "PRECISIONS"]),
+    ("romenas.weights", ["save_weights", "load_weights", "trained_weights"]),
+    ("romenas.inference", ["TrainedModel", "evaluate_run"]),
+    ("romenas.export", ["export"]),
+    ("romenas.model_card", ["model_card", "write_model_card"]),
     ("romenas.bench", ["NB201Table", "collapse_metrics"]),
     ("romenas.checkpoint", ["save_checkpoint", "load_checkpoint"]),
     ("romenas.report", ["summary", "list_runs"]),
-    ("romenas.viz", ["plot_runs", "draw_genotype"]),
+    ("romenas.viz", ["plot_runs", "draw_genotype", "plot_confusion"]),
 ]
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import sys
 import types
 import typing
@@ -98,6 +99,46 @@ def cmd_train(args) -> None:
     print(f"params: {result.params / 1e6:.3f}M; final test accuracy: {result.test_acc:.2f}%")
 
 
+def cmd_evaluate(args) -> None:
+    from .inference import evaluate_run
+
+    report, written = evaluate_run(args.run, args.dataset, args.batch_size)
+    print(f"{report['folder']}: {report['images']} images")
+    print(f"top-1 {report['top1']:.2f}%   top-{report['top5_k']} {report['top5']:.2f}%")
+    width = max(len(name) for name in report["per_class"])
+    print(f"{'class':{width}s}  images  accuracy")
+    for name, row in report["per_class"].items():
+        print(f"{name:{width}s}  {row['images']:6d}  {row['accuracy']:7.2f}%")
+    for path in written:
+        print(f"wrote {path}")
+
+
+def cmd_predict(args) -> None:
+    from .inference import TrainedModel
+
+    results = TrainedModel.load(args.run).predict(args.images, args.topk)
+    if args.json:
+        _print_json(results)
+        return
+    for r in results:
+        print(r["image"] + ": " + ", ".join(f"{t['class']} {t['probability']:.3f}" for t in r["top"]))
+
+
+def cmd_export(args) -> None:
+    from .export import export
+
+    info = export(args.run, args.format, args.out)
+    opset = f", opset {info['opset']}, dynamic batch axis" if info["opset"] else ""
+    print(f"wrote {info['file']} ({info['format']}{opset}, input {info['input']})")
+    print(f"checked: max |difference| to PyTorch {info['max_abs_difference']:.2e} on {info['checked_on']}")
+
+
+def cmd_card(args) -> None:
+    from .model_card import write_model_card
+
+    print(write_model_card(args.run))
+
+
 def cmd_bench(args) -> None:
     from .bench import NB201Table, collapse_metrics
     from .published import load_genotype
@@ -171,6 +212,29 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_flags(p, TrainConfig)
     p.set_defaults(func=cmd_train)
 
+    p = sub.add_parser("evaluate", help="top-1/top-5, per-class accuracy and confusion matrix on a labelled folder")
+    p.add_argument("run", help="a training run folder")
+    p.add_argument("--dataset", required=True, help="folder of <class>/ images (its test/ or val/ split if present)")
+    p.add_argument("--batch-size", type=int, default=256)
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("predict", help="classify image files with a trained network")
+    p.add_argument("run", help="a training run folder")
+    p.add_argument("images", nargs="+", metavar="IMAGE")
+    p.add_argument("--topk", type=int, default=5)
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("export", help="export a trained network to ONNX or TorchScript (checked against PyTorch)")
+    p.add_argument("run", help="a training run folder")
+    p.add_argument("--format", choices=("onnx", "torchscript"), default="onnx")
+    p.add_argument("--out", help="file to write (default RUN/model.onnx or RUN/model.torchscript.pt)")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("card", help="(re)write a training run's MODEL_CARD.md, measuring CPU speed anew")
+    p.add_argument("run")
+    p.set_defaults(func=cmd_card)
+
     p = sub.add_parser("bench", help="benchmark lookups and metrics")
     bench = p.add_subparsers(dest="bench", required=True)
     b = bench.add_parser("nb201", help="look a NAS-Bench-201 cell up")
@@ -215,6 +279,9 @@ def main(argv: list[str] | None = None) -> int:
     except RomenasError as exc:
         print(f"romenas: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # output piped into head & co.: stop quietly
+        sys.stdout = open(os.devnull, "w")
+        return 0
     except KeyboardInterrupt as exc:
         where = getattr(exc, "run_dir", None)
         resume = f"romenas {args.command} --resume {where}" if where else "--resume and the run folder"

@@ -31,7 +31,7 @@ class SearchConfig:
     limit_train: int | None = None      # images of the training split used (both halves)
     image_size: int | None = None       # resize images (None: the dataset's size, or a folder's first image's)
     augment: str = "auto"               # pad-crop (CIFAR), resized-crop (ImageNet), none; auto: none for digits, else pad-crop
-    workers: int | None = None          # loader processes (None: 0 for in-memory data, else half the CPU cores, max 8)
+    workers: int | None = None          # loader processes (None: 0 for in-memory data or < 4 cores, else half the cores, max 8)
     train_portion: float = 0.5          # share of the training split for weights; the rest trains the architecture
     # supernet
     channels: int = 8                   # C: channels of the first cells
@@ -124,7 +124,7 @@ class TrainConfig:
     limit_test: int | None = None       # evaluate on only the first N test images
     image_size: int | None = None
     augment: str = "auto"               # pad-crop (CIFAR), resized-crop (ImageNet), none; auto: none for digits, else pad-crop
-    workers: int | None = None          # loader processes (None: 0 for in-memory data, else half the CPU cores, max 8)
+    workers: int | None = None          # loader processes (None: 0 for in-memory data or < 4 cores, else half the cores, max 8)
     stem: str = "cifar"                 # 'cifar' or 'imagenet' (DARTS family)
     channels: int | None = None         # None: the family's paper value (DARTS 36, NAS-Bench-201 16)
     layers: int | None = None           # None: DARTS 20 cells, NAS-Bench-201 N=5
@@ -144,6 +144,7 @@ class TrainConfig:
     device: str = "auto"
     checkpoint_every: int = 0
     sync_bn: bool = False               # distributed: SyncBatchNorm
+    init: str | None = None             # fine-tune: start from this training run's weights (new classifier if the class count differs)
     precision: str = "32"               # 32, bf16-mixed or 16-mixed (autocast; 16-mixed with gradient scaling)
     channels_last: bool = False         # NHWC activations
     compile: bool = False               # torch.compile the network (needs a C compiler on CPU)

@@ -70,6 +70,8 @@ def summary(path: str | Path) -> str:
         lines.append(f"genotype: {load_genotype(run.path)}")
     elif rows and "genotype" in rows[-1]:
         lines.append(f"genotype: {rows[-1]['genotype']}  (at epoch {rows[-1]['epoch']})")
+    if run.model_card.exists():
+        lines += ["", run.model_card.read_text(errors="replace").rstrip()]
     return "\n".join(lines)
 
 

@@ -52,6 +52,8 @@ class RunDir:
     metrics_file = property(lambda self: self.path / "metrics.jsonl")
     genotype_file = property(lambda self: self.path / "genotype.json")
     status_file = property(lambda self: self.path / "status.json")
+    weights_file = property(lambda self: self.path / "model.safetensors")
+    model_card = property(lambda self: self.path / "MODEL_CARD.md")
 
     @staticmethod
     def check_new(path: str | Path) -> None:

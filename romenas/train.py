@@ -26,6 +26,7 @@ from .genotype import Genotype
 from .published import load_genotype
 from .runtime import Runtime
 from .runs import CheckpointedLoop, RunDir, ScalarLogger, default_run_path
+from .weights import save_weights, trained_weights
 from .spaces import FAMILY_BUILDERS
 
 
@@ -79,6 +80,23 @@ def describe(genotype: "str | Genotype", config: TrainConfig | None = None, **ov
             "flops": count_flops(net, channels, size), "input": [channels, size, size], "classes": classes}
 
 
+def initialise_from(net: nn.Module, source: str | Path, genotype: Genotype) -> None:
+    """Start from a trained run's weights (``--init``); a classifier of another class count is left new."""
+    state, metadata = trained_weights(source)
+    if Genotype.from_dict(metadata["genotype"]) != genotype:
+        raise RomenasError(f"--init {source} holds genotype {Genotype.from_dict(metadata['genotype'])}, not "
+                           f"{genotype}; train that run's own genotype (omit the genotype argument)")
+    own = net.state_dict()
+    heads = ("classifier.", "aux_head.")
+    wrong = [k for k, v in state.items() if k in own and own[k].shape != v.shape and not k.startswith(heads)]
+    missing = [k for k in own if k not in state and not k.startswith(heads)]
+    if wrong or missing:
+        key = (wrong or missing)[0]
+        raise RomenasError(f"--init {source} has a network of another size ({key}); use its --channels "
+                           f"{metadata['config'].get('channels')} and --layers {metadata['config'].get('layers')}")
+    net.load_state_dict({k: v for k, v in state.items() if k in own and own[k].shape == v.shape}, strict=False)
+
+
 class Trainer(CheckpointedLoop):
     def __init__(self, genotype: Genotype, cfg: TrainConfig, run: RunDir | None):
         self.genotype, self.cfg, self.run = genotype, cfg, run
@@ -91,6 +109,7 @@ class Trainer(CheckpointedLoop):
         if data.test is None:
             raise RomenasError(f"dataset {cfg.dataset} has no test split; give an image folder with train/ and test/")
         self.stats = data.stats()
+        self.data_spec = data.spec(self.stats)
         # DistributedSampler's role: each rank takes every world-th batch of one shared order.
         self.train_loader = epoch_loader(data, "train", make_transform(data, True, cfg.cutout, self.stats),
                                          cfg.batch_size, cfg.seed, workers=cfg.workers, device=self.device,
@@ -100,8 +119,9 @@ class Trainer(CheckpointedLoop):
                                "process; lower --batch-size")
         self.test_loader = epoch_loader(data, "test", make_transform(data, False, stats=self.stats), 256, cfg.seed,
                                         train=False, workers=cfg.workers, device=self.device)
-        self.classes = data.classes
         net = build_network(genotype, cfg, data.num_classes, data.in_channels)
+        if cfg.init:
+            initialise_from(net, cfg.init, genotype)
         if self.ctx.world > 1 and cfg.sync_bn:
             net = nn.SyncBatchNorm.convert_sync_batchnorm(net)
         self.net = self.runtime.prepare(net)
@@ -126,7 +146,14 @@ class Trainer(CheckpointedLoop):
                 "config": to_dict(self.cfg), "epoch": self.epoch, "step": self.step, "net": self.net.state_dict(),
                 "opt": self.opt.state_dict(), "sched": self.sched.state_dict(), "rng": capture_rng(),
                 "metrics": self.metrics, "accum": self.accum, "scalers": self.runtime.state_dict(),
-                "stats": self.stats, "classes": self.classes}
+                "data": self.data_spec}
+
+    def save(self) -> None:
+        """The checkpoint, then the weights alone as safetensors beside it (inference reads those)."""
+        super().save()
+        if self.run is not None and self.ctx.is_main:
+            save_weights(self.net.state_dict(), self.run.weights_file,
+                         {"genotype": self.genotype.to_dict(), "config": to_dict(self.cfg), "data": self.data_spec})
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.load_parts(state, {"net": self.net, "opt": self.opt, "sched": self.sched})
@@ -207,20 +234,26 @@ def train(genotype: "str | Genotype | None" = None, config: TrainConfig | None =
         if "genotype" not in saved:
             raise RomenasError(f"{run.config_file} has no genotype; it is damaged, start the run anew in another folder")
         genotype = Genotype.from_dict(saved.pop("genotype"))
+        saved.pop("genotype_source", None)
         cfg = resumed_config(TrainConfig, saved, overrides)
         trainer = Trainer(genotype, cfg, run)
         if run.has_checkpoint():  # a run stopped before its first checkpoint starts from its beginning
             trainer.load_state_dict(load_checkpoint(run.checkpoint, "train", genotype.family))
     else:
+        init = overrides.get("init") or (config.init if config is not None else None)
+        if genotype is None and init:  # fine-tuning: the trained run's own genotype
+            genotype = Genotype.from_dict(trained_weights(init)[1]["genotype"])
         if genotype is None:
             raise RomenasError("no genotype given; pass a run folder, a genotype file or string, or a published name")
+        source = str(genotype) if isinstance(genotype, (str, Path)) else "given"
         genotype = load_genotype(genotype)
         cfg = config.validate() if config is not None else build_config(TrainConfig, overrides, preset)
         if out is not None:
             RunDir.check_new(out)
         trainer = Trainer(genotype, cfg, None)  # data and network first: bad input leaves no run folder
         path = dist.shared_path(out or default_run_path("train", genotype.family), ctx)
-        run = RunDir.create(path, "train", {**to_dict(cfg), "genotype": genotype.to_dict()}) if ctx.is_main else RunDir(path)
+        record = {**to_dict(cfg), "genotype": genotype.to_dict(), "genotype_source": source}
+        run = RunDir.create(path, "train", record) if ctx.is_main else RunDir(path)
         dist.barrier(ctx)
         trainer.run = run
     if ctx.is_main:
@@ -232,6 +265,9 @@ def train(genotype: "str | Genotype | None" = None, config: TrainConfig | None =
         raise RomenasError(f"distributed ranks ended with different weights ({checksums}); "
                            "this is a bug: please report it with the run folder")
     if ctx.is_main:
+        from .model_card import write_model_card
+
         run.set_status("finished", epoch=trainer.epoch, test_acc=result.test_acc, params=result.params,
                        rank_checksums=checksums)
+        write_model_card(run.path)
     return result

@@ -1,4 +1,4 @@
-"""Pictures: a run's architecture weights and curves over epochs, and cell diagrams.
+"""Pictures: a run's architecture weights and curves over epochs, cell diagrams, confusion matrices.
 
 Plots read only the run folder's metrics.jsonl. Cells are drawn with graphviz when its
 ``dot`` program is installed; otherwise matplotlib draws the same DAG, and the DOT text
@@ -204,3 +204,28 @@ def draw_genotype(genotype: "str | Genotype", out: str | Path, fmt: str = "png")
             _draw_matplotlib(genotype, kind, image)
         written += [image, dot_path]
     return written
+
+
+def plot_confusion(confusion: list[list[int]], classes: list[str], path: Path) -> Path:
+    """The confusion matrix, rows true classes and columns predictions, each row normalised."""
+    import numpy as np
+
+    matrix = np.asarray(confusion, dtype=float)
+    rows = matrix / np.maximum(matrix.sum(1, keepdims=True), 1)
+    n = len(classes)
+    fig, ax = plt.subplots(figsize=(2 + 0.45 * n, 1.6 + 0.45 * n))
+    image = ax.imshow(rows, cmap="Blues", vmin=0, vmax=1)
+    ticks = range(n)
+    ax.set_xticks(ticks, classes, rotation=90 if n > 6 else 0)
+    ax.set_yticks(ticks, classes)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    if n <= 20:
+        for i in range(n):
+            for j in range(n):
+                if matrix[i, j]:
+                    ax.text(j, i, int(matrix[i, j]), ha="center", va="center", fontsize=7,
+                            color="white" if rows[i, j] > 0.5 else "black")
+    fig.colorbar(image, ax=ax, fraction=0.046, label="share of the true class")
+    ax.set_title("confusion matrix")
+    return _save(fig, path)

@@ -88,9 +88,11 @@ def one_line_errors(batches):
 
 
 def default_workers(streamed: bool) -> int:
-    """Loader processes when --workers is not given: none for images already in memory
-    (nothing to decode), otherwise half the CPU cores, at most 8."""
-    return min(8, max(1, (os.cpu_count() or 2) // 2)) if streamed else 0
+    """Loader processes when --workers is not given: none for images already in memory (nothing to
+    decode) or on fewer than 4 cores (a worker then only takes a core from the training step; measured
+    in benchmarks/data_throughput.py), otherwise half the cores, at most 8."""
+    cpus = os.cpu_count() or 1
+    return min(8, cpus // 2) if streamed and cpus >= 4 else 0
 
 
 def make_loader(dataset: Dataset, sampler: Sampler, workers: int, device: torch.device) -> DataLoader:

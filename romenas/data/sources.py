@@ -116,6 +116,11 @@ class DataBundle:
     def num_classes(self) -> int:
         return len(self.classes)
 
+    def spec(self, stats: tuple[list[float], list[float]]) -> dict:
+        """What preprocessing a trained network needs to see new images as it saw these."""
+        return {"classes": list(self.classes), "image_size": self.image_size, "in_channels": self.in_channels,
+                "augment": self.augment, "mean": list(stats[0]), "std": list(stats[1])}
+
     def stats(self, count: int = 1024) -> tuple[list[float], list[float]]:
         """Per-channel mean and std of up to ``count`` evenly spread training images (for normalisation)."""
         picks = torch.linspace(0, len(self.train) - 1, min(count, len(self.train))).round().long().unique()
@@ -185,16 +190,23 @@ def _check_folder(root: Path) -> None:
 def _train_files(root: Path) -> tuple[Path, list[str], list[tuple[Path, int]]]:
     _check_folder(root)
     folder = root / "train" if (root / "train").is_dir() else root
+    classes, files = labelled_files(folder)
+    if len(classes) < 2:
+        raise RomenasError(f"data folder {folder} has {len(classes)} class folder(s); classification needs at least 2")
+    return folder, classes, files
+
+
+def labelled_files(folder: Path) -> tuple[list[str], list[tuple[Path, int]]]:
+    """Class names and (file, class index) of ``folder/<class>/*``; no images or an empty class is an error."""
+    _check_folder(folder)
     classes, files = _scan(folder)
     if not files:
         raise RomenasError(f"data folder {folder} holds no images; expected {folder}/<class>/<image>.jpg")
-    if len(classes) < 2:
-        raise RomenasError(f"data folder {folder} has {len(classes)} class folder(s); classification needs at least 2")
     counts = torch.bincount(torch.tensor([c for _, c in files]), minlength=len(classes)).tolist()
     empty = [name for name, n in zip(classes, counts) if n == 0]
     if empty:  # a class the network would never see
         raise RomenasError(f"class folder(s) {empty} under {folder} hold no images; add images or remove them")
-    return folder, classes, files
+    return classes, files
 
 
 def _file_images(files: list[tuple[Path, int]], limit: int | None, size: int | None) -> FileImages:

@@ -90,8 +90,7 @@ class Searcher(CheckpointedLoop):
         self.runtime = Runtime(self.device, cfg.precision, cfg.channels_last)
         seed_everything(cfg.seed)
         data = load_data(cfg.dataset, cfg.data_dir, cfg.download, cfg.limit_train, None, cfg.image_size, cfg.augment)
-        self.stats = data.stats()
-        transform = make_transform(data, train=True, stats=self.stats)
+        transform = make_transform(data, train=True)
         data_parallel = self.ctx.world > 1 and cfg.parallel == "data"
         shard = dict(rank=self.ctx.rank, world=self.ctx.world) if data_parallel else {}
         parts = ((0.0, cfg.train_portion), (cfg.train_portion, 1.0))  # weight half, architecture half
@@ -130,7 +129,7 @@ class Searcher(CheckpointedLoop):
                 "net": self.net.state_dict(), "algo": self.algo.state_dict(), "w_opt": self.w_opt.state_dict(),
                 "w_sched": self.w_sched.state_dict(), "a_opt": self.a_opt.state_dict(), "rng": capture_rng(),
                 "generator": self.generator.get_state(), "metrics": self.metrics, "accum": self.accum,
-                "scalers": self.runtime.state_dict(), "stats": self.stats}
+                "scalers": self.runtime.state_dict()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if state.get("algorithm") != self.cfg.algorithm:

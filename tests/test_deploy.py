@@ -1,0 +1,189 @@
+"""From a trained run to use: safetensors, predict, evaluate, export, model card, fine-tuning."""
+import json
+import sys
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from romenas.cli import main
+from romenas.inference import TrainedModel
+from romenas.train import build_network, initialise_from, train
+
+TINY = dict(epochs=2, channels=4, layers=1, batch_size=16, progress=False, device="cpu")
+
+
+def digit_folder(root, classes=(0, 1, 2), size=16, per_class=(24, 8)):
+    """The scikit-learn digits as grayscale PNG files of size x size, train/ and test/ (a new user's folder)."""
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    for split, count in zip(("train", "test"), per_class):
+        for c in classes:
+            folder = root / split / str(c)
+            folder.mkdir(parents=True)
+            picks = np.flatnonzero(d.target == c)[:sum(per_class)]
+            picks = picks[:count] if split == "train" else picks[-count:]
+            for i in picks:
+                image = Image.fromarray((d.images[i] * 255 / 16).astype(np.uint8), mode="L")
+                image.resize((size, size)).save(folder / f"{i}.png")
+    return root
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("deploy")
+    folder = digit_folder(root / "digits")
+    result = train("NB201_OPTIMUM", out=root / "run", dataset=str(folder), **TINY)
+    return root, folder, result
+
+
+def _cli(argv, capsys):
+    code = main([str(a) for a in argv])
+    out = capsys.readouterr()
+    return code, out.out, out.err.strip()
+
+
+def test_weights_are_safetensors_with_the_preprocessing(trained):
+    from safetensors.torch import load_file
+
+    root, _, result = trained
+    weights = load_file(str(root / "run" / "model.safetensors"))  # no pickle involved
+    model = TrainedModel.load(root / "run")
+    assert weights.keys() == model.net.state_dict().keys()
+    assert model.classes == ["0", "1", "2"] and model.input_shape == (3, 16, 16)
+    assert all(torch.equal(weights[k], v) for k, v in model.net.state_dict().items())
+
+
+def test_evaluate_agrees_with_training_and_with_predict(trained, capsys):
+    """evaluate's top-1 on the test folder is training's final test accuracy (same preprocessing),
+    and its confusion matrix counts exactly the images predict classifies right."""
+    root, folder, result = trained
+    code, out, err = _cli(["evaluate", root / "run", "--dataset", folder], capsys)
+    assert code == 0, err
+    report = json.loads((root / "run" / "evaluations" / "digits.json").read_text())
+    assert report["top1"] == pytest.approx(result.test_acc, abs=1e-9)
+    assert (root / "run" / "evaluations" / "digits-confusion.png").stat().st_size > 2000
+    assert report["images"] == 24 and sum(map(sum, report["confusion"])) == 24
+    assert report["top1"] <= report["top5"] == 100.0  # 3 classes: the top 3 always hold the truth
+    assert "top-1" in out and "accuracy" in out
+    images = sorted((folder / "test").rglob("*.png"))
+    code, out, err = _cli(["predict", root / "run", *images, "--topk", "2", "--json"], capsys)
+    assert code == 0, err
+    predictions = json.loads(out)
+    right = sum(p["top"][0]["class"] == path.parent.name for p, path in zip(predictions, images))
+    assert right == sum(report["confusion"][c][c] for c in range(3))
+    for p in predictions:
+        probs = [t["probability"] for t in p["top"]]
+        assert len(probs) == 2 and probs == sorted(probs, reverse=True) and 0 < sum(probs) <= 1 + 1e-6
+
+
+def test_predict_handles_any_channels_and_size(trained, tmp_path, capsys):
+    """A 3-channel network takes a grayscale image of another size, and a 1-channel (digits) network an RGB one."""
+    root, _, _ = trained
+    Image.new("L", (40, 30), 128).save(tmp_path / "grey.png")
+    Image.new("RGB", (8, 8), (200, 10, 10)).save(tmp_path / "rgb.jpg")
+    code, out, err = _cli(["predict", root / "run", tmp_path / "grey.png", tmp_path / "rgb.jpg", "--topk", "1"],
+                          capsys)
+    assert code == 0 and len(out.splitlines()) == 2, err
+    digits = train("NB201_OPTIMUM", out=tmp_path / "digits-run", dataset="digits", limit_train=64, limit_test=32,
+                   **{**TINY, "epochs": 1})
+    assert TrainedModel.load(digits.run_dir).input_shape == (1, 8, 8)
+    code, out, err = _cli(["predict", digits.run_dir, tmp_path / "rgb.jpg"], capsys)
+    assert code == 0 and out.count(",") == 4, err  # five classes listed
+
+
+@pytest.mark.filterwarnings("ignore::FutureWarning")  # torch.jit.load is deprecated upstream
+@pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
+def test_export_matches_pytorch_on_real_images(trained, tmp_path, fmt, capsys):
+    root, folder, _ = trained
+    if fmt == "onnx":
+        pytest.importorskip("onnxruntime", reason="ONNX export needs the export extra")
+        pytest.importorskip("onnxscript", reason="ONNX export needs the export extra")
+    out = tmp_path / f"model.{fmt}"
+    code, text, err = _cli(["export", root / "run", "--format", fmt, "--out", out], capsys)
+    assert code == 0, err
+    assert "test images of" in text  # checked on the run's own test images
+    model = TrainedModel.load(root / "run")
+    transform = model.transform()
+    images = torch.stack([transform(torch.from_numpy(np.array(Image.open(p).convert("RGB"))).permute(2, 0, 1))
+                          for p in sorted((folder / "test").rglob("*.png"))[:5]])
+    with torch.no_grad():
+        expected = model.net(images)
+    if fmt == "onnx":
+        import onnx
+        import onnxruntime
+
+        onnx.checker.check_model(onnx.load(str(out)))
+        session = onnxruntime.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+        assert session.get_inputs()[0].shape[0] == "batch"
+        for batch in (images, images[:1]):  # the batch axis is dynamic
+            got = torch.from_numpy(session.run(None, {"images": batch.numpy()})[0])
+            assert (got - expected[:len(batch)]).abs().max() <= 1e-4
+    else:
+        got = torch.jit.load(str(out))(images)
+        assert (got - expected).abs().max() <= 1e-4
+
+
+def test_export_names_the_extra_when_onnx_is_missing(trained, monkeypatch, capsys):
+    root, _, _ = trained
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import now fails as if not installed
+    code, _, err = _cli(["export", root / "run", "--format", "onnx"], capsys)
+    assert code == 2 and len(err.splitlines()) == 1 and '.[export]' in err
+
+
+def test_model_card_written_and_shown(trained, capsys):
+    root, _, result = trained
+    card = (root / "run" / "MODEL_CARD.md").read_text()
+    for needle in (result.genotype.to_string(), "Parameters:", "FLOPs per image", "Latency, batch 1",
+                   "images/s", f"{result.test_acc:.2f} %", "epochs, batch 16", "cells/cell.png"):
+        assert needle in card, needle
+    assert (root / "run" / "cells" / "cell.png").exists()
+    code, out, _ = _cli(["show", root / "run"], capsys)
+    assert code == 0 and "# Model card" in out
+
+
+def test_fine_tune_keeps_the_body_and_replaces_the_head(trained, tmp_path, capsys):
+    root, folder, _ = trained
+    source = TrainedModel.load(root / "run")
+    net = build_network(source.genotype, source.config, 5, 3)
+    initialise_from(net, root / "run", source.genotype)
+    mine, theirs = net.state_dict(), source.net.state_dict()
+    assert all(torch.equal(mine[k], v) for k, v in theirs.items() if not k.startswith("classifier"))
+    assert mine["classifier.weight"].shape == (5, 16)
+    five = digit_folder(tmp_path / "five", classes=(3, 4, 5, 6, 7))
+    code, out, err = _cli(["train", "--init", root / "run", "--dataset", five, "--epochs", "1", "--channels", "4",
+                           "--layers", "1", "--batch-size", "16", "--no-progress", "--out", tmp_path / "tuned"], capsys)
+    assert code == 0, err
+    assert TrainedModel.load(tmp_path / "tuned").classes == ["3", "4", "5", "6", "7"]
+    assert "fine-tuned from" in (tmp_path / "tuned" / "MODEL_CARD.md").read_text()
+
+
+def test_bad_input_is_one_line_exit_2(trained, tmp_path, capsys):
+    root, folder, _ = trained
+    run = root / "run"
+    other = digit_folder(tmp_path / "other", classes=(0, 1, 9))
+    (tmp_path / "bad.png").write_bytes(b"not an image")
+    damaged = tmp_path / "damaged"
+    damaged.mkdir()
+    for name in ("config.json", "status.json"):
+        (damaged / name).write_text((run / name).read_text())
+    (damaged / "model.safetensors").write_bytes(b"\x00" * 64)
+    cases = [
+        (["predict", tmp_path / "nowhere", folder / "test" / "0"], "not a romenas run folder"),
+        (["evaluate", run, "--dataset", other], "not trained on"),
+        (["evaluate", run, "--dataset", tmp_path / "missing"], "does not exist"),
+        (["predict", run, tmp_path / "bad.png"], "cannot read image"),
+        (["predict", run, tmp_path / "bad.png", "--topk", "0"], "--topk must be at least 1"),
+        (["predict", damaged, tmp_path / "bad.png"], "damaged or not safetensors"),
+        (["export", run, "--out", tmp_path / "no" / "dir" / "m.onnx"], "does not exist"),
+        (["train", "NB201_OPTIMUM", "--init", run, "--channels", "8", "--layers", "1", "--dataset", folder,
+          "--no-progress", "--out", tmp_path / "x"], "another size"),
+        (["train", "GDAS", "--init", run, "--dataset", folder, "--no-progress", "--out", tmp_path / "y"],
+         "holds genotype"),
+    ]
+    for argv, needle in cases:
+        code, _, err = _cli(argv, capsys)
+        assert code == 2 and len(err.splitlines()) == 1 and needle in err, (argv, err)
+    assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
