@@ -11,6 +11,7 @@ romenas steps run through the search loop's own step methods on the CIFAR-10 ima
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import resource
 import statistics
@@ -52,7 +53,8 @@ def _romenas_stepper(impl, space, args, device):
     execution = "batched" if impl.endswith("batched") else "sequential"
     cfg = build_config(SearchConfig, dict(algorithm=algo, space=space, dataset=args.data, limit_train=2 * args.batch,
                                           batch_size=args.batch, samples=args.samples, progress=False,
-                                          device=str(device), subnet_execution=execution, **SPACES[space]))
+                                          device=str(device), subnet_execution=execution, precision=args.precision,
+                                          **SPACES[space]))
     s = Searcher(cfg, run=None)
     (xw, yw), (xa, ya) = _batches(args, device)
     n_weight = len(s.algo.weight_plans(1.0))
@@ -84,14 +86,21 @@ def _xautodl_stepper(impl, space, args, device):
     a_opt = torch.optim.Adam(net.get_alphas(), 3e-4, betas=(0.5, 0.999), weight_decay=1e-3)
     (xw, yw), (xa, ya) = _batches(args, device)
 
+    autocast = (torch.autocast(device.type, dtype=torch.bfloat16) if args.precision == "bf16-mixed"
+                else contextlib.nullcontext())
+
     def step():
         net.train()
         w_opt.zero_grad()
-        F.cross_entropy(net(xw)[1], yw).backward()
+        with autocast:
+            loss = F.cross_entropy(net(xw)[1], yw)
+        loss.backward()
         torch.nn.utils.clip_grad_norm_(net.get_weights(), 5)
         w_opt.step()
         a_opt.zero_grad()
-        F.cross_entropy(net(xa)[1], ya).backward()
+        with autocast:
+            loss = F.cross_entropy(net(xa)[1], ya)
+        loss.backward()
         a_opt.step()
 
     return step, 2
@@ -130,6 +139,7 @@ def main():
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--samples", type=int, default=4, help="ROME's K")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--precision", choices=("32", "bf16-mixed"), default="32", help="for every row alike")
     parser.add_argument("--out", default=str(REPO / "benchmarks" / "results"))
     parser.add_argument("--one", nargs=2, metavar=("IMPL", "SPACE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -143,7 +153,8 @@ def main():
     for space in SPACES:
         for impl in IMPLS if args.batched else [i for i in IMPLS if not i.endswith("batched")]:
             cmd = [sys.executable, __file__, "--one", impl, space, "--data", args.data, "--batch", str(args.batch),
-                   "--samples", str(args.samples), "--device", args.device] + (["--quick"] if args.quick else [])
+                   "--samples", str(args.samples), "--device", args.device, "--precision", args.precision
+                   ] + (["--quick"] if args.quick else [])
             done = subprocess.run(cmd, capture_output=True, text=True)
             if done.returncode != 0:
                 print(f"{impl} {space}: FAILED\n{done.stderr[-1500:]}", file=sys.stderr)
@@ -163,7 +174,8 @@ def main():
 
 def _markdown(rows, args) -> str:
     by = {(r["impl"], r["space"]): r for r in rows if "error" not in r}
-    lines = [f"Step cost, {date.today()}, device {args.device}, batch {args.batch}, ROME K={args.samples} "
+    lines = [f"Step cost, {date.today()}, device {args.device}, precision {args.precision}, batch {args.batch}, "
+             f"ROME K={args.samples} "
              f"(Algorithm 1: K Gumbel subnets in both steps), torch {torch.__version__}", "",
              "| space | impl | step (s) | peak mem (MB) | subnets/step | s per (weight+arch) subnet pair |",
              "|---|---|---|---|---|---|"]
@@ -175,6 +187,10 @@ def _markdown(rows, args) -> str:
                          f"{r['subnets_per_step']} | {r['s_per_subnet_pair']:.3f} |")
     lines += ["", "Ratios (measured in this run):", ""]
     for space in SPACES:
+        mine, official = by.get(("romenas-darts", space)), by.get(("xautodl-darts", space))
+        if mine and official:
+            lines.append(f"- {space}: romenas DARTS peak memory / xautodl DARTS = "
+                         f"{mine['peak_mb'] / official['peak_mb']:.2f} (time {mine['step_s'] / official['step_s']:.2f})")
         rome = by.get(("romenas-rome", space))
         for ref in ("romenas-darts", "xautodl-darts", "xautodl-gdas"):
             other = by.get((ref, space))

@@ -1,8 +1,10 @@
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("ROMENAS_SHARED_DATA", REPO.parent / "shared" / "data"))
@@ -24,3 +26,14 @@ TINY_TRAIN = dict(dataset="digits", limit_train=256, limit_test=128, channels=4,
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)
+
+
+def make_folder(root, count, size=(12, 12), classes=3, seed=0, mixed=False):
+    """``count`` PNGs in ``classes`` class folders, each image distinct (so batches can be compared)."""
+    rng = np.random.default_rng(seed)
+    for i in range(count):
+        folder = root / "train" / f"c{i % classes}"
+        folder.mkdir(parents=True, exist_ok=True)
+        h, w = (size[0] + i % 5, size[1] + i % 3) if mixed else size
+        Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)).save(folder / f"{i:05d}.png")
+    return root

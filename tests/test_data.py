@@ -14,18 +14,9 @@ from romenas.config import SearchConfig, build_config
 from romenas.data import FileImages, epoch_loader, load_data, make_transform
 from romenas.search.loop import Searcher, search
 
+from conftest import make_folder
+
 TINY = dict(space="nb201", channels=4, layers=1, samples=2, epochs=1, batch_size=8, progress=False, device="cpu")
-
-
-def make_folder(root, count, size=(12, 12), classes=3, seed=0, mixed=False):
-    """``count`` PNGs in ``classes`` class folders, each image distinct (so batches can be compared)."""
-    rng = np.random.default_rng(seed)
-    for i in range(count):
-        folder = root / "train" / f"c{i % classes}"
-        folder.mkdir(parents=True, exist_ok=True)
-        h, w = (size[0] + i % 5, size[1] + i % 3) if mixed else size
-        Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)).save(folder / f"{i:05d}.png")
-    return root
 
 
 def make_shards(root, shards, per_shard, size=12, classes=3, names=True):
