@@ -122,6 +122,7 @@ class TrainConfig:
     download: bool = False
     limit_train: int | None = None      # use only the first N training images
     limit_test: int | None = None       # evaluate on only the first N test images
+    test_dataset: str | None = None     # held-out images (a <class>/ folder or tar shards) for a dataset without a test split
     image_size: int | None = None
     augment: str = "auto"               # pad-crop (CIFAR), resized-crop (ImageNet), none; auto: none for digits, else pad-crop
     workers: int | None = None          # loader processes (None: 0 for in-memory data or < 4 cores, else half the cores, max 8)

@@ -80,12 +80,14 @@ class TrainedModel:
         if topk < 1:
             raise RomenasError(f"--topk must be at least 1, got {topk}")
         k = min(topk, len(self.classes))
-        transform = self.transform()
-        batch = torch.stack([transform(decode_image(p)) for p in images])
-        probs, idx = self.probabilities(batch).topk(k, dim=1)
-        return [{"image": str(p), "top": [{"class": self.classes[i], "probability": float(q)}
-                                         for q, i in zip(pr.tolist(), ix.tolist())]}
-                for p, pr, ix in zip(images, probs, idx)]
+        transform, results = self.transform(), []
+        for start in range(0, len(images), 256):  # bounded memory for any number of files
+            chunk = images[start:start + 256]
+            probs, idx = self.probabilities(torch.stack([transform(decode_image(p)) for p in chunk])).topk(k, dim=1)
+            results += [{"image": str(p), "top": [{"class": self.classes[i], "probability": float(q)}
+                                                  for q, i in zip(pr.tolist(), ix.tolist())]}
+                        for p, pr, ix in zip(chunk, probs, idx)]
+        return results
 
     def evaluate(self, folder: str | Path, batch_size: int = 256, workers: int | None = None) -> dict[str, Any]:
         """Top-1/top-5, per-class accuracy and the confusion matrix on a labelled folder.

@@ -106,8 +106,16 @@ class Trainer(CheckpointedLoop):
         seed_everything(cfg.seed)
         data = load_data(cfg.dataset, cfg.data_dir, cfg.download, cfg.limit_train, cfg.limit_test, cfg.image_size,
                          cfg.augment)
+        if cfg.test_dataset:
+            held_out = load_data(cfg.test_dataset, cfg.data_dir, cfg.download, cfg.limit_test, None, data.image_size,
+                                 data.augment)
+            if held_out.classes != data.classes:
+                raise RomenasError(f"--test-dataset {cfg.test_dataset} has classes {held_out.classes}, but "
+                                   f"{cfg.dataset} has {data.classes}; make them match")
+            data.test = held_out.train
         if data.test is None:
-            raise RomenasError(f"dataset {cfg.dataset} has no test split; give an image folder with train/ and test/")
+            raise RomenasError(f"dataset {cfg.dataset} has no test split; give an image folder with train/ and test/, "
+                               "or --test-dataset FOLDER|SHARDS")
         self.stats = data.stats()
         self.data_spec = data.spec(self.stats)
         # DistributedSampler's role: each rank takes every world-th batch of one shared order.

@@ -12,6 +12,7 @@ from PIL import Image
 
 from romenas.config import SearchConfig, build_config
 from romenas.data import FileImages, epoch_loader, load_data, make_transform
+from romenas.errors import RomenasError
 from romenas.search.loop import Searcher, search
 
 from conftest import make_folder
@@ -107,6 +108,22 @@ def test_shards_resume_mid_epoch_exactly(tmp_path):
     full = [x for x, _ in loader]
     loader.set_epoch(3, start=2)
     assert all(torch.equal(a, b) for a, b in zip(full[2:], [x for x, _ in loader]))
+
+
+def test_training_on_shards_with_held_out_shards(tmp_path):
+    """Shards have no test split: --test-dataset gives one, read whole (the last partial batch kept)."""
+    pytest.importorskip("webdataset", reason="tar shards need the webdataset extra (pip install -e '.[shards]')")
+    from romenas.train import train
+
+    train_shards = make_shards(tmp_path / "train", shards=2, per_shard=24)
+    test_shards = make_shards(tmp_path / "test", shards=1, per_shard=10)
+    tiny = dict(channels=4, layers=1, epochs=1, batch_size=16, progress=False, device="cpu")
+    result = train("NB201_OPTIMUM", out=tmp_path / "run", dataset=train_shards, test_dataset=test_shards, **tiny)
+    assert len(result.metrics) == 1 and 0 <= result.test_acc <= 100
+    assert result.test_acc * 10 / 100 == pytest.approx(round(result.test_acc * 10 / 100))  # out of 10 images
+    other = make_shards(tmp_path / "other", shards=1, per_shard=10, classes=4)
+    with pytest.raises(RomenasError, match="make them match"):
+        train("NB201_OPTIMUM", dataset=train_shards, test_dataset=other, **tiny)
 
 
 @pytest.mark.parametrize("precision", ["bf16-mixed", "16-mixed"])

@@ -49,7 +49,8 @@ def epoch_loader(bundle: DataBundle, split: str, transform, batch_size: int, see
     workers = default_workers(streamed) if workers is None else workers
     if isinstance(source, ShardImages):
         size = None if bundle.augment == "resized-crop" else bundle.image_size
-        return ShardLoader(source, transform, batch_size, seed, part, part_seed, size, workers, device, rank, world)
+        return ShardLoader(source, transform, batch_size, seed, part, part_seed, size, workers, device, rank, world,
+                           drop_last=train)
     indices = None
     if part != (0.0, 1.0):  # a fixed random part of the images, the same in every epoch
         order = torch.randperm(len(source), generator=torch.Generator().manual_seed(part_seed)).tolist()

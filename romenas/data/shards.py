@@ -168,14 +168,17 @@ class ShardStream(IterableDataset):
 
 
 class ShardLoader:
-    """Batches of a shard stream, the same number on every rank; ``set_epoch(e, start)`` skips ``start``."""
+    """Batches of a shard stream, the same number on every rank; ``set_epoch(e, start)`` skips ``start``.
+
+    ``drop_last`` False (evaluation) keeps the last, partial batch."""
 
     def __init__(self, source: ShardImages, transform, batch_size: int, seed: int, part, part_seed: int,
-                 size: int | None, workers: int, device: torch.device, rank: int = 0, world: int = 1):
+                 size: int | None, workers: int, device: torch.device, rank: int = 0, world: int = 1,
+                 drop_last: bool = True):
         self.stream = ShardStream(source, transform, seed, part, part_seed, rank, world, size)
-        self.batch_size, self.workers, self.device = batch_size, workers, device
+        self.batch_size, self.workers, self.device, self.drop_last = batch_size, workers, device, drop_last
         per_rank = [source.count(list(range(r, len(source.urls), world)), part_seed, part) for r in range(world)]
-        self.batches = min(per_rank) // batch_size
+        self.batches = min(per_rank) // batch_size if drop_last else -(-min(per_rank) // batch_size)
         self.epoch, self.start = 0, 0
 
     def set_epoch(self, epoch: int, start: int = 0) -> None:
@@ -187,7 +190,7 @@ class ShardLoader:
     def __iter__(self):
         self.stream.epoch = self.epoch  # workers start anew each epoch and copy it
         loader = DataLoader(self.stream, batch_size=self.batch_size, num_workers=self.workers,
-                            pin_memory=self.device.type == "cuda", drop_last=True)
+                            pin_memory=self.device.type == "cuda", drop_last=self.drop_last)
         for i, batch in enumerate(one_line_errors(loader)):
             if i >= self.batches:
                 break
