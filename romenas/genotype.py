@@ -18,7 +18,7 @@ from typing import Mapping, Sequence
 from .errors import RomenasError
 from .ops import OPS
 
-__all__ = ["Genotype", "GenotypeError", "parse_genotype", "load_genotype", "FAMILIES"]
+__all__ = ["Genotype", "GenotypeError", "parse_darts_string", "parse_nb201_string", "FAMILIES"]
 
 Pair = tuple[str, int]
 Cell = tuple[tuple[Pair, ...], ...]

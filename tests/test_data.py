@@ -66,6 +66,16 @@ def test_batches_do_not_depend_on_workers_and_resume_exactly(tmp_path, workers):
     assert not torch.equal(reference[0][0], _batches(bundle, 0, epoch=2)[0][0])  # a new epoch, new order and crops
 
 
+def test_search_results_do_not_depend_on_workers(tmp_path):
+    """A whole search (unequal halves, so one loader stops mid-epoch) ends bit for bit the same
+    with 0 and 2 persistent loader workers."""
+    folder = str(make_folder(tmp_path / "f", 120))
+    runs = [search(out=tmp_path / f"w{w}", dataset=folder, workers=w, train_portion=0.4,
+                   **{**TINY, "epochs": 2}).metrics[-1] for w in (0, 2)]
+    for key in ("train_loss", "val_loss", "genotype", "op_probs"):
+        assert runs[0][key] == runs[1][key], key
+
+
 def test_mixed_sizes_are_resized_to_one(tmp_path):
     root = make_folder(tmp_path / "f", 12, mixed=True)
     bundle = load_data(str(root))

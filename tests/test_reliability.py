@@ -274,10 +274,9 @@ def _bad_inputs(tmp_path, run: Path, trained: Path):
     (empty / "train" / "a").mkdir(parents=True)
     nb = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_1x1~2|"
     damaged = {name: _damaged_run(tmp_path, run, name) for name in DAMAGES}
-    table = tmp_path / "table.csv"
     header = "CIFAR10TestAccuracy200Epochs,CIFAR100TestAccuracy200Epochs,ImageNetTestAccuracy200Epochs," \
              "ArchitectureString,UniqueString\n"
-    tables = {"text": header + f"ninety,70,40,{nb},k\n", "short": header + f"90,70\n",
+    tables = {"text": header + f"ninety,70,40,{nb},k\n", "short": header + "90,70\n",
               "bytes": None}
     for name, text in tables.items():
         path = tmp_path / f"table-{name}.csv"
