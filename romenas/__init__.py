@@ -12,5 +12,5 @@ from .search.loop import SearchResult, search
 from .train import TrainResult, describe, train
 
 __version__ = "0.1.0"
-__all__ = ["search", "SearchResult", "train", "TrainResult", "describe", "SearchConfig", "TrainConfig", "Genotype", "load_genotype",
-           "parse_genotype", "TrainedModel", "RomenasError", "__version__"]
+__all__ = ["search", "SearchResult", "train", "TrainResult", "describe", "SearchConfig", "TrainConfig", "Genotype",
+           "load_genotype", "parse_genotype", "TrainedModel", "RomenasError", "__version__"]

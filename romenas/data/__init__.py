@@ -36,8 +36,8 @@ class EpochLoader:
 
 
 def epoch_loader(bundle: DataBundle, split: str, transform, batch_size: int, seed: int, *,
-                 part: tuple[float, float] = (0.0, 1.0), part_seed: int = 0, train: bool = True, workers: int | None = None,
-                 device: torch.device = torch.device("cpu"), rank: int = 0, world: int = 1):
+                 part: tuple[float, float] = (0.0, 1.0), part_seed: int = 0, train: bool = True,
+                 workers: int | None = None, device: torch.device = torch.device("cpu"), rank: int = 0, world: int = 1):
     """Batches of the fraction ``part`` of a split ('train' or 'test'), in an order drawn by ``seed``.
 
     The parts are drawn by ``part_seed``: parts of one seed never overlap (search's two halves).
@@ -46,11 +46,13 @@ def epoch_loader(bundle: DataBundle, split: str, transform, batch_size: int, see
     """
     source = bundle.train if split == "train" else bundle.test
     streamed = not isinstance(source, MemoryImages)
-    workers = default_workers(streamed) if workers is None else workers
     if isinstance(source, ShardImages):
+        if workers is None:  # by default no more workers than this rank has shards
+            workers = min(default_workers(streamed), len(range(rank, len(source.urls), world)))
         size = None if bundle.augment == "resized-crop" else bundle.image_size
         return ShardLoader(source, transform, batch_size, seed, part, part_seed, size, workers, device, rank, world,
                            drop_last=train)
+    workers = default_workers(streamed) if workers is None else workers
     indices = None
     if part != (0.0, 1.0):  # a fixed random part of the images, the same in every epoch
         order = torch.randperm(len(source), generator=torch.Generator().manual_seed(part_seed)).tolist()
