@@ -50,3 +50,21 @@ def test_distributed_training_ends_identical_on_both_ranks(tmp_path):
     assert status["state"] == "finished" and status["epoch"] == 1
     checksums = status["rank_checksums"]  # each rank's SHA-256 of its final parameters
     assert len(checksums) == 2 and checksums[0] == checksums[1]
+
+
+@pytest.mark.slow
+def test_ddp_training_on_shards_splits_them_across_ranks(tmp_path):
+    """Each rank reads its own shards (2 of 4), both run the same number of steps and end identical."""
+    pytest.importorskip("webdataset", reason="tar shards need the webdataset extra (pip install -e '.[shards]')")
+    import json
+
+    from test_data import make_shards
+
+    train_shards = make_shards(tmp_path / "train", shards=4, per_shard=24)
+    test_shards = make_shards(tmp_path / "test", shards=1, per_shard=12)
+    args = ["train", "NB201_OPTIMUM", "--dataset", train_shards, "--test-dataset", test_shards, "--channels", "4",
+            "--layers", "1", "--epochs", "2", "--batch-size", "8", "--workers", "1", "--no-progress",
+            "--out", str(tmp_path / "ddp")]
+    _torchrun(args, tmp_path)
+    status = json.loads((tmp_path / "ddp" / "status.json").read_text())
+    assert status["state"] == "finished" and len(set(status["rank_checksums"])) == 1
