@@ -8,7 +8,6 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import inspect
-import re
 import sys
 from pathlib import Path
 
@@ -60,7 +59,9 @@ def _signature(name: str, obj) -> str:
 
 def _config_fields(cls) -> list[str]:
     """A field table; the comment after each field in the source is its description."""
-    comments = dict(re.findall(r"^\s+(\w+): [^=\n]+=[^#\n]*#\s*(.+)$", inspect.getsource(cls), re.M))
+    from romenas.config import field_help
+
+    comments = field_help(cls)
     rows = ["| field | default | meaning |", "|---|---|---|"]
     for f in dataclasses.fields(cls):
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()

@@ -9,28 +9,28 @@ import sys
 import types
 import typing
 
-from .config import DEFAULT_PRESET, SearchConfig, TrainConfig, build_config, preset_names, to_dict
+from .config import DEFAULT_PRESET, SearchConfig, TrainConfig, build_config, field_help, preset_names, to_dict
 from .errors import RomenasError
 
 
 def _add_config_flags(parser: argparse.ArgumentParser, cls) -> None:
     """One ``--flag`` per config field (booleans get ``--x/--no-x``); unset flags keep the preset's value."""
-    hints = typing.get_type_hints(cls)
+    hints, meaning = typing.get_type_hints(cls), field_help(cls)
     group = parser.add_argument_group(f"{cls.__name__} settings (override the preset)")
     for f in dataclasses.fields(cls):
-        flag = "--" + f.name.replace("_", "-")
+        flag, text = "--" + f.name.replace("_", "-"), meaning.get(f.name, "").replace("%", "%%")
         hint = hints[f.name]
         args = [a for a in typing.get_args(hint) if a is not type(None)] if isinstance(hint, types.UnionType) else []
         base = args[0] if args else hint
         if base is bool:
-            group.add_argument(flag, action=argparse.BooleanOptionalAction, default=None)
+            group.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=text)
         elif typing.get_origin(base) is tuple and typing.get_args(base)[-1] is Ellipsis:
             group.add_argument(flag, type=typing.get_args(base)[0], nargs="+", default=None,
-                               metavar=f.name[:-1].upper())
+                               metavar=f.name[:-1].upper(), help=text)
         elif typing.get_origin(base) is tuple:
-            group.add_argument(flag, type=float, nargs=2, default=None, metavar=("B1", "B2"))
+            group.add_argument(flag, type=float, nargs=2, default=None, metavar=("B1", "B2"), help=text)
         else:
-            group.add_argument(flag, type=base, default=None, metavar=f.name.upper())
+            group.add_argument(flag, type=base, default=None, metavar=f.name.upper(), help=text)
 
 
 def _overrides(args: argparse.Namespace, cls) -> dict:

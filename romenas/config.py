@@ -274,6 +274,14 @@ def resumed_config(cls, saved: Mapping[str, Any], overrides: Mapping[str, Any]):
                      ).validate()
 
 
+def field_help(cls) -> dict[str, str]:
+    """Each setting's meaning: the comment after its field in this file (CLI help, API docs)."""
+    import inspect
+    import re
+
+    return dict(re.findall(r"^\s+(\w+): [^=\n]+=[^#\n]*#\s*(.+)$", inspect.getsource(cls), re.M))
+
+
 def from_dict(cls, values: Mapping[str, Any]):
     known = {f.name: f for f in fields(cls)}
     unknown = sorted(set(values) - set(known))
