@@ -135,7 +135,11 @@ def evaluate_run(run: str | Path, folder: str | Path, batch_size: int = 256) -> 
     model = TrainedModel.load(run)
     report = model.evaluate(folder, batch_size)
     out = Path(run) / "evaluations"
-    out.mkdir(exist_ok=True)
+    try:
+        out.mkdir(exist_ok=True)
+    except OSError as exc:
+        raise RomenasError(f"cannot write the evaluation into {out} ({exc.strerror or exc}); "
+                           "check the run folder's permissions") from None
     name = Path(folder).expanduser().resolve().name or "folder"
     json_path = out / f"{name}.json"
     RunDir(run).write_json(json_path, report)

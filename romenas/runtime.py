@@ -1,4 +1,4 @@
-"""How a network runs: numeric precision, memory format, compilation.
+"""How a network runs: numeric precision and memory format (train's ``--compile`` wraps the result).
 
 ``--precision`` takes Lightning's names: ``32`` (float32), ``bf16-mixed`` (autocast to
 bfloat16, no scaling needed) and ``16-mixed`` (autocast to float16 with a gradient scaler
