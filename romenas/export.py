@@ -59,7 +59,12 @@ def export_onnx(model: TrainedModel, out: Path, probe: torch.Tensor) -> float:
         program.save(str(out))
     except Exception as exc:  # the exporter's errors are long; the first line says what failed
         raise RomenasError(f"ONNX export failed ({type(exc).__name__}: {str(exc).splitlines()[0]})") from None
-    onnx.checker.check_model(onnx.load(str(out)), full_check=True)
+    try:
+        onnx.checker.check_model(onnx.load(str(out)), full_check=True)
+    except onnx.checker.ValidationError as exc:
+        out.unlink(missing_ok=True)
+        raise RomenasError(f"the exported ONNX file fails onnx.checker ({str(exc).splitlines()[0]}); not kept. "
+                           "Please report this with the run folder") from None
     session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
     got = torch.from_numpy(session.run(None, {"images": probe.numpy()})[0])
     with torch.no_grad():
