@@ -15,7 +15,7 @@ from torch import nn
 
 from .config import TrainConfig, from_dict
 from .data import DataBundle, FileImages, build_transform, decode_image, epoch_loader
-from .data.sources import labelled_files
+from .data.sources import fit_size, labelled_files
 from .errors import RomenasError
 from .genotype import Genotype
 from .train import build_network
@@ -59,15 +59,13 @@ class TrainedModel:
         resize = self.spec["augment"] != "resized-crop"  # resized-crop resizes and centre-crops itself
 
         def apply(image: torch.Tensor) -> torch.Tensor:
-            from torchvision.transforms.v2.functional import resize as resize_to, rgb_to_grayscale
+            from torchvision.transforms.v2.functional import rgb_to_grayscale
 
             if channels == 1 and image.shape[0] == 3:
                 image = rgb_to_grayscale(image)
             elif channels == 3 and image.shape[0] == 1:
                 image = image.expand(3, -1, -1)
-            if resize and tuple(image.shape[-2:]) != (size, size):
-                image = resize_to(image, [size, size], antialias=True)
-            return evaluation(image)
+            return evaluation(fit_size(image, size if resize else None))
 
         return apply
 

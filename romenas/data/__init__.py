@@ -48,7 +48,7 @@ def epoch_loader(bundle: DataBundle, split: str, transform, batch_size: int, see
     streamed = not isinstance(source, MemoryImages)
     if isinstance(source, ShardImages):
         if workers is None:  # by default no more workers than this rank has shards
-            workers = min(default_workers(streamed), len(range(rank, len(source.urls), world)))
+            workers = min(default_workers(streamed), len(source.shards_of(rank, world)))
         size = None if bundle.augment == "resized-crop" else bundle.image_size
         return ShardLoader(source, transform, batch_size, seed, part, part_seed, size, workers, device, rank, world,
                            drop_last=train)

@@ -21,6 +21,18 @@ def sample_seed(seed: int, epoch: int, index: int) -> int:
     return (int(high) << 31) ^ int(low)
 
 
+def epoch_generator(seed: int, epoch: int) -> torch.Generator:
+    """The generator of one epoch's order (batches, or shards)."""
+    return torch.Generator().manual_seed(seed * 100_003 + epoch)
+
+
+def seeded(transform, image: torch.Tensor, seed: int, epoch: int, index: int) -> torch.Tensor:
+    """``transform(image)`` with its randomness drawn from (seed, epoch, index); the global RNG is left as it was."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(sample_seed(seed, epoch, index))
+        return transform(image)
+
+
 class AugmentedImages(Dataset):
     """The images ``indices`` of a source through ``transform``, indexed by ``(epoch, i)``."""
 
@@ -35,11 +47,8 @@ class AugmentedImages(Dataset):
         epoch, i = key
         j = self.indices[i]
         image = self.source.read(j)
-        if not self.random:
-            return self.transform(image), self.source.labels[j]
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(sample_seed(self.seed, epoch, j))
-            return self.transform(image), self.source.labels[j]
+        x = seeded(self.transform, image, self.seed, epoch, j) if self.random else self.transform(image)
+        return x, self.source.labels[j]
 
 
 class EpochBatchSampler(Sampler[list[tuple[int, int]]]):
@@ -59,8 +68,7 @@ class EpochBatchSampler(Sampler[list[tuple[int, int]]]):
 
     def _batches(self) -> list[list[int]]:
         if self.shuffle:
-            g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
-            order = torch.randperm(self.size, generator=g).tolist()
+            order = torch.randperm(self.size, generator=epoch_generator(self.seed, self.epoch)).tolist()
         else:
             order = list(range(self.size))
         bs = self.batch_size

@@ -21,8 +21,8 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from ..errors import RomenasError
-from .loading import one_line_errors, sample_seed
-from .sources import DataBundle, decode_image
+from .loading import epoch_generator, one_line_errors, seeded
+from .sources import DataBundle, decode_image, fit_size
 
 IMAGE_EXTS = ("jpg", "jpeg", "png", "webp", "bmp", "ppm")
 
@@ -112,6 +112,10 @@ class ShardImages:
             j -= len(samples)
         raise IndexError(j)
 
+    def shards_of(self, rank: int, world: int) -> list[int]:
+        """The shards rank ``rank`` of ``world`` reads: rank, rank + world, ..."""
+        return list(range(rank, len(self.urls), world))
+
     def count(self, shards: list[int], seed: int, part: tuple[float, float]) -> int:
         return sum(in_part(sample[0], seed, part) for s in shards for sample in self.samples[s])
 
@@ -140,31 +144,25 @@ class ShardStream(IterableDataset):
                  size: int | None):
         self.source, self.transform, self.seed, self.size = source, transform, seed, size
         self.part, self.part_seed = part, part_seed
-        self.shards = list(range(rank, len(source.urls), world))
+        self.shards = source.shards_of(rank, world)
         self.epoch = 0
 
     def __iter__(self):
         import webdataset as wds
 
-        g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+        g = epoch_generator(self.seed, self.epoch)
         order = [self.source.urls[self.shards[i]] for i in torch.randperm(len(self.shards), generator=g).tolist()]
         info = get_worker_info()
         if info is not None and info.num_workers > len(order):
             raise RomenasError(f"{info.num_workers} loader workers but only {len(order)} shard(s) for this process; "
                                "lower --workers or write more shards")
-        size = self.size
         for sample in wds.WebDataset(order, shardshuffle=False, nodesplitter=_all_shards, empty_check=False):
             key = sample["__key__"]
             data = next((sample[e] for e in IMAGE_EXTS if e in sample), None)
             if data is None or "cls" not in sample or not in_part(key, self.part_seed, self.part):
                 continue
-            image = decode_image(io.BytesIO(data))
-            if size and tuple(image.shape[-2:]) != (size, size):
-                from torchvision.transforms.v2.functional import resize
-                image = resize(image, [size, size], antialias=True)
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(sample_seed(self.seed, self.epoch, zlib.crc32(key.encode())))
-                yield self.transform(image), int(sample["cls"])
+            image = fit_size(decode_image(io.BytesIO(data)), self.size)
+            yield seeded(self.transform, image, self.seed, self.epoch, zlib.crc32(key.encode())), int(sample["cls"])
 
 
 class ShardLoader:
@@ -177,7 +175,7 @@ class ShardLoader:
                  drop_last: bool = True):
         self.stream = ShardStream(source, transform, seed, part, part_seed, rank, world, size)
         self.batch_size, self.workers, self.device, self.drop_last = batch_size, workers, device, drop_last
-        per_rank = [source.count(list(range(r, len(source.urls), world)), part_seed, part) for r in range(world)]
+        per_rank = [source.count(source.shards_of(r, world), part_seed, part) for r in range(world)]
         self.batches = min(per_rank) // batch_size if drop_last else -(-min(per_rank) // batch_size)
         self.epoch, self.start = 0, 0
 

@@ -80,6 +80,14 @@ def decode_image(path: Path | str) -> torch.Tensor:
         raise RomenasError(f"cannot read image {path} ({exc}); remove or replace the file") from None
 
 
+def fit_size(image: torch.Tensor, size: int | None) -> torch.Tensor:
+    """``image`` resized to size x size unless it is already (None: left as it is)."""
+    if not size or tuple(image.shape[-2:]) == (size, size):
+        return image
+    from torchvision.transforms.v2.functional import resize
+    return resize(image, [size, size], antialias=True)
+
+
 class FileImages:
     """An image folder's file list, decoded one image per ``read``.
 
@@ -93,11 +101,7 @@ class FileImages:
         return len(self.labels)
 
     def read(self, j: int) -> torch.Tensor:
-        image = decode_image(self.files[j])
-        if self.size and tuple(image.shape[-2:]) != (self.size, self.size):
-            from torchvision.transforms.v2.functional import resize
-            image = resize(image, [self.size, self.size], antialias=True)
-        return image
+        return fit_size(decode_image(self.files[j]), self.size)
 
 
 @dataclass
