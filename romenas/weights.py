@@ -34,18 +34,14 @@ def save_weights(state: dict[str, torch.Tensor], path: str | Path, metadata: dic
 
 
 def load_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """(state dict, metadata) of a safetensors file; a damaged file is a one-line error."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
+    """(state dict, metadata) of a safetensors file, read in one pass; a damaged file is a one-line error."""
+    from safetensors import SafetensorError, safe_open
 
     path = Path(path)
     try:
-        from safetensors import safe_open
-
         with safe_open(str(path), framework="pt") as f:
-            raw = f.metadata() or {}
-        state = load_file(str(path))
-        metadata = {k: json.loads(v) for k, v in raw.items()}
+            state = {k: f.get_tensor(k) for k in f.keys()}
+            metadata = {k: json.loads(v) for k, v in (f.metadata() or {}).items()}
     except (SafetensorError, OSError, ValueError) as exc:
         raise RomenasError(f"weights {path} are damaged or not safetensors ({str(exc).splitlines()[0]}); "
                            "retrain, or delete the file to fall back to the checkpoint") from None
