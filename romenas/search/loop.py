@@ -63,7 +63,7 @@ def epoch_line(row: dict[str, Any], epochs: int) -> str:
 @contextlib.contextmanager
 def weights_frozen(net: torch.nn.Module):
     """Weights that need no gradient: the architecture step's weight gradients would be thrown
-    away, and without them autograd keeps fewer activations (DARTS: 18% less in that step)."""
+    away, and without them autograd keeps fewer activations (docs/performance.md has the figures)."""
     params = [p for p in net.parameters() if p.requires_grad]
     for p in params:
         p.requires_grad_(False)
