@@ -8,6 +8,7 @@ reloaded and compared the same way. ONNX needs the optional extra ``pip install 
 """
 from __future__ import annotations
 
+import os
 import warnings
 from pathlib import Path
 from typing import Any
@@ -62,7 +63,6 @@ def export_onnx(model: TrainedModel, out: Path, probe: torch.Tensor) -> float:
     try:
         onnx.checker.check_model(onnx.load(str(out)), full_check=True)
     except onnx.checker.ValidationError as exc:
-        out.unlink(missing_ok=True)
         raise RomenasError(f"the exported ONNX file fails onnx.checker ({str(exc).splitlines()[0]}); not kept. "
                            "Please report this with the run folder") from None
     session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
@@ -83,19 +83,26 @@ def export_torchscript(model: TrainedModel, out: Path, probe: torch.Tensor) -> f
 
 
 def export(run: str | Path, fmt: str = "onnx", out: str | Path | None = None) -> dict[str, Any]:
-    """Export a training run's network; the file is refused (and removed) if it disagrees with PyTorch."""
+    """Export a training run's network. The file is written beside its target and moves into place only
+    once it agrees with PyTorch; an existing ``out`` is never overwritten."""
     if fmt not in FORMATS:
         raise RomenasError(f"unknown export format {fmt!r}; use one of {list(FORMATS)}")
     model = TrainedModel.load(run)
     path = Path(out) if out else Path(run) / ("model.onnx" if fmt == "onnx" else "model.torchscript.pt")
     if path.parent and not path.parent.is_dir():
         raise RomenasError(f"folder {path.parent} for --out does not exist; create it or pass another --out")
+    if out and path.exists():  # only the run's own default export file is ever replaced
+        raise RomenasError(f"--out {path} already exists; remove it or pass another --out")
     probe, described = probe_batch(model)
-    difference = (export_onnx if fmt == "onnx" else export_torchscript)(model, path, probe)
-    if not difference <= TOLERANCE:
-        path.unlink(missing_ok=True)
-        raise RomenasError(f"the {fmt} export differs from PyTorch by {difference:.2e} (> {TOLERANCE:g}) on "
-                           f"{described}; not kept. Please report this with the run folder")
+    tmp = path.with_name(path.name + ".tmp")  # checked before it replaces anything
+    try:
+        difference = (export_onnx if fmt == "onnx" else export_torchscript)(model, tmp, probe)
+        if not difference <= TOLERANCE:
+            raise RomenasError(f"the {fmt} export differs from PyTorch by {difference:.2e} (> {TOLERANCE:g}) on "
+                               f"{described}; not kept. Please report this with the run folder")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
     return {"file": str(path), "format": fmt, "opset": OPSET if fmt == "onnx" else None,
             "max_abs_difference": difference, "checked_on": described, "input": ["batch", *model.input_shape],
             "classes": model.classes}

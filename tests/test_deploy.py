@@ -178,6 +178,7 @@ def test_bad_input_is_one_line_exit_2(trained, tmp_path, capsys):
         (["predict", run, tmp_path / "bad.png", "--topk", "0"], "--topk must be at least 1"),
         (["predict", damaged, tmp_path / "bad.png"], "damaged or not safetensors"),
         (["export", run, "--out", tmp_path / "no" / "dir" / "m.onnx"], "does not exist"),
+        (["export", run, "--format", "torchscript", "--out", tmp_path / "bad.png"], "already exists"),
         (["train", "NB201_OPTIMUM", "--init", run, "--channels", "8", "--layers", "1", "--dataset", folder,
           "--no-progress", "--out", tmp_path / "x"], "another size"),
         (["train", "GDAS", "--init", run, "--dataset", folder, "--no-progress", "--out", tmp_path / "y"],
@@ -187,3 +188,4 @@ def test_bad_input_is_one_line_exit_2(trained, tmp_path, capsys):
         code, _, err = _cli(argv, capsys)
         assert code == 2 and len(err.splitlines()) == 1 and needle in err, (argv, err)
     assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
+    assert (tmp_path / "bad.png").read_bytes() == b"not an image"  # a user's file is never overwritten
