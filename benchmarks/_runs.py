@@ -10,6 +10,33 @@ from typing import Any, Iterable
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data"
 
+#: What each benchmark may run, by name: the three algorithms on their recipes, ROME's other
+#: weight step, ROME's ablation grid (ROME.md's table: topology disentanglement "td", gradient
+#: accumulation on alpha "acc-alpha" = K subnets averaged, on the weights "acc-w" = the fair
+#: step; what is off runs as GDAS does: no beta, one Gumbel subnet), and K at equal iterations
+#: (epochs x K held at the preset's, as the paper's K=1/4/7/10 -> 350/87/50/35 epochs).
+VARIANTS: dict[str, dict[str, Any]] = {
+    "rome": dict(algorithm="rome"),                                    # the default: fair weights, K for alpha
+    "rome-alg1": dict(algorithm="rome", weight_sampling="gumbel"),    # ICCV Algorithm 1: K Gumbel subnets for w too
+    "darts": dict(algorithm="darts"),
+    "darts-2nd": dict(algorithm="darts", darts_order=2),
+    "gdas": dict(algorithm="gdas"),
+    "rome-off": dict(algorithm="rome", topology=False, samples=1, weight_sampling="single"),
+    "rome-acc-alpha": dict(algorithm="rome", topology=False, weight_sampling="single"),
+    "rome-acc-w": dict(algorithm="rome", topology=False, samples=1),
+    "rome-acc-both": dict(algorithm="rome", topology=False),
+    "rome-td": dict(algorithm="rome", samples=1, weight_sampling="single"),
+    "rome-td-acc-alpha": dict(algorithm="rome", weight_sampling="single"),
+    "rome-td-acc-w": dict(algorithm="rome", samples=1),
+    "rome-K1": dict(algorithm="rome", samples=1, equal_iterations=True),
+    "rome-K3": dict(algorithm="rome", samples=3, equal_iterations=True),
+    "rome-K7": dict(algorithm="rome", samples=7, equal_iterations=True),
+    # Not in any recipe: weights only for the first 5 epochs, for every algorithm alike.
+    "rome-warmup5": dict(algorithm="rome", warmup_epochs=5),
+    "gdas-warmup5": dict(algorithm="gdas", warmup_epochs=5),
+    "darts-warmup5": dict(algorithm="darts", warmup_epochs=5),
+}
+
 
 def benchmark_parser(doc: str, presets: dict, results: str, seeds: list[int]) -> argparse.ArgumentParser:
     """The options every search benchmark takes: preset, data, seeds, epochs, output folder."""
@@ -35,6 +62,9 @@ def search_once(run: Path, args: argparse.Namespace, preset: dict[str, Any], **s
     settings = {**preset, **settings, "dataset": args.dataset, "data_dir": args.data_dir, "progress": False}
     if args.epochs:
         settings["epochs"] = args.epochs
+    if settings.pop("equal_iterations", False):  # epochs x K as the preset's (else ROME's recipe: 50 x 7)
+        base = settings.get("epochs", 50) * preset.get("samples", 7)
+        settings["epochs"] = max(1, round(base / settings["samples"]))
     if args.ops:
         settings["ops"] = args.ops
     return romenas.search(out=run, **settings)

@@ -8,6 +8,8 @@ and a plot of the looked-up accuracy and the op entropy per epoch.
 
     python benchmarks/nb201_search.py --preset cpu-proxy --seeds 0 1 2 3 4
     python benchmarks/nb201_search.py --preset cpu-proxy --ops skip_connect nor_conv_1x1 nor_conv_3x3 avg_pool_3x3
+    python benchmarks/nb201_search.py --variants rome-off rome-acc-alpha rome-acc-w rome gdas   # ROME's ablation
+    python benchmarks/nb201_search.py --variants rome-K1 rome-K3 rome-K7                         # K, equal iterations
     python benchmarks/nb201_search.py --preset paper --data-dir ~/data --dataset cifar10   # a GPU
 """
 from __future__ import annotations
@@ -17,24 +19,12 @@ import statistics
 from datetime import date
 from pathlib import Path
 
-from _runs import SHARED, benchmark_parser, convergence_columns, mean_std, search_once, write_csv
+from _runs import SHARED, VARIANTS, benchmark_parser, convergence_columns, mean_std, search_once, write_csv
 
-VARIANTS = {
-    "darts": dict(algorithm="darts"),
-    "darts-2nd": dict(algorithm="darts", darts_order=2),
-    "gdas": dict(algorithm="gdas"),
-    "rome": dict(algorithm="rome"),                        # Algorithm 1: K Gumbel subnets in both steps
-    "rome-fair": dict(algorithm="rome", fair=True),        # weight step: |ops| fair subnets instead of K
-    "rome-K1": dict(algorithm="rome", samples=1),          # no gradient accumulation: one subnet per step
-    # Not in any recipe: weights only for the first 5 epochs, for every algorithm alike.
-    "rome-warmup5": dict(algorithm="rome", warmup_epochs=5),
-    "gdas-warmup5": dict(algorithm="gdas", warmup_epochs=5),
-    "darts-warmup5": dict(algorithm="darts", warmup_epochs=5),
-}
 PRESETS = {
     # The published scale; epochs, optimisers and K come from each algorithm's recipe.
     "paper": dict(channels=16, layers=5),
-    # 2 CPU cores, 2-6 min per search: 5,000 images, C=8, N=1, 15 epochs, K=3; the same for
+    # 2 CPU cores, 2-5 min per search: 5,000 images, C=8, N=1, 15 epochs, K=3; the same for
     # every algorithm. Two changes to the architecture optimiser, both measured (docs/results.md):
     # - lr 0.05: Adam moves a parameter about lr per step at most; GDAS' NB201 recipe reaches
     #   97,500 x 3e-4 = 29 over its search, the proxy's 585 steps need 0.05 for the same reach.

@@ -7,6 +7,7 @@ test accuracy. Writes a CSV and a Markdown table to ``--out``.
 
     python benchmarks/robust_spaces.py --preset cpu-proxy --spaces s2 s3 --seeds 0
     python benchmarks/robust_spaces.py --spaces s3 --ops sep_conv_3x3 skip_connect   # S3 without 'none' for all
+    python benchmarks/robust_spaces.py --spaces s3 --algorithms ablation              # ROME's ablation grid
     python benchmarks/robust_spaces.py --preset paper --dataset cifar10 --data-dir ~/data   # a GPU
 """
 from __future__ import annotations
@@ -14,12 +15,20 @@ from __future__ import annotations
 from datetime import date
 from pathlib import Path
 
-from _runs import benchmark_parser, convergence_columns, mean_std, search_once, write_csv
+from _runs import VARIANTS, benchmark_parser, convergence_columns, mean_std, search_once, write_csv
 
 ALGORITHMS = ("darts", "gdas", "rome")
+#: ROME's ablation in S1-S4, where topology disentanglement exists (benchmarks/_runs.py: VARIANTS).
+ABLATION = ("gdas", "rome-off", "rome-acc-alpha", "rome-acc-w", "rome-acc-both", "rome-td", "rome-td-acc-alpha",
+            "rome-td-acc-w", "rome")
 # "paper": the published scale, the rest from each algorithm's recipe. The CPU presets adapt
 # the architecture optimiser as the NAS-Bench-201 cpu-proxy does (lr 0.05, no weight decay;
 # see benchmarks/nb201_search.py), the same for every algorithm.
+#: ROME's paper (ICCV 2023), CIFAR-10, 3 searches each: parameter-free ops in the normal cell
+#: ("Num"; DARTS' is not reported), printed beside ours (../shared/docs/ROME.md).
+PAPER_PARAM_FREE = {("s1", "gdas"): "3.8 +- 0.4", ("s2", "gdas"): "6.0 +- 0.7", ("s3", "gdas"): "6.5 +- 0.5",
+                    ("s4", "gdas"): "0.0", ("s1", "rome"): "1.3 +- 0.4", ("s2", "rome"): "2.0 +- 0.0",
+                    ("s3", "rome"): "2.0 +- 0.0", ("s4", "rome"): "0.0"}
 _CPU_ARCH = dict(a_lr=0.05, a_weight_decay=0.0)
 PRESETS = {
     "paper": dict(channels=16, layers=8),
@@ -39,9 +48,13 @@ def _train_once(romenas, run: Path, genotype, args, seed: int):
 def main():
     p = benchmark_parser(__doc__, PRESETS, "robust", seeds=[0])
     p.add_argument("--spaces", nargs="+", default=["s1", "s2", "s3", "s4"], choices=["s1", "s2", "s3", "s4"])
-    p.add_argument("--algorithms", nargs="+", default=list(ALGORITHMS), choices=ALGORITHMS)
+    p.add_argument("--algorithms", nargs="+", default=list(ALGORITHMS), choices=[*VARIANTS, "ablation"],
+                   help="algorithms or benchmark variants (benchmarks/_runs.py); 'ablation': ROME's ablation grid")
     p.add_argument("--train-epochs", type=int, default=0, help="also train each derived cell (0: skip)")
     args = p.parse_args()
+    if "ablation" in args.algorithms:
+        i = args.algorithms.index("ablation")
+        args.algorithms[i:i + 1] = [a for a in ABLATION if a not in args.algorithms]
 
     import romenas
 
@@ -52,7 +65,7 @@ def main():
         for algorithm in args.algorithms:
             for seed in args.seeds:
                 run = out / f"{space}-{algorithm}-seed{seed}"
-                result = search_once(run, args, PRESETS[args.preset], algorithm=algorithm, space=space, seed=seed)
+                result = search_once(run, args, PRESETS[args.preset], **VARIANTS[algorithm], space=space, seed=seed)
                 collapse = result.metrics[-1]["collapse"]
                 row = {"space": space, "algorithm": algorithm, "seed": seed,
                        "param_free_normal": collapse["param_free/normal"], "skip_normal": collapse["skip/normal"],
@@ -67,16 +80,25 @@ def main():
                       f"skip normal {row['skip_normal']}  {row['genotype']}", flush=True)
     write_csv(out / "robust_spaces.csv", rows)
     lines = [f"RobustDARTS spaces, preset {args.preset}, seeds {args.seeds}, {date.today()}", "",
-             "| space | algorithm | param-free ops (normal) | skips (normal) | param-free ops (reduce) | "
-             "test acc (%) | search s |", "|---|---|---|---|---|---|---|"]
+             "| space | algorithm | param-free ops (normal) | worst seed | paper (normal) | skips (normal) | "
+             "param-free ops (reduce) | test acc (%) | search s |", "|---|---|---|---|---|---|---|---|---|"]
     for space in args.spaces:
         for algorithm in args.algorithms:
             rs = [r for r in rows if (r["space"], r["algorithm"]) == (space, algorithm)]
             acc = mean_std(r["test_acc"] for r in rs) if args.train_epochs else "-"
             lines.append(f"| {space} | {algorithm} | {mean_std((r['param_free_normal'] for r in rs), 1)} | "
-                         f"{mean_std((r['skip_normal'] for r in rs), 1)} | "
+                         f"{max(r['param_free_normal'] for r in rs)} | "
+                         f"{PAPER_PARAM_FREE.get((space, algorithm), '-')} | {mean_std((r['skip_normal'] for r in rs), 1)} | "
                          f"{mean_std((r['param_free_reduce'] for r in rs), 1)} | {acc} | "
                          f"{sum(r['search_seconds'] for r in rs) / len(rs):.0f} |")
+    lines += ["", "Per seed (parameter-free ops in the normal cell):", "",
+              "| space | algorithm | " + " | ".join(f"seed {s}" for s in args.seeds) + " |",
+              "|---|---|" + "---|" * len(args.seeds)]
+    for space in args.spaces:
+        for algorithm in args.algorithms:
+            by_seed = {r["seed"]: r for r in rows if (r["space"], r["algorithm"]) == (space, algorithm)}
+            lines.append(f"| {space} | {algorithm} | " + " | ".join(
+                str(by_seed[s]["param_free_normal"]) for s in args.seeds) + " |")
     (out / "robust_spaces.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

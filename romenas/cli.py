@@ -146,10 +146,11 @@ def cmd_bench(args) -> None:
     if args.bench == "nb201":
         found = NB201Table.load(args.table).lookup(args.arch)
         print(f"arch:      {found['arch']}")
-        if found["canonical"] != found["arch"]:
-            print(f"canonical: {found['canonical']} (isomorphic)")
+        isomorphic = found["canonical"] != found["arch"]
+        if isomorphic:
+            print(f"class:     {found['canonical']} (isomorphic: same function, trained separately)")
         for key in ("cifar10", "cifar100", "imagenet16-120"):
-            print(f"{key:15s} {found[key]:.2f}")
+            print(f"{key:15s} {found[key]:.2f}" + (f"   (class row {found['class'][key]:.2f})" if isomorphic else ""))
     else:
         _print_json(collapse_metrics(load_genotype(args.genotype)))
 
@@ -196,6 +197,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="run folder to create (default runs/search-...)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue the search in RUN_DIR")
     _add_config_flags(p, SearchConfig)
+    p.add_argument("--fair", dest="weight_sampling", action="store_const", const="fair",
+                   help="alias of --weight-sampling fair (ROME's default, the arXiv-2020 weight step)")
     p.set_defaults(func=cmd_search)
 
     p = sub.add_parser("derive", help="print the genotype of a run folder or genotype file")

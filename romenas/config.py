@@ -40,8 +40,8 @@ class SearchConfig:
     epochs: int = 20
     batch_size: int = 64                # per half: weight and architecture batches each
     warmup_epochs: int = 0              # train only the weights in the first N epochs (not part of any recipe here)
-    samples: int = 4                    # K: subnets per step, both the architecture and the weight step (ROME)
-    fair: bool = False                  # ROME option: weight step over |ops| subnets, each op once per edge, instead of K
+    samples: int = 4                    # K (ROME): subnets whose val-loss gradients the architecture step averages (and the weight step sums under --weight-sampling gumbel)
+    weight_sampling: str = "fair"       # ROME's weight step: fair (arXiv 2020: |ops| subnets, every op of every edge once), gumbel (ICCV 2023 Algorithm 1: K Gumbel subnets), single (one Gumbel subnet, as GDAS)
     topology: bool = True               # ROME's topology parameters beta (False: the ablation)
     edge_sampler: str = "top2"          # 'top2' = ROME-v2 (Gumbel-Top2), 'pair' = ROME-v1
     tau_max: float = 10.0               # Gumbel-softmax temperature, linear from tau_max to tau_min
@@ -54,6 +54,7 @@ class SearchConfig:
     w_nesterov: bool = False
     grad_clip: float = 5.0              # max gradient norm of the weights per subnet (K subnets' sum: K x this; 0: off)
     darts_order: int = 1                # DARTS: 1 = first order, 2 = second order (unrolled weight step)
+    step_order: str = "auto"            # per iteration: arch-first, weights-first, or auto (as the algorithm's source does; recipes set it)
     # architecture optimiser (Adam)
     a_lr: float = 3e-4                  # architecture parameters: Adam
     a_betas: tuple[float, float] = (0.5, 0.999)
@@ -74,6 +75,8 @@ class SearchConfig:
         by the search itself (the layer that owns them)."""
         _finite(self)
         _choice("edge_sampler", self.edge_sampler, ("top2", "pair"))
+        _choice("weight_sampling", self.weight_sampling, WEIGHT_SAMPLING)
+        _choice("step_order", self.step_order, ("auto", "arch-first", "weights-first"))
         _choice("parallel", self.parallel, ("samples", "data"))
         _choice("subnet_execution", self.subnet_execution, ("sequential", "batched"))
         _choice("darts_order", self.darts_order, (1, 2))
@@ -166,6 +169,9 @@ class TrainConfig:
         return self
 
 
+#: ROME's weight steps: the arXiv-2020 fair step (default), ICCV-2023 Algorithm 1, and GDAS' single subnet.
+WEIGHT_SAMPLING = ("fair", "gumbel", "single")
+
 FAMILY_DEFAULTS = {"darts": {"channels": 36, "layers": 20}, "nb201": {"channels": 16, "layers": 5}}
 
 
@@ -249,7 +255,7 @@ def build_config(cls, overrides: Mapping[str, Any] | None = None, preset: str | 
     values: dict[str, Any] = {}
     if preset:
         values.update(load_preset(preset, "search" if cls is SearchConfig else "train"))
-    values.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    values.update({k: v for k, v in _upgrade(overrides or {}).items() if v is not None})
     if cls is SearchConfig:
         recipe = values.get("recipe", "auto")
         if recipe == "auto":
@@ -264,6 +270,7 @@ RESUMABLE = ("progress", "device", "checkpoint_every", "workers")
 
 def resumed_config(cls, saved: Mapping[str, Any], overrides: Mapping[str, Any]):
     """A resumed run's config: its own saved settings; a flag that would change them is refused."""
+    saved, overrides = _upgrade(saved), _upgrade(overrides)
     changed = {k: v for k, v in overrides.items()
                if v is not None and k not in RESUMABLE and saved.get(k) != (list(v) if isinstance(v, tuple) else v)}
     if changed:
@@ -282,7 +289,41 @@ def field_help(cls) -> dict[str, str]:
     return dict(re.findall(r"^\s+(\w+): [^=\n]+=[^#\n]*#\s*(.+)$", inspect.getsource(cls), re.M))
 
 
+_WEIGHT_STEP = {"fair": "fair weight step (arXiv 2020: every op of every edge once)",
+                "gumbel": "weight step over K Gumbel subnets (ICCV 2023 Algorithm 1)",
+                "single": "weight step over one Gumbel subnet"}
+
+
+def method_summary(cfg: Mapping[str, Any]) -> str:
+    """The search settings the run's algorithm used, in words, from a saved or resolved config
+    (``show``, the model card): e.g. 'K=7, fair weight step (arXiv 2020: ...), topology top2, arch-first'."""
+    cfg = _upgrade(cfg)
+    order = cfg.get("step_order") or "auto"
+    order = "" if order == "auto" else f", {order}"
+    if cfg.get("algorithm") == "rome":
+        weights = _WEIGHT_STEP.get(cfg.get("weight_sampling", "gumbel"), str(cfg.get("weight_sampling")))
+        topology = f"topology {cfg.get('edge_sampler', 'top2')}" if cfg.get("topology", True) else "no topology"
+        return f"K={cfg.get('samples')}, {weights}, {topology}{order}"
+    if cfg.get("algorithm") == "gdas":
+        return f"one Gumbel subnet per step{order}"
+    if cfg.get("algorithm") == "darts":
+        return f"{'second' if cfg.get('darts_order') == 2 else 'first'} order{order}"
+    return order.lstrip(", ")
+
+
+def _upgrade(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Settings saved or passed under an older name: ``fair`` (true: the fair weight step; false:
+    Algorithm 1's K Gumbel subnets, the default before weight_sampling existed)."""
+    values = dict(values)
+    if "fair" in values:
+        fair = values.pop("fair")
+        if fair is not None:
+            values.setdefault("weight_sampling", "fair" if fair else "gumbel")
+    return values
+
+
 def from_dict(cls, values: Mapping[str, Any]):
+    values = _upgrade(values)
     known = {f.name: f for f in fields(cls)}
     unknown = sorted(set(values) - set(known))
     if unknown:

@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from .config import FAMILY_DEFAULTS
+from .config import FAMILY_DEFAULTS, method_summary
 from .inference import TrainedModel
 from .runs import RunDir, _write_atomic
 from .train import count_flops, count_parameters
@@ -106,7 +106,7 @@ def model_card(run: str | Path) -> str:
     if searched:
         lines += ["", "## Search", "",
                   f"- {searched.get('algorithm')} on space {searched.get('space')}, recipe {searched.get('recipe')}, "
-                  f"{searched.get('epochs')} epochs, K={searched.get('samples')}, dataset `{searched.get('dataset')}`, "
+                  f"{searched.get('epochs')} epochs, {method_summary(searched)}, dataset `{searched.get('dataset')}`, "
                   f"seed {searched.get('seed')}"]
     lines += ["", "## Use", "", "```bash",
               f"romenas predict {run_dir.path} IMAGE.png --topk 3",

@@ -21,6 +21,11 @@ _DARTS_SGD = dict(batch_size=64, w_lr=0.025, w_lr_min=0.001, w_momentum=0.9, w_w
 _NB201_SGD = dict(batch_size=64, w_lr=0.025, w_lr_min=0.001, w_momentum=0.9, w_weight_decay=5e-4,
                   w_nesterov=True, grad_clip=5.0, train_portion=0.5)
 _GUMBEL = dict(tau_max=10.0, tau_min=0.1)
+#: Step order per iteration as each source has it: DARTS' Algorithm 1 and ROME's update the
+#: architecture first; xautodl's GDAS, and its DARTS on NAS-Bench-201, update the weights first.
+_ARCH_FIRST, _WEIGHTS_FIRST = dict(step_order="arch-first"), dict(step_order="weights-first")
+#: ROME as the arXiv-2020 version: fair weight step, the architecture averaged over K=7 Gumbel subnets.
+_ROME = dict(**_GUMBEL, **_ARCH_FIRST, samples=7, weight_sampling="fair")
 
 
 @dataclass(frozen=True)
@@ -38,24 +43,27 @@ def _recipes(*recipes: Recipe) -> dict[str, Recipe]:
 
 RECIPES: dict[str, Recipe] = _recipes(
     Recipe("darts-darts", "DARTS (Liu et al., ICLR 2019) cnn/train_search.py: 50 epochs, first order "
-           "(darts_order 2 = its unrolled variant)", {**_DARTS_SGD, **_ARCH, "epochs": 50}),
+           "(darts_order 2 = its unrolled variant), alpha updated before w (its Algorithm 1)",
+           {**_DARTS_SGD, **_ARCH, **_ARCH_FIRST, "epochs": 50}),
     Recipe("darts-robust", "RobustDARTS (Zela et al., ICLR 2020): the DARTS search settings on S1-S4",
-           {**_DARTS_SGD, **_ARCH, "epochs": 50}),
-    Recipe("darts-nb201", "xautodl DARTS-V1/V2 on NAS-Bench-201 (scripts-search/NAS-Bench-201-algos): 50 epochs",
-           {**_NB201_SGD, **_ARCH, "epochs": 50}),
+           {**_DARTS_SGD, **_ARCH, **_ARCH_FIRST, "epochs": 50}),
+    Recipe("darts-nb201", "xautodl DARTS-V1/V2 on NAS-Bench-201 (scripts-search/NAS-Bench-201-algos): 50 epochs, "
+           "w updated before alpha", {**_NB201_SGD, **_ARCH, **_WEIGHTS_FIRST, "epochs": 50}),
     Recipe("gdas-darts", "GDAS (Dong & Yang, CVPR 2019), xautodl configs/search-opts/GDAS-NASNet-CIFAR.config: "
-           "250 epochs, batch 256, SGD nesterov wd 5e-4, tau 10 -> 0.1",
-           {**_NB201_SGD, **_ARCH, **_GUMBEL, "epochs": 250, "batch_size": 256}),
-    Recipe("gdas-robust", "GDAS on S1-S4 as ROME's paper runs it: the DARTS search settings, tau 10 -> 0.1",
-           {**_DARTS_SGD, **_ARCH, **_GUMBEL, "epochs": 50}),
+           "250 epochs, batch 256, SGD nesterov wd 5e-4, tau 10 -> 0.1, w updated before alpha",
+           {**_NB201_SGD, **_ARCH, **_GUMBEL, **_WEIGHTS_FIRST, "epochs": 250, "batch_size": 256}),
+    Recipe("gdas-robust", "GDAS on S1-S4 as ROME's paper runs it: the DARTS search settings, tau 10 -> 0.1, "
+           "w updated before alpha (xautodl)", {**_DARTS_SGD, **_ARCH, **_GUMBEL, **_WEIGHTS_FIRST, "epochs": 50}),
     Recipe("gdas-nb201", "xautodl GDAS on NAS-Bench-201 (configs/nas-benchmark/algos/GDAS.config, GDAS.sh): "
-           "250 epochs, SGD nesterov wd 5e-4, tau 10 -> 0.1", {**_NB201_SGD, **_ARCH, **_GUMBEL, "epochs": 250}),
-    Recipe("rome-darts", "ROME (ICCV 2023) Sec. 5: 50 epochs, K=7, SGD lr 0.05, the DARTS/GDAS rest",
-           {**_DARTS_SGD, **_ARCH, **_GUMBEL, "epochs": 50, "samples": 7, "w_lr": 0.05}),
-    Recipe("rome-robust", "ROME (ICCV 2023) on S1-S4: its DARTS-space settings",
-           {**_DARTS_SGD, **_ARCH, **_GUMBEL, "epochs": 50, "samples": 7, "w_lr": 0.05}),
+           "250 epochs, SGD nesterov wd 5e-4, tau 10 -> 0.1, w updated before alpha",
+           {**_NB201_SGD, **_ARCH, **_GUMBEL, **_WEIGHTS_FIRST, "epochs": 250}),
+    Recipe("rome-darts", "ROME arXiv 2011.11233 v1 (2020): fair weight step, K=7 Gumbel subnets averaged for "
+           "alpha/beta; ICCV 2023 Sec. 5 settings: 50 epochs, SGD lr 0.05, the DARTS/GDAS rest",
+           {**_DARTS_SGD, **_ARCH, **_ROME, "epochs": 50, "w_lr": 0.05}),
+    Recipe("rome-robust", "ROME (2020 weight step, fair) on S1-S4: its DARTS-space settings",
+           {**_DARTS_SGD, **_ARCH, **_ROME, "epochs": 50, "w_lr": 0.05}),
     Recipe("rome-nb201", "ROME's paper has no NAS-Bench-201 search: xautodl's NB201 weight optimiser with "
-           "ROME's K=7 and 50 epochs", {**_NB201_SGD, **_ARCH, **_GUMBEL, "epochs": 50, "samples": 7}),
+           "ROME's fair weight step, K=7 and 50 epochs", {**_NB201_SGD, **_ARCH, **_ROME, "epochs": 50}),
 )
 
 _FAMILY_OF_SPACE = {"darts": "darts", "nb201": "nb201", "s1": "robust", "s2": "robust", "s3": "robust",

@@ -6,6 +6,7 @@ import socket
 from datetime import datetime
 from pathlib import Path
 
+from .config import method_summary
 from .errors import RomenasError
 from .runs import RunDir
 
@@ -46,8 +47,9 @@ def summary(path: str | Path) -> str:
         lines.append(f"started:  {datetime.fromtimestamp(status['started']):%Y-%m-%d %H:%M:%S}")
     if kind == "search":
         lines.append(f"setup:    {cfg['algorithm']} on {cfg['space']}, {cfg['dataset']}, C={cfg['channels']} "
-                     f"layers={cfg['layers']} K={cfg['samples']} batch={cfg['batch_size']}, "
+                     f"layers={cfg['layers']} batch={cfg['batch_size']}, "
                      f"recipe {cfg.get('recipe', '-')}" + (f", ops {cfg['ops']}" if cfg.get("ops") else ""))
+        lines.append(f"method:   {method_summary(cfg)}")
     else:
         lines.append(f"setup:    {cfg['dataset']}, C={cfg['channels']} layers={cfg['layers']} epochs={cfg['epochs']} "
                      f"batch={cfg['batch_size']} lr={cfg['lr']}")

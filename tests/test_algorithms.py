@@ -93,14 +93,14 @@ def test_tiny_search_completes_with_valid_genotype(space, algorithm, tmp_path):
         assert "none" not in g.ops()
 
 
-@pytest.mark.parametrize("space, algorithm, fair", [("darts", "rome", True), ("nb201", "rome", True),
-                                                    ("s3", "rome", False), ("darts", "gdas", False)])
-def test_batched_subnets_equal_sequential_accumulation(space, algorithm, fair):
+@pytest.mark.parametrize("space, algorithm, weights", [("darts", "rome", "fair"), ("nb201", "rome", "fair"),
+                                                       ("s3", "rome", "gumbel"), ("darts", "gdas", "single")])
+def test_batched_subnets_equal_sequential_accumulation(space, algorithm, weights):
     """One pass over K stacked replicas gives the gradients, steps and BN statistics of K passes."""
     layers = 1 if space == "nb201" else 3
     runs = {}
     for mode in ("sequential", "batched"):
-        cfg = build_config(SearchConfig, {**TINY_SEARCH, "space": space, "algorithm": algorithm, "fair": fair,
+        cfg = build_config(SearchConfig, {**TINY_SEARCH, "space": space, "algorithm": algorithm, "weight_sampling": weights,
                                           "samples": 3, "layers": layers, "subnet_execution": mode})
         s = Searcher(cfg, run=None)
         for (xw, yw), (xa, ya) in list(zip(*s.loaders))[:2]:

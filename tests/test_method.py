@@ -20,7 +20,8 @@ def _searcher(**overrides) -> Searcher:
 
 
 def test_algorithm_1_samples_k_gumbel_subnets_in_both_steps():
-    algo = ALGORITHMS["rome"](get_space("darts"), torch.Generator().manual_seed(0), samples=5)
+    algo = ALGORITHMS["rome"](get_space("darts"), torch.Generator().manual_seed(0), samples=5,
+                              weight_sampling="gumbel")
     weight_plans, arch_plans = algo.weight_plans(1.0), algo.arch_plans(1.0)
     assert len(weight_plans) == len(arch_plans) == 5
     for plan in weight_plans + arch_plans:  # Gumbel-Top2: two input edges per node, one op each
@@ -30,24 +31,52 @@ def test_algorithm_1_samples_k_gumbel_subnets_in_both_steps():
     assert len({tuple(o) for o in ops_taken}) > 1  # fresh ops per subnet
 
 
-def test_fair_option_takes_every_op_once_per_edge():
-    algo = ALGORITHMS["rome"](get_space("nb201"), torch.Generator().manual_seed(0), samples=2, fair=True)
+def test_default_weight_step_is_fair_every_op_once_per_edge():
+    """ROME's default (arXiv 2020): |ops| subnets for the weights, each op once per edge; K for alpha."""
+    algo = ALGORITHMS["rome"](get_space("nb201"), torch.Generator().manual_seed(0), samples=2)
     plans = algo.weight_plans(1.0)
-    assert len(plans) == 5  # |ops|, not K
+    assert len(plans) == 5 and len(algo.arch_plans(1.0)) == 2  # |ops| for w, K for alpha
     for e in range(6):
         assert sorted(plan["cell"][e][0][0] for plan in plans) == list(range(5))
+    assert SearchConfig().weight_sampling == "fair"
+    for algorithm, space in (("rome", "darts"), ("rome", "nb201"), ("rome", "s2")):
+        assert build_config(SearchConfig, {"algorithm": algorithm, "space": space}).weight_sampling == "fair"
 
 
-def test_k1_ablation_is_one_subnet_per_step():
-    algo = ALGORITHMS["rome"](get_space("darts"), torch.Generator().manual_seed(0), samples=1)
+def test_single_weight_step_and_k1_is_one_subnet_per_step():
+    algo = ALGORITHMS["rome"](get_space("darts"), torch.Generator().manual_seed(0), samples=1,
+                              weight_sampling="single")
     assert len(algo.weight_plans(1.0)) == len(algo.arch_plans(1.0)) == 1
+    algo = ALGORITHMS["rome"](get_space("darts"), torch.Generator().manual_seed(0), samples=3,
+                              weight_sampling="single")
+    assert (len(algo.weight_plans(1.0)), len(algo.arch_plans(1.0))) == (1, 3)
+
+
+def test_legacy_fair_flag_maps_to_weight_sampling():
+    """Runs saved before weight_sampling existed said fair: false for Algorithm 1; they resume as such."""
+    assert build_config(SearchConfig, {"fair": False}).weight_sampling == "gumbel"
+    assert build_config(SearchConfig, {"fair": True}).weight_sampling == "fair"
+    with pytest.raises(RomenasError, match="unknown weight_sampling"):
+        build_config(SearchConfig, {"weight_sampling": "random"})
+
+
+def test_step_order_follows_each_source_and_is_recorded():
+    """xautodl's NB201 baselines update w before alpha; DARTS' paper and ROME alpha first."""
+    order = {(a, s): build_config(SearchConfig, {"algorithm": a, "space": s}).step_order
+             for a in ("rome", "gdas", "darts") for s in ("darts", "nb201", "s3")}
+    assert order == {("rome", "darts"): "arch-first", ("rome", "nb201"): "arch-first", ("rome", "s3"): "arch-first",
+                     ("gdas", "darts"): "weights-first", ("gdas", "nb201"): "weights-first",
+                     ("gdas", "s3"): "weights-first", ("darts", "darts"): "arch-first",
+                     ("darts", "nb201"): "weights-first", ("darts", "s3"): "arch-first"}
+    plain = _searcher(algorithm="darts", recipe="none")  # no recipe: the algorithm's own order, recorded
+    assert (plain.cfg.step_order, plain.arch_first) == ("arch-first", True)
 
 
 def test_clipping_scales_with_the_accumulated_subnets():
     """Clipped at one subnet's threshold, the sum of K gradients would step like one subnet."""
     steps = {}
     for k in (1, 4):
-        s = _searcher(samples=k, grad_clip=1e-3, w_weight_decay=0.0, w_lr=0.1)
+        s = _searcher(samples=k, weight_sampling="gumbel", grad_clip=1e-3, w_weight_decay=0.0, w_lr=0.1)
         (xw, yw), _ = next(iter(zip(*s.loaders)))
         before = [p.detach().clone() for p in s.net.parameters()]
         s._weight_step(xw, yw, tau=1.0)
@@ -92,7 +121,7 @@ def test_recipes_resolve_per_algorithm_and_space_and_yield_to_flags():
     darts = build_config(SearchConfig, {"algorithm": "darts", "space": "s3"})
     assert (darts.recipe, darts.epochs, darts.w_lr, darts.w_weight_decay) == ("darts-robust", 50, 0.025, 3e-4)
     rome = build_config(SearchConfig, {"algorithm": "rome"}, preset="darts-cifar10")
-    assert (rome.recipe, rome.samples, rome.w_lr, rome.fair) == ("rome-darts", 7, 0.05, False)
+    assert (rome.recipe, rome.samples, rome.w_lr, rome.weight_sampling) == ("rome-darts", 7, 0.05, "fair")
     mine = build_config(SearchConfig, {"algorithm": "gdas", "space": "nb201", "epochs": 3, "w_lr": 0.1})
     assert (mine.epochs, mine.w_lr, mine.w_nesterov) == (3, 0.1, True)
     plain = build_config(SearchConfig, {"algorithm": "gdas", "space": "nb201", "recipe": "none"})

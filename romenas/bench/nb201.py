@@ -1,9 +1,9 @@
 """NAS-Bench-201 lookups from the accuracy table (CSV) or, when installed, the NATS-Bench API.
 
-Architectures that compute the same function (same isomorphism key) answer with the
-accuracies of their class's canonical row: the first row of the class in table order.
-The row's own accuracies are returned too (``exact``), since isomorphic cells were
-trained separately by the benchmark and differ slightly.
+A cell answers with its own row's accuracies, as xautodl's ``query_by_arch`` and the
+papers report them. Cells that compute the same function (same isomorphism key) were
+trained separately by the benchmark and differ slightly, so the class's canonical row
+(the first of the class in table order) is returned beside it (``canonical``, ``class``).
 """
 from __future__ import annotations
 
@@ -50,18 +50,20 @@ class NB201Table:
         return len(self.acc)
 
     def lookup(self, arch: "str | Genotype") -> dict:
-        """{'arch', 'canonical', 'cifar10', 'cifar100', 'imagenet16-120', 'exact': {...}} for a cell."""
+        """{'arch', 'cifar10', 'cifar100', 'imagenet16-120' (the cell's own row, %), 'canonical' (its
+        isomorphism class's first row), 'class' ({dataset: accuracy} of that row)} for a cell."""
         genotype = load_genotype(arch)
         if genotype.family != "nb201":
             raise RomenasError("NAS-Bench-201 lookups need a NAS-Bench-201 cell (|op~0|+|op~0|op~1|+...)")
         text = genotype.to_string()
         if self._nats is not None:
-            return {"arch": text, "canonical": text, **_nats_lookup(self._nats, text)}
+            found = _nats_lookup(self._nats, text)
+            return {"arch": text, "canonical": text, **found, "class": found}
         if text not in self.acc:
             raise RomenasError(f"{text} is not in the NAS-Bench-201 table; its ops must be "
                                "none, skip_connect, nor_conv_1x1, nor_conv_3x3, avg_pool_3x3")
         canonical = self.canonical[self.key[text]]
-        return {"arch": text, "canonical": canonical, **self.acc[canonical], "exact": self.acc[text]}
+        return {"arch": text, **self.acc[text], "canonical": canonical, "class": self.acc[canonical]}
 
 
 def _accuracies(row: dict, path: Path, line: int) -> dict[str, float]:

@@ -22,4 +22,4 @@ class GDAS(ROME):
     unselected_op_terms = True
 
     def __init__(self, space: SearchSpace, generator: torch.Generator, **_ignored):
-        super().__init__(space, generator, samples=1, fair=False, topology=False)
+        super().__init__(space, generator, samples=1, weight_sampling="single", topology=False)

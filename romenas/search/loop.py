@@ -103,8 +103,16 @@ class Searcher(CheckpointedLoop):
                                "per process; lower --batch-size")
 
         self.generator = torch.Generator().manual_seed(cfg.seed)
-        self.algo = ALGORITHMS[cfg.algorithm](space, self.generator, samples=cfg.samples, fair=cfg.fair,
-                             topology=cfg.topology, edge_sampler=cfg.edge_sampler).to(self.device)
+        self.algo = ALGORITHMS[cfg.algorithm](space, self.generator, samples=cfg.samples,
+                                             weight_sampling=cfg.weight_sampling,
+                                             topology=cfg.topology, edge_sampler=cfg.edge_sampler).to(self.device)
+        # Recorded as run: the config says which order the search used, and whether beta existed
+        # (the space may keep every edge, as NAS-Bench-201's does).
+        resolved = {"topology": getattr(self.algo, "topology", cfg.topology)}
+        if cfg.step_order == "auto":
+            resolved["step_order"] = "arch-first" if self.algo.arch_first else "weights-first"
+        self.cfg = cfg = dataclasses.replace(cfg, **resolved)
+        self.arch_first = cfg.step_order == "arch-first"
         self.net = self.runtime.prepare(self.algo.space.build_supernet(cfg.channels, cfg.layers, data.num_classes,
                                                                        data.in_channels))
         self.batched = cfg.subnet_execution == "batched"
@@ -224,10 +232,10 @@ class Searcher(CheckpointedLoop):
                     xw, yw, xa, ya = (self.runtime.inputs(t) for t in (xw, yw, xa, ya))
                     self.net.train()
                     search_arch = self.epoch >= cfg.warmup_epochs
-                    if search_arch and self.algo.arch_first:
+                    if search_arch and self.arch_first:
                         self._arch_step(xa, ya, tau, (xw, yw))
                     self._weight_step(xw, yw, tau)
-                    if search_arch and not self.algo.arch_first:
+                    if search_arch and not self.arch_first:
                         self._arch_step(xa, ya, tau, (xw, yw))
                     self.accum["seconds"] += time.perf_counter() - started
                     self.step += 1
@@ -271,7 +279,7 @@ def search(config: SearchConfig | None = None, *, out: str | Path | None = None,
             RunDir.check_new(out)
         searcher = Searcher(cfg, None)  # data and supernet first: bad input leaves no run folder behind
         path = dist.shared_path(out or default_run_path("search", cfg.algorithm, cfg.space), ctx)
-        run = RunDir.create(path, "search", to_dict(cfg)) if ctx.is_main else RunDir(path)
+        run = RunDir.create(path, "search", to_dict(searcher.cfg)) if ctx.is_main else RunDir(path)
         dist.barrier(ctx)
         searcher.run = run
     if ctx.is_main:

@@ -1,12 +1,17 @@
 """ROME: single-path search with disentangled topology and K-sample gradient accumulation.
 
-Per iteration (Algorithm 1 of the paper, the default): sample K subnets, each with fresh
-edges (Gumbel-Top2 on beta, or a Gumbel-max pair choice for ROME-v1) and fresh ops
-(Gumbel-max on alpha), and update alpha/beta with the AVERAGE of their validation-loss
-gradients; then sample K more the same way and update the weights with the SUM of their
-training-loss gradients. ``fair=True`` (the arXiv-2020 reading, an option) replaces the
-weight step's K subnets by |ops| subnets in which every op of every edge appears exactly
-once. Only the sampled edge/op pairs are computed.
+Per iteration: sample K subnets, each with fresh edges (Gumbel-Top2 on beta, or a
+Gumbel-max pair choice for ROME-v1) and fresh ops (Gumbel-max on alpha), and update
+alpha/beta with the AVERAGE of their validation-loss gradients; then update the weights
+with the SUM of the training-loss gradients of the weight step's subnets:
+
+- ``weight_sampling="fair"`` (default; arXiv 2011.11233 v1, 2020: "fair sampling for weight
+  update", FairNAS' strict fairness): |ops| subnets in which every op of every edge appears
+  exactly once (one permutation per edge);
+- ``"gumbel"`` (ICCV 2023, Algorithm 1 / Eq. 12): K more Gumbel-sampled subnets;
+- ``"single"``: one Gumbel subnet (GDAS' weight step; ROME's ablation without accumulation).
+
+Only the sampled edge/op pairs are computed.
 """
 from __future__ import annotations
 
@@ -29,10 +34,12 @@ class ROME(SearchAlgorithm):
     #: node: zero in value, but it gives those ops a gradient. ROME's Eq. 2-3 has no such term.
     unselected_op_terms = False
 
-    def __init__(self, space: SearchSpace, generator: torch.Generator, samples: int = 7, fair: bool = False,
-                 topology: bool = True, edge_sampler: str = "top2"):
+    def __init__(self, space: SearchSpace, generator: torch.Generator, samples: int = 7,
+                 weight_sampling: str = "fair", topology: bool = True, edge_sampler: str = "top2"):
         if edge_sampler not in ("top2", "pair"):
             raise RomenasError(f"unknown edge sampler {edge_sampler!r}; use 'top2' (ROME-v2) or 'pair' (ROME-v1)")
+        if weight_sampling not in ("fair", "gumbel", "single"):
+            raise RomenasError(f"unknown weight sampling {weight_sampling!r}; use 'fair', 'gumbel' or 'single'")
         # Where nodes keep a subset of their inputs (DARTS family) beta decides the edges, so
         # 'none' (an absent edge) is not an op any more. Where every edge is kept
         # (NAS-Bench-201) there is no topology to disentangle: no betas, the op set as given.
@@ -40,7 +47,7 @@ class ROME(SearchAlgorithm):
         if self.topology and "none" in space.ops:
             space = space.without_op("none")
         super().__init__(space, generator)
-        self.samples, self.fair, self.edge_sampler = samples, fair, edge_sampler
+        self.samples, self.weight_sampling, self.edge_sampler = samples, weight_sampling, edge_sampler
         self.index = EdgeIndex(space.edges)
         if self.topology:
             size = self.index.num_edges if edge_sampler == "top2" else self.index.num_pairs
@@ -86,12 +93,13 @@ class ROME(SearchAlgorithm):
 
     def weight_plans(self, tau: float) -> list[Plan]:
         with torch.no_grad():
-            if self.fair:
+            if self.weight_sampling == "fair":
                 n_ops = self.alphas[self.space.cell_types[0]].shape[1]
                 perms = {k: fair_op_indices(a.shape[0], a.shape[1], self.generator) for k, a in self.alphas.items()}
                 return [self._plan(tau, {k: p[i] for k, p in perms.items()}, differentiable=False)
                         for i in range(n_ops)]
-            return [self._plan(tau, None, differentiable=False) for _ in range(self.samples)]
+            n = self.samples if self.weight_sampling == "gumbel" else 1
+            return [self._plan(tau, None, differentiable=False) for _ in range(n)]
 
     def arch_plans(self, tau: float) -> list[Plan]:
         return [self._plan(tau, None, differentiable=True) for _ in range(self.samples)]
