@@ -255,7 +255,7 @@ def build_config(cls, overrides: Mapping[str, Any] | None = None, preset: str | 
     values: dict[str, Any] = {}
     if preset:
         values.update(load_preset(preset, "search" if cls is SearchConfig else "train"))
-    values.update({k: v for k, v in _upgrade(overrides or {}).items() if v is not None})
+    values.update({k: v for k, v in upgrade_settings(overrides or {}).items() if v is not None})
     if cls is SearchConfig:
         recipe = values.get("recipe", "auto")
         if recipe == "auto":
@@ -270,7 +270,7 @@ RESUMABLE = ("progress", "device", "checkpoint_every", "workers")
 
 def resumed_config(cls, saved: Mapping[str, Any], overrides: Mapping[str, Any]):
     """A resumed run's config: its own saved settings; a flag that would change them is refused."""
-    saved, overrides = _upgrade(saved), _upgrade(overrides)
+    saved, overrides = upgrade_settings(saved), upgrade_settings(overrides)
     changed = {k: v for k, v in overrides.items()
                if v is not None and k not in RESUMABLE and saved.get(k) != (list(v) if isinstance(v, tuple) else v)}
     if changed:
@@ -297,7 +297,7 @@ _WEIGHT_STEP = {"fair": "fair weight step (arXiv 2020: every op of every edge on
 def method_summary(cfg: Mapping[str, Any]) -> str:
     """The search settings the run's algorithm used, in words, from a saved or resolved config
     (``show``, the model card): e.g. 'K=7, fair weight step (arXiv 2020: ...), topology top2, arch-first'."""
-    cfg = _upgrade(cfg)
+    cfg = upgrade_settings(cfg)
     order = cfg.get("step_order") or "auto"
     order = "" if order == "auto" else f", {order}"
     if cfg.get("algorithm") == "rome":
@@ -311,7 +311,7 @@ def method_summary(cfg: Mapping[str, Any]) -> str:
     return order.lstrip(", ")
 
 
-def _upgrade(values: Mapping[str, Any]) -> dict[str, Any]:
+def upgrade_settings(values: Mapping[str, Any]) -> dict[str, Any]:
     """Settings saved or passed under an older name: ``fair`` (true: the fair weight step; false:
     Algorithm 1's K Gumbel subnets, the default before weight_sampling existed)."""
     values = dict(values)
@@ -323,7 +323,7 @@ def _upgrade(values: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def from_dict(cls, values: Mapping[str, Any]):
-    values = _upgrade(values)
+    values = upgrade_settings(values)
     known = {f.name: f for f in fields(cls)}
     unknown = sorted(set(values) - set(known))
     if unknown:

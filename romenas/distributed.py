@@ -77,6 +77,17 @@ def all_reduce_grads(params: Iterable[torch.nn.Parameter], ctx: Context, average
         offset += n
 
 
+def all_reduce_sum(values: list[float], ctx: Context) -> list[float]:
+    """Each value summed over ranks (metrics: losses, counts), in one all-reduce."""
+    if ctx.world <= 1:
+        return list(values)
+    flat = torch.tensor(values, dtype=torch.float64)
+    if tdist.get_backend() == "nccl":
+        flat = flat.cuda()
+    tdist.all_reduce(flat)
+    return flat.tolist()
+
+
 def barrier(ctx: Context) -> None:
     if ctx.world > 1:
         tdist.barrier()

@@ -1,4 +1,5 @@
 """torchrun with 2 gloo processes: sample-parallel search equals the single-process run; DDP training agrees."""
+import json
 import subprocess
 import sys
 
@@ -37,6 +38,12 @@ def test_sample_parallel_search_equals_single_process(tmp_path):
                 continue  # BN statistics: each rank tracks only its own share of subnets
             assert torch.allclose(tensor.float(), b[key][name].float(), atol=1e-5, rtol=1e-5), (key, name)
     assert (tmp_path / "single" / "genotype.json").read_text() == (tmp_path / "multi" / "genotype.json").read_text()
+    # The logged figures are the whole run's, not rank 0's share of the subnets.
+    rows = [[json.loads(line) for line in (tmp_path / run / "metrics.jsonl").read_text().splitlines()]
+            for run in ("single", "multi")]
+    for one, two in zip(*rows):
+        for key in ("train_loss", "train_acc", "val_loss", "val_acc"):
+            assert two[key] == pytest.approx(one[key], rel=1e-4, abs=1e-4), key
 
 
 @pytest.mark.slow
@@ -45,7 +52,6 @@ def test_distributed_training_ends_identical_on_both_ranks(tmp_path):
             "--channels", "4", "--layers", "1", "--epochs", "1", "--batch-size", "32", "--no-progress",
             "--out", str(tmp_path / "ddp")]
     _torchrun(args, tmp_path)
-    import json
     status = json.loads((tmp_path / "ddp" / "status.json").read_text())
     assert status["state"] == "finished" and status["epoch"] == 1
     checksums = status["rank_checksums"]  # each rank's SHA-256 of its final parameters
@@ -56,7 +62,6 @@ def test_distributed_training_ends_identical_on_both_ranks(tmp_path):
 def test_ddp_training_on_shards_splits_them_across_ranks(tmp_path):
     """Each rank reads its own shards (2 of 4), both run the same number of steps and end identical."""
     pytest.importorskip("webdataset", reason="tar shards need the webdataset extra (pip install -e '.[shards]')")
-    import json
 
     from test_data import make_shards
 

@@ -1,10 +1,13 @@
 """Fidelity to the published methods: Algorithm 1, clipping, GDAS' estimator, recipes, op sets, DARTS 2nd order."""
 import copy
+import json
 
 import pytest
 import torch
 
+from romenas import search
 from romenas.config import SearchConfig, build_config
+from romenas.report import summary
 from romenas.errors import RomenasError
 from romenas.search import ALGORITHMS
 from romenas.search.base import convergence
@@ -171,6 +174,32 @@ def test_second_order_darts_reduces_to_first_order_at_zero_lr_and_restores_weigh
                                 s.algo.alphas["cell"])[0]
     assert torch.allclose(grads[0.0], first, atol=1e-6)
     assert not torch.allclose(grads[0.5], first, atol=1e-4)
+
+
+@pytest.mark.parametrize("algorithm, given, flag", [("gdas", {"samples": 3}, "--samples"),
+                                                    ("darts", {"weight_sampling": "gumbel"}, "--weight-sampling"),
+                                                    ("darts", {"fair": True}, "--weight-sampling"),
+                                                    ("gdas", {"topology": False}, "--topology"),
+                                                    ("darts", {"edge_sampler": "pair"}, "--edge-sampler"),
+                                                    ("darts", {"tau_min": 0.5}, "--tau-min"),
+                                                    ("rome", {"darts_order": 1}, "--darts-order")])
+def test_an_option_the_algorithm_does_not_read_is_refused(algorithm, given, flag, tmp_path):
+    with pytest.raises(RomenasError, match=f"{algorithm} does not use {flag}"):
+        search(out=tmp_path / "run", **{**TINY_SEARCH, "samples": None, "algorithm": algorithm, **given})
+    assert not (tmp_path / "run").exists()
+
+
+def test_the_run_records_only_the_settings_its_algorithm_used(tmp_path):
+    """The quickstart preset's K=4 does not apply to GDAS, and its record does not claim it."""
+    result = search(out=tmp_path / "gdas", preset="quickstart", **{**TINY_SEARCH, "samples": None, "epochs": 1,
+                                                                    "algorithm": "gdas"})
+    saved = json.loads((tmp_path / "gdas" / "config.json").read_text())["config"]
+    assert "samples" not in saved and "weight_sampling" not in saved and saved["tau_max"] == 10.0
+    assert "K=" not in summary(result.run_dir)
+    rome = json.loads((search(out=tmp_path / "rome", **{**TINY_SEARCH, "epochs": 1}).run_dir / "config.json")
+                      .read_text())["config"]
+    assert (rome["samples"], rome["weight_sampling"], "darts_order" in rome) == (2, "fair", False)
+    assert "K=2, fair weight step" in summary(tmp_path / "rome")
 
 
 def test_darts_order_2_is_refused_for_other_algorithms():

@@ -2,25 +2,66 @@
 
 An algorithm owns the architecture parameters and answers four questions: which
 subnets (edge plans) the weight step and the architecture step evaluate, how their
-gradients combine, and which genotype the parameters stand for.
+gradients combine, and which genotype the parameters stand for. It declares the config
+settings it reads (``options``), builds itself from a config, and may replace the
+architecture step (``arch_step``; second-order DARTS does).
 """
 from __future__ import annotations
 
+import contextlib
 import math
-from typing import ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 from torch import nn
 
+from ..errors import RomenasError
 from ..genotype import Genotype
 from ..spaces import Plan, SearchSpace
 
+if TYPE_CHECKING:
+    from .loop import Searcher
+
 ALGORITHMS: dict[str, type["SearchAlgorithm"]] = {}
+#: Settings that belong to one algorithm or another; a run records only those its algorithm reads.
+ALGORITHM_OPTIONS = ("samples", "weight_sampling", "topology", "edge_sampler", "darts_order", "tau_max", "tau_min")
 
 
 def register(cls):
     ALGORITHMS[cls.name] = cls
     return cls
+
+
+def get_algorithm(name: str) -> type["SearchAlgorithm"]:
+    try:
+        return ALGORITHMS[name]
+    except KeyError:
+        raise RomenasError(f"unknown algorithm {name!r}; use one of {sorted(ALGORITHMS)}") from None
+
+
+def check_options(algorithm: str, given: dict[str, Any]) -> None:
+    """A setting the algorithm does not read, given explicitly (a flag or an API argument), is an
+    error: it would do nothing. A preset's or recipe's value simply does not apply."""
+    cls = get_algorithm(algorithm)
+    foreign = [k for k in ALGORITHM_OPTIONS if k in given and given[k] is not None and k not in cls.settings()]
+    if foreign:
+        owners = {k: sorted(a for a, c in ALGORITHMS.items() if k in c.settings()) for k in foreign}
+        flags = ", ".join(f"--{k.replace('_', '-')} ({'/'.join(owners[k])} only)" for k in foreign)
+        raise RomenasError(f"{algorithm} does not use {flags}; drop the flag(s) or search with that algorithm")
+
+
+@contextlib.contextmanager
+def weights_frozen(net: nn.Module):
+    """Weights that need no gradient: the architecture step's weight gradients would be thrown
+    away, and without them autograd keeps fewer activations (docs/performance.md has the figures)."""
+    params = [p for p in net.parameters() if p.requires_grad]
+    for p in params:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p in params:
+            p.requires_grad_(True)
 
 
 def convergence(distributions: list[torch.Tensor], chosen: int = 1) -> tuple[float, float]:
@@ -47,6 +88,19 @@ class SearchAlgorithm(nn.Module):
     name: ClassVar[str]
     #: Architecture step before the weight step in each iteration (ROME's Algorithm 1) or after (GDAS, DARTS).
     arch_first: ClassVar[bool] = False
+    #: Config settings the constructor takes (keyword arguments of the same names).
+    options: ClassVar[tuple[str, ...]] = ()
+    #: Whether ops are Gumbel-sampled (the tau schedule applies).
+    gumbel: ClassVar[bool] = False
+
+    @classmethod
+    def settings(cls) -> tuple[str, ...]:
+        """Every algorithm-specific config setting this algorithm reads."""
+        return cls.options + (("tau_max", "tau_min") if cls.gumbel else ())
+
+    @classmethod
+    def from_config(cls, space: SearchSpace, generator: torch.Generator, cfg) -> "SearchAlgorithm":
+        return cls(space, generator, **{k: getattr(cfg, k) for k in cls.options})
 
     def __init__(self, space: SearchSpace, generator: torch.Generator):
         super().__init__()
@@ -67,6 +121,15 @@ class SearchAlgorithm(nn.Module):
 
     def derive(self) -> Genotype:
         raise NotImplementedError
+
+    def arch_step(self, searcher: "Searcher", val_batch, train_batch, tau: float) -> tuple[float, float]:
+        """Set the architecture parameters' gradients for one update; returns the (loss, accuracy)
+        averaged over the subnets evaluated. Default: the MEAN of ``arch_plans``' validation-loss
+        gradients, weights frozen."""
+        plans = self.arch_plans(tau)
+        with weights_frozen(searcher.net):
+            loss, correct = searcher.accumulate(*val_batch, plans, 1.0 / len(plans), "architecture", "arch")
+        return loss / len(plans), correct / len(plans)
 
     # -- what the logs and plots read ------------------------------------------------
     def op_probs(self) -> dict[str, torch.Tensor]:

@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..derive import darts_rule
+from ..errors import RomenasError
 from ..genotype import Genotype
 from ..spaces import Plan, SearchSpace
 from .base import SearchAlgorithm, register
@@ -18,9 +19,18 @@ from .base import SearchAlgorithm, register
 class DARTS(SearchAlgorithm):
     name = "darts"
     arch_first = True  # DARTS' Algorithm 1: update alpha, then w
+    options = ("darts_order",)
 
-    def __init__(self, space: SearchSpace, generator: torch.Generator, **_ignored):
+    def __init__(self, space: SearchSpace, generator: torch.Generator, darts_order: int = 1):
+        if darts_order not in (1, 2):
+            raise RomenasError(f"darts_order must be 1 or 2, got {darts_order!r}")
         super().__init__(space, generator)
+        self.order = darts_order
+
+    def arch_step(self, searcher, val_batch, train_batch, tau: float) -> tuple[float, float]:
+        if self.order == 1:
+            return super().arch_step(searcher, val_batch, train_batch, tau)
+        return unrolled_arch_step(searcher.net, self, searcher.w_opt, val_batch, train_batch)
 
     def _plan(self, detach: bool) -> Plan:
         plan = {}

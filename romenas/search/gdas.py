@@ -19,7 +19,8 @@ from .rome import ROME
 class GDAS(ROME):
     name = "gdas"
     arch_first = False
+    options = ()
     unselected_op_terms = True
 
-    def __init__(self, space: SearchSpace, generator: torch.Generator, **_ignored):
+    def __init__(self, space: SearchSpace, generator: torch.Generator):
         super().__init__(space, generator, samples=1, weight_sampling="single", topology=False)

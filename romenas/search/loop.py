@@ -7,7 +7,6 @@ them, one subnet's activations in memory at a time, and applied once.
 """
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import time
 from dataclasses import dataclass
@@ -21,7 +20,7 @@ from .. import distributed as dist
 from ..bench.collapse import collapse_metrics
 from ..bench.nb201 import NB201Table
 from ..checkpoint import capture_rng, load_checkpoint, seed_everything
-from ..config import SearchConfig, build_config, resolve_device, resumed_config, to_dict
+from ..config import SearchConfig, build_config, resolve_device, resumed_config, to_dict, upgrade_settings
 from ..data import epoch_loader, load_data, make_transform
 from ..errors import RomenasError
 from ..genotype import Genotype
@@ -29,8 +28,7 @@ from ..runtime import Runtime
 from ..runs import CheckpointedLoop, RunDir, ScalarLogger, default_run_path
 from ..spaces import Plan, get_space
 from ..spaces.replicas import per_replica_loss
-from .base import ALGORITHMS
-from .darts import unrolled_arch_step
+from .base import ALGORITHM_OPTIONS, check_options, get_algorithm
 
 
 @dataclass
@@ -60,24 +58,9 @@ def epoch_line(row: dict[str, Any], epochs: int) -> str:
     return line + f"  {row['seconds']:.0f}s"
 
 
-@contextlib.contextmanager
-def weights_frozen(net: torch.nn.Module):
-    """Weights that need no gradient: the architecture step's weight gradients would be thrown
-    away, and without them autograd keeps fewer activations (docs/performance.md has the figures)."""
-    params = [p for p in net.parameters() if p.requires_grad]
-    for p in params:
-        p.requires_grad_(False)
-    try:
-        yield
-    finally:
-        for p in params:
-            p.requires_grad_(True)
-
-
 class Searcher(CheckpointedLoop):
     def __init__(self, cfg: SearchConfig, run: RunDir | None):
-        if cfg.algorithm not in ALGORITHMS:
-            raise RomenasError(f"unknown algorithm {cfg.algorithm!r}; use one of {sorted(ALGORITHMS)}")
+        algorithm = get_algorithm(cfg.algorithm)
         space = get_space(cfg.space)  # before any data is read: a bad name fails at once
         if cfg.ops is not None:
             space = space.restricted(cfg.ops)
@@ -103,9 +86,7 @@ class Searcher(CheckpointedLoop):
                                "per process; lower --batch-size")
 
         self.generator = torch.Generator().manual_seed(cfg.seed)
-        self.algo = ALGORITHMS[cfg.algorithm](space, self.generator, samples=cfg.samples,
-                                             weight_sampling=cfg.weight_sampling,
-                                             topology=cfg.topology, edge_sampler=cfg.edge_sampler).to(self.device)
+        self.algo = algorithm.from_config(space, self.generator, cfg).to(self.device)
         # Recorded as run: the config says which order the search used, and whether beta existed
         # (the space may keep every edge, as NAS-Bench-201's does).
         resolved = {"topology": getattr(self.algo, "topology", cfg.topology)}
@@ -130,9 +111,14 @@ class Searcher(CheckpointedLoop):
     def _zero_accum() -> dict[str, float]:
         return dict.fromkeys(("w_loss", "w_correct", "w_seen", "a_loss", "a_correct", "a_seen", "seconds"), 0.0)
 
+    def record(self) -> dict[str, Any]:
+        """The config as run: the settings of other algorithms left out (they did nothing)."""
+        used = self.algo.settings()
+        return {k: v for k, v in to_dict(self.cfg).items() if k not in ALGORITHM_OPTIONS or k in used}
+
     def state_dict(self) -> dict[str, Any]:
         return {"kind": "search", "space": self.cfg.space, "algorithm": self.cfg.algorithm,
-                "config": to_dict(self.cfg), "epoch": self.epoch, "step": self.step,
+                "config": self.record(), "epoch": self.epoch, "step": self.step,
                 "net": self.net.state_dict(), "algo": self.algo.state_dict(), "w_opt": self.w_opt.state_dict(),
                 "w_sched": self.w_sched.state_dict(), "a_opt": self.a_opt.state_dict(), "rng": capture_rng(),
                 "generator": self.generator.get_state(), "metrics": self.metrics, "accum": self.accum,
@@ -149,11 +135,9 @@ class Searcher(CheckpointedLoop):
         self.restore_progress(state)
 
     # -- one iteration ------------------------------------------------------------------------
-    def _accumulate(self, x, y, plans: list[Plan], scale: float, where: str, optimizer: str) -> tuple[float, float]:
-        """Forward and backward the subnets (one at a time, or all in one pass when batched).
-
-        Returns (summed loss, summed accuracy) over the subnets.
-        """
+    def accumulate(self, x, y, plans: list[Plan], scale: float, where: str, optimizer: str) -> tuple[float, float]:
+        """Forward and backward this rank's share of the subnets (one at a time, or all in one pass
+        when batched), each loss scaled by ``scale``. Returns (summed loss, summed accuracy) over them."""
         mine = dist.my_share(plans, self.ctx, self.cfg.parallel)
         loss_sum, correct = 0.0, 0.0
         for group in ([mine] if self.batched and mine else [[p] for p in mine]):
@@ -167,34 +151,36 @@ class Searcher(CheckpointedLoop):
             correct += (logits.argmax(1) == y.repeat(len(group))).float().mean().item() * len(group)
         return loss_sum, correct
 
+    def _record(self, step: str, loss: float, accuracy: float, batch: int) -> None:
+        """Add one step's subnet-mean loss and accuracy (this rank's share) to the epoch's sums.
+
+        Under torchrun the sums are all-reduced, so every rank logs the single-process figures:
+        in sample-parallel mode the ranks' subnet shares add up on one batch; in data-parallel
+        mode each rank's batch adds its images."""
+        values = [loss * batch, accuracy * batch, float(batch)]
+        if self.ctx.world > 1:
+            values = dist.all_reduce_sum(values, self.ctx)
+            if self.cfg.parallel == "samples":
+                values[2] = float(batch)
+        for key, value in zip(("loss", "correct", "seen"), values):
+            self.accum[f"{step}_{key}"] += value
+
     def _arch_step(self, x, y, tau: float, weight_batch=None) -> None:
         self.a_opt.zero_grad(set_to_none=True)
-        if self.cfg.darts_order == 2:
-            loss, correct = unrolled_arch_step(self.net, self.algo, self.w_opt, (x, y), weight_batch)
-            n = 1
-        else:
-            plans = self.algo.arch_plans(tau)
-            with weights_frozen(self.net):
-                loss, correct = self._accumulate(x, y, plans, 1.0 / len(plans), "architecture", "arch")
-            n = len(plans)
-        dist.all_reduce_grads(self.algo.parameters(), self.ctx)
+        loss, accuracy = self.algo.arch_step(self, (x, y), weight_batch, tau)
+        dist.all_reduce_grads(self.algo.parameters(), self.ctx, average=self.cfg.parallel == "data")
         self.runtime.step(self.a_opt, "arch")
-        self.accum["a_loss"] += loss / n * len(y)
-        self.accum["a_correct"] += correct / n * len(y)
-        self.accum["a_seen"] += len(y)
+        self._record("a", loss, accuracy, len(y))
 
     def _weight_step(self, x, y, tau: float) -> None:
         self.w_opt.zero_grad(set_to_none=True)
         plans = self.algo.weight_plans(tau)
-        loss, correct = self._accumulate(x, y, plans, 1.0, "weight", "weights")
+        loss, correct = self.accumulate(x, y, plans, 1.0, "weight", "weights")
         dist.all_reduce_grads(self.net.parameters(), self.ctx, average=self.cfg.parallel == "data")
         # The weights step on the SUM of the subnets' gradients; clipping that sum at the
         # one-subnet threshold would cancel the accumulation, so the bound scales with them.
         self.runtime.step(self.w_opt, "weights", self.net.parameters(), self.cfg.grad_clip * len(plans))
-        n = len(plans)
-        self.accum["w_loss"] += loss / n * len(y)
-        self.accum["w_correct"] += correct / n * len(y)
-        self.accum["w_seen"] += len(y)
+        self._record("w", loss / len(plans), correct / len(plans), len(y))
 
     # -- epochs -------------------------------------------------------------------------------
     def _epoch_row(self, tau: float) -> dict[str, Any]:
@@ -275,11 +261,12 @@ def search(config: SearchConfig | None = None, *, out: str | Path | None = None,
             cfg = dataclasses.replace(config, recipe="none" if config.recipe == "auto" else config.recipe).validate()
         else:
             cfg = build_config(SearchConfig, overrides, preset)
+            check_options(cfg.algorithm, upgrade_settings(overrides))
         if out is not None:
             RunDir.check_new(out)
         searcher = Searcher(cfg, None)  # data and supernet first: bad input leaves no run folder behind
         path = dist.shared_path(out or default_run_path("search", cfg.algorithm, cfg.space), ctx)
-        run = RunDir.create(path, "search", to_dict(searcher.cfg)) if ctx.is_main else RunDir(path)
+        run = RunDir.create(path, "search", searcher.record()) if ctx.is_main else RunDir(path)
         dist.barrier(ctx)
         searcher.run = run
     if ctx.is_main:

@@ -30,6 +30,8 @@ from .base import SearchAlgorithm, register
 class ROME(SearchAlgorithm):
     name = "rome"
     arch_first = True
+    options = ("samples", "weight_sampling", "topology", "edge_sampler")
+    gumbel = True
     #: GDAS' estimator (xautodl) also adds every unselected op's straight-through weight to the
     #: node: zero in value, but it gives those ops a gradient. ROME's Eq. 2-3 has no such term.
     unselected_op_terms = False
