@@ -64,7 +64,7 @@ def test_topology_rule_takes_edges_from_beta_and_ops_from_alpha():
     g = algo.derive()
     assert [[i for _, i in node] for node in g.cells["normal"]] == [[0, 1], [1, 2], [0, 3], [0, 4]]
     assert set(g.ops("normal")) == {"sep_conv_3x3"}
-    assert g == topology_rule(space, algo.op_probs(), {k: algo._kept_edges(k) for k in space.cell_types})
+    assert g == topology_rule(space, algo.op_probs(), {k: algo.sampler.kept(algo.betas[k]) for k in space.cell_types})
 
 
 def test_rome_v1_derivation_takes_the_best_pair():

@@ -21,8 +21,9 @@ from torch import nn
 from ..derive import darts_rule, topology_rule
 from ..errors import RomenasError
 from ..genotype import Genotype
-from ..sampling import EdgeIndex, fair_op_indices, gumbel_max_st, gumbel_pair_edges_st, gumbel_topk_edges_st
+from ..sampling import fair_op_indices, gumbel_max_st
 from ..spaces import Plan, SearchSpace
+from ..topology import get_topology_sampler
 from .base import SearchAlgorithm, register
 
 
@@ -38,8 +39,6 @@ class ROME(SearchAlgorithm):
 
     def __init__(self, space: SearchSpace, generator: torch.Generator, samples: int = 7,
                  weight_sampling: str = "fair", topology: bool = True, edge_sampler: str = "top2"):
-        if edge_sampler not in ("top2", "pair"):
-            raise RomenasError(f"unknown edge sampler {edge_sampler!r}; use 'top2' (ROME-v2) or 'pair' (ROME-v1)")
         if weight_sampling not in ("fair", "gumbel", "single"):
             raise RomenasError(f"unknown weight sampling {weight_sampling!r}; use 'fair', 'gumbel' or 'single'")
         # Where nodes keep a subset of their inputs (DARTS family) beta decides the edges, so
@@ -49,23 +48,20 @@ class ROME(SearchAlgorithm):
         if self.topology and "none" in space.ops:
             space = space.without_op("none")
         super().__init__(space, generator)
-        self.samples, self.weight_sampling, self.edge_sampler = samples, weight_sampling, edge_sampler
-        self.index = EdgeIndex(space.edges)
+        self.samples, self.weight_sampling = samples, weight_sampling
         if self.topology:
-            size = self.index.num_edges if edge_sampler == "top2" else self.index.num_pairs
-            self.betas = nn.ParameterDict({k: nn.Parameter(1e-3 * torch.randn(size, generator=generator))
+            self.sampler = get_topology_sampler(edge_sampler, space.edges, space.inputs_per_node)
+            self.betas = nn.ParameterDict({k: nn.Parameter(1e-3 * torch.randn(self.sampler.num_params,
+                                                                              generator=generator))
                                            for k in space.cell_types})
         else:
-            self.betas = None
+            self.sampler, self.betas = None, None
 
     # -- sampling -------------------------------------------------------------------------
     def _sample_edges(self, kind: str, tau: float):
         if not self.topology:
             return None, None
-        beta = self.betas[kind]
-        if self.edge_sampler == "top2":
-            return gumbel_topk_edges_st(beta, self.index, self.space.inputs_per_node, tau, self.generator)
-        return gumbel_pair_edges_st(beta, self.index, tau, self.generator)
+        return self.sampler.sample(self.betas[kind], tau, self.generator)
 
     def _plan(self, tau: float, ops: dict[str, torch.Tensor] | None, differentiable: bool) -> Plan:
         plan = {}
@@ -107,46 +103,17 @@ class ROME(SearchAlgorithm):
         return [self._plan(tau, None, differentiable=True) for _ in range(self.samples)]
 
     # -- derivation and statistics ----------------------------------------------------
-    def _kept_edges(self, kind: str) -> list[list[int]]:
-        beta = self.betas[kind].detach().cpu()
-        if self.edge_sampler == "top2":
-            return [sorted(sorted(es, key=lambda e: -float(beta[e]))[:self.space.inputs_per_node])
-                    for es in self.index.node_edges]
-        kept, start = [], 0
-        for pairs in self.index.pairs:
-            scores = beta[start:start + len(pairs)]
-            kept.append(list(pairs[int(scores.argmax())]))
-            start += len(pairs)
-        return kept
-
     def derive(self) -> Genotype:
         if not self.topology:
             return darts_rule(self.space, self.op_probs())
-        return topology_rule(self.space, self.op_probs(), {k: self._kept_edges(k) for k in self.space.cell_types})
+        return topology_rule(self.space, self.op_probs(), {k: self.sampler.kept(b) for k, b in self.betas.items()})
 
     def edge_probs(self) -> dict[str, torch.Tensor] | None:
         if not self.topology:
             return None
-        out = {}
-        for kind, beta in self.betas.items():
-            beta = beta.detach().cpu()
-            if self.edge_sampler == "top2":
-                out[kind] = self.index.node_softmax(beta)
-            else:
-                probs = torch.softmax(self.index.pad(beta, self.index.pair_node, self.index.pair_pos,
-                                                     self.index.max_pairs), -1)
-                out[kind] = probs.flatten() @ self.index.incidence
-        return out
+        return {k: self.sampler.marginals(b) for k, b in self.betas.items()}
 
     def edge_distributions(self) -> tuple[dict[str, list[torch.Tensor]], int]:
         if not self.topology:
             return {}, 1
-        out = {}
-        for kind, beta in self.betas.items():
-            beta = beta.detach().cpu()
-            if self.edge_sampler == "top2":
-                groups = [beta[es] for es in self.index.node_edges]
-            else:
-                groups = list(beta.split([len(p) for p in self.index.pairs]))
-            out[kind] = [torch.softmax(g, -1) for g in groups]
-        return out, self.space.inputs_per_node if self.edge_sampler == "top2" else 1
+        return {k: self.sampler.distributions(b) for k, b in self.betas.items()}, self.sampler.chosen

@@ -1,0 +1,123 @@
+"""Topology samplers: which inputs each node of a cell keeps, from ROME's parameters beta.
+
+One interface for ROME's two edge samplers (ICCV 2023, Sec. 3.2): ``sample`` draws a
+subnet's edges with straight-through weights, ``kept`` derives them (argmax of p(z)),
+``marginals`` and ``distributions`` are what the logs and plots read. A sampler is built
+for a cell's edge list and the number of inputs each node keeps.
+"""
+from __future__ import annotations
+
+from typing import ClassVar
+
+import torch
+
+from .errors import RomenasError
+from .sampling import EdgeIndex, gumbel_pair_edges_st, gumbel_topk_edges_st
+
+__all__ = ["TopologySampler", "GumbelTopK", "GumbelPairs", "TOPOLOGY_SAMPLERS", "get_topology_sampler"]
+
+
+class TopologySampler:
+    """Samples, for every node, ``keep`` of its incoming edges from beta (a flat vector of
+    ``num_params`` entries). Nodes with no more than ``keep`` predecessors keep them all."""
+
+    name: ClassVar[str]
+
+    def __init__(self, edges: list[tuple[int, int]], keep: int):
+        self.index = EdgeIndex(edges)
+        self.keep = keep
+        #: Entries of a node's distribution that a subnet keeps.
+        self.chosen = keep
+
+    @property
+    def num_params(self) -> int:
+        raise NotImplementedError
+
+    def sample(self, beta: torch.Tensor, tau: float, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """(on [edges] bool, straight-through weights [edges]): one subnet's edges."""
+        raise NotImplementedError
+
+    def kept(self, beta: torch.Tensor) -> list[list[int]]:
+        """Per node, the sorted edge ids the derived cell keeps (the mode of p(edges; beta))."""
+        raise NotImplementedError
+
+    def marginals(self, beta: torch.Tensor) -> torch.Tensor:
+        """[edges]: each edge's share of its node's probability mass (plots)."""
+        raise NotImplementedError
+
+    def distributions(self, beta: torch.Tensor) -> list[torch.Tensor]:
+        """Each node's categorical distribution, over its inputs or input pairs, of which the
+        node keeps ``chosen`` entries (convergence statistics)."""
+        raise NotImplementedError
+
+
+class GumbelTopK(TopologySampler):
+    """ROME-v2 (Eq. 7-8): one beta per edge; each node keeps ``keep`` distinct inputs drawn by
+    Gumbel-Top-k over softmax(beta) of its predecessors (sampling without replacement)."""
+
+    name = "top2"
+
+    @property
+    def num_params(self) -> int:
+        return self.index.num_edges
+
+    def sample(self, beta, tau, generator):
+        return gumbel_topk_edges_st(beta, self.index, self.keep, tau, generator)
+
+    def kept(self, beta):
+        beta = beta.detach().cpu()
+        return [sorted(sorted(es, key=lambda e: -float(beta[e]))[:self.keep]) for es in self.index.node_edges]
+
+    def marginals(self, beta):
+        return self.index.node_softmax(beta.detach().cpu())
+
+    def distributions(self, beta):
+        beta = beta.detach().cpu()
+        return [torch.softmax(beta[es], -1) for es in self.index.node_edges]
+
+
+class GumbelPairs(TopologySampler):
+    """ROME-v1 (Eq. 4-6): one parameter per pair of a node's predecessors; Gumbel-max picks a
+    pair, and an edge is on when its pair is chosen. Defined for nodes that keep two inputs."""
+
+    name = "pair"
+
+    def __init__(self, edges, keep):
+        if keep != 2:
+            raise RomenasError(f"the pair sampler (ROME-v1) keeps two inputs per node, the space keeps {keep}; "
+                               "use --edge-sampler top2")
+        super().__init__(edges, keep)
+        self.chosen = 1  # one pair per node
+
+    @property
+    def num_params(self) -> int:
+        return self.index.num_pairs
+
+    def sample(self, beta, tau, generator):
+        return gumbel_pair_edges_st(beta, self.index, tau, generator)
+
+    def _groups(self, beta):
+        return list(beta.detach().cpu().split([len(p) for p in self.index.pairs]))
+
+    def kept(self, beta):
+        return [list(pairs[int(scores.argmax())]) for pairs, scores in zip(self.index.pairs, self._groups(beta))]
+
+    def marginals(self, beta):
+        index = self.index
+        probs = torch.softmax(index.pad(beta.detach().cpu(), index.pair_node, index.pair_pos, index.max_pairs), -1)
+        return probs.flatten() @ index.incidence
+
+    def distributions(self, beta):
+        return [torch.softmax(g, -1) for g in self._groups(beta)]
+
+
+TOPOLOGY_SAMPLERS: dict[str, type[TopologySampler]] = {cls.name: cls for cls in (GumbelTopK, GumbelPairs)}
+
+
+def get_topology_sampler(name: str, edges: list[tuple[int, int]], keep: int) -> TopologySampler:
+    try:
+        cls = TOPOLOGY_SAMPLERS[name]
+    except KeyError:
+        raise RomenasError(f"unknown edge sampler {name!r}; use one of {sorted(TOPOLOGY_SAMPLERS)} "
+                           "('top2' = ROME-v2 Gumbel-Top-k, 'pair' = ROME-v1)") from None
+    return cls(edges, keep)
