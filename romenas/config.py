@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from importlib import resources
 from typing import Any, Mapping
 
@@ -11,70 +11,91 @@ import yaml
 
 from .errors import RomenasError
 from .recipes import RECIPES, recipe_name, recipe_settings
+from .registry import SPACES, get_family
 from .runtime import PRECISIONS
 
 DEFAULT_PRESET = "quickstart"
 
 
+def setting(default: Any, help: str) -> Any:
+    """A config field with its meaning: the CLI's --help line and the API reference read it."""
+    return field(default=default, metadata={"help": help})
+
+
 @dataclass
-class SearchConfig:
+class RunSettings:
+    """What every run (search or training) reads its data and runs with."""
+
+    dataset: str = setting("digits", "digits (built in), cifar10, cifar100, svhn, an image-folder path or tar shards")
+    data_dir: str | None = setting(None, "where torchvision datasets live")
+    download: bool = setting(False, "let torchvision download the dataset")
+    limit_train: int | None = setting(None, "use only the first N training images")
+    image_size: int | None = setting(None, "resize images to this side in pixels (None: the dataset's size, or a "
+                                           "folder's first image's)")
+    augment: str = setting("auto", "pad-crop (CIFAR), resized-crop (ImageNet), none; auto: none for digits, "
+                                   "else pad-crop")
+    workers: int | None = setting(None, "loader processes (None: 0 for in-memory data or < 4 cores, else half the "
+                                        "cores, max 8)")
+    seed: int = setting(0, "seed of every random draw (weights, data order, augmentation, sampling)")
+    device: str = setting("auto", "auto (cuda when available), cpu, cuda, cuda:N")
+    checkpoint_every: int = setting(0, "also checkpoint every N steps (0: at epoch ends only)")
+    precision: str = setting("32", "32, bf16-mixed or 16-mixed (autocast; 16-mixed with gradient scaling)")
+    channels_last: bool = setting(False, "NHWC activations")
+    progress: bool = setting(True, "progress bars and per-epoch lines")
+
+
+@dataclass
+class SearchConfig(RunSettings):
     """Every setting of a search. Defaults: the quick-start search on the built-in digits."""
 
-    algorithm: str = "rome"             # rome, gdas or darts
-    space: str = "darts"                # darts, nb201, s1..s4
-    recipe: str = "auto"                # published optimiser/schedule settings: auto (the algorithm's own for the space), none, or a name
-    ops: tuple[str, ...] | None = None  # restrict every edge to these ops (None: the space's own op set)
-    # data
-    dataset: str = "digits"             # digits (built in), cifar10, cifar100, svhn, or an image-folder path
-    data_dir: str | None = None         # where torchvision datasets live
-    download: bool = False              # let torchvision download the dataset
-    limit_train: int | None = None      # images of the training split used (both halves)
-    image_size: int | None = None       # resize images (None: the dataset's size, or a folder's first image's)
-    augment: str = "auto"               # pad-crop (CIFAR), resized-crop (ImageNet), none; auto: none for digits, else pad-crop
-    workers: int | None = None          # loader processes (None: 0 for in-memory data or < 4 cores, else half the cores, max 8)
-    train_portion: float = 0.5          # share of the training split for weights; the rest trains the architecture
+    algorithm: str = setting("rome", "rome, gdas or darts")
+    space: str = setting("darts", "darts, nb201, s1..s4")
+    recipe: str = setting("auto", "published optimiser/schedule settings: auto (the algorithm's own for the space), "
+                                  "none, or a name")
+    ops: tuple[str, ...] | None = setting(None, "restrict every edge to these ops (None: the space's own op set)")
+    train_portion: float = setting(0.5, "share of the training split for weights; the rest trains the architecture")
     # supernet
-    channels: int = 8                   # C: channels of the first cells
-    layers: int = 5                     # cells (DARTS family) or cells per stage (NAS-Bench-201)
+    channels: int = setting(8, "C: channels of the first cells")
+    layers: int = setting(5, "cells (DARTS family) or cells per stage (NAS-Bench-201)")
     # schedule
-    epochs: int = 20
-    batch_size: int = 64                # per half: weight and architecture batches each
-    warmup_epochs: int = 0              # train only the weights in the first N epochs (not part of any recipe here)
-    samples: int = 4                    # K (ROME): subnets whose val-loss gradients the architecture step averages (and the weight step sums under --weight-sampling gumbel)
-    weight_sampling: str = "fair"       # ROME's weight step: fair (arXiv 2020: |ops| subnets, every op of every edge once), gumbel (ICCV 2023 Algorithm 1: K Gumbel subnets), single (one Gumbel subnet, as GDAS)
-    topology: bool = True               # ROME's topology parameters beta (False: the ablation)
-    edge_sampler: str = "top2"          # 'top2' = ROME-v2 (Gumbel-Top2), 'pair' = ROME-v1
-    tau_max: float = 10.0               # Gumbel-softmax temperature, linear from tau_max to tau_min
-    tau_min: float = 0.1
+    epochs: int = setting(20, "search epochs")
+    batch_size: int = setting(64, "per half: weight and architecture batches each")
+    warmup_epochs: int = setting(0, "train only the weights in the first N epochs (not part of any recipe here)")
+    samples: int = setting(4, "K (ROME): subnets whose val-loss gradients the architecture step averages (and the "
+                              "weight step sums under --weight-sampling gumbel)")
+    weight_sampling: str = setting("fair", "ROME's weight step: fair (arXiv 2020: |ops| subnets, every op of every "
+                                           "edge once), gumbel (ICCV 2023 Algorithm 1: K Gumbel subnets), single "
+                                           "(one Gumbel subnet, as GDAS)")
+    topology: bool = setting(True, "ROME's topology parameters beta (False: the ablation)")
+    edge_sampler: str = setting("top2", "ROME's topology sampler: 'top2' = ROME-v2 (Gumbel-Top-k), 'pair' = ROME-v1; "
+                                        "'subset' (NAS-Bench-201): any non-empty input set, an edge off is 'none'")
+    tau_max: float = setting(10.0, "Gumbel-softmax temperature of the first epoch (ROME, GDAS), linear to tau_min")
+    tau_min: float = setting(0.1, "Gumbel-softmax temperature of the last epoch (ROME, GDAS)")
     # weight optimiser (SGD, cosine to w_lr_min)
-    w_lr: float = 0.05                  # supernet weights: SGD, cosine from w_lr to w_lr_min
-    w_lr_min: float = 0.001
-    w_momentum: float = 0.9
-    w_weight_decay: float = 3e-4
-    w_nesterov: bool = False
-    grad_clip: float = 5.0              # max gradient norm of the weights per subnet (K subnets' sum: K x this; 0: off)
-    darts_order: int = 1                # DARTS: 1 = first order, 2 = second order (unrolled weight step)
-    step_order: str = "auto"            # per iteration: arch-first, weights-first, or auto (as the algorithm's source does; recipes set it)
+    w_lr: float = setting(0.05, "supernet weights: SGD, cosine from w_lr to w_lr_min")
+    w_lr_min: float = setting(0.001, "the weights' learning rate at the end of the cosine schedule")
+    w_momentum: float = setting(0.9, "the weights' SGD momentum")
+    w_weight_decay: float = setting(3e-4, "the weights' L2 weight decay")
+    w_nesterov: bool = setting(False, "Nesterov momentum for the weights")
+    grad_clip: float = setting(5.0, "max gradient norm of the weights per subnet (K subnets' sum: K x this; 0: off)")
+    darts_order: int = setting(1, "DARTS: 1 = first order, 2 = second order (unrolled weight step)")
+    step_order: str = setting("auto", "per iteration: arch-first, weights-first, or auto (as the algorithm's "
+                                      "source does; recipes set it)")
     # architecture optimiser (Adam)
-    a_lr: float = 3e-4                  # architecture parameters: Adam
-    a_betas: tuple[float, float] = (0.5, 0.999)
-    a_weight_decay: float = 1e-3
+    a_lr: float = setting(3e-4, "architecture parameters: Adam's learning rate")
+    a_betas: tuple[float, float] = setting((0.5, 0.999), "Adam's betas for the architecture parameters")
+    a_weight_decay: float = setting(1e-3, "the architecture parameters' L2 weight decay (Adam)")
     # run
-    seed: int = 0
-    device: str = "auto"                # auto (cuda when available), cpu, cuda, cuda:N
-    checkpoint_every: int = 0           # also checkpoint every N steps (0: at epoch ends only)
-    nb201_table: str | None = None      # NAS-Bench-201 accuracy table to look genotypes up each epoch
-    parallel: str = "samples"           # distributed: 'samples' (split K across ranks) or 'data'
-    subnet_execution: str = "sequential"  # 'sequential': one subnet's activations at a time; 'batched': one pass (K x memory)
-    precision: str = "32"               # 32, bf16-mixed or 16-mixed (autocast; 16-mixed with gradient scaling)
-    channels_last: bool = False         # NHWC activations
-    progress: bool = True
+    nb201_table: str | None = setting(None, "NAS-Bench-201 accuracy table to look genotypes up each epoch")
+    parallel: str = setting("samples", "distributed: 'samples' (split K across ranks) or 'data'")
+    subnet_execution: str = setting("sequential", "'sequential': one subnet's activations at a time; 'batched': "
+                                                  "one pass (K x memory)")
 
     def validate(self) -> "SearchConfig":
         """Every value in range. Algorithm and space names are checked against their registries
         by the search itself (the layer that owns them)."""
         _finite(self)
-        _choice("edge_sampler", self.edge_sampler, ("top2", "pair"))
+        _choice("edge_sampler", self.edge_sampler, ("top2", "pair", "subset"))
         _choice("weight_sampling", self.weight_sampling, WEIGHT_SAMPLING)
         _choice("step_order", self.step_order, ("auto", "arch-first", "weights-first"))
         _choice("parallel", self.parallel, ("samples", "data"))
@@ -109,50 +130,40 @@ class SearchConfig:
                                "tau decays from --tau-max down to --tau-min")
         if not 0.0 < self.train_portion < 1.0:
             raise RomenasError(f"train_portion must lie strictly between 0 and 1, got {self.train_portion}")
-        if self.space != "nb201" and (self.layers < 3 or self.channels % 2):
-            raise RomenasError(f"the {self.space} space needs layers >= 3 and an even channel count "
-                               f"(got layers={self.layers}, channels={self.channels})")
+        entry = SPACES.get(str(self.space).lower())
+        if entry is not None:  # an unknown space is the search's to name (it owns the registry)
+            get_family(entry.family).check_size(self.channels, self.layers)
         _check_device(self.device)
         return self
 
 
 @dataclass
-class TrainConfig:
+class TrainConfig(RunSettings):
     """Training a derived network from scratch. Defaults: a quick run on the built-in digits."""
 
-    dataset: str = "digits"
-    data_dir: str | None = None
-    download: bool = False
-    limit_train: int | None = None      # use only the first N training images
-    limit_test: int | None = None       # evaluate on only the first N test images
-    test_dataset: str | None = None     # held-out images (a <class>/ folder or tar shards) for a dataset without a test split
-    image_size: int | None = None
-    augment: str = "auto"               # pad-crop (CIFAR), resized-crop (ImageNet), none; auto: none for digits, else pad-crop
-    workers: int | None = None          # loader processes (None: 0 for in-memory data or < 4 cores, else half the cores, max 8)
-    stem: str = "cifar"                 # 'cifar' or 'imagenet' (DARTS family)
-    channels: int | None = None         # None: the family's paper value (DARTS 36, NAS-Bench-201 16)
-    layers: int | None = None           # None: DARTS 20 cells, NAS-Bench-201 N=5
-    epochs: int = 10
-    batch_size: int = 96
-    lr: float = 0.025                   # SGD, cosine from lr to lr_min
-    lr_min: float = 0.0
-    momentum: float = 0.9
-    weight_decay: float = 3e-4
-    nesterov: bool = False
-    cutout: int = 0                     # Cutout square side in pixels (DARTS: 16; 0: off)
-    drop_path: float = 0.0              # final drop-path probability, ramped linearly (DARTS: 0.2)
-    auxiliary_weight: float = 0.0       # > 0 builds DARTS' auxiliary head
-    grad_clip: float = 5.0
-    label_smoothing: float = 0.0
-    seed: int = 0
-    device: str = "auto"
-    checkpoint_every: int = 0
-    sync_bn: bool = False               # distributed: SyncBatchNorm
-    init: str | None = None             # fine-tune: start from this training run's weights (new classifier if the class count differs)
-    precision: str = "32"               # 32, bf16-mixed or 16-mixed (autocast; 16-mixed with gradient scaling)
-    channels_last: bool = False         # NHWC activations
-    compile: bool = False               # torch.compile the network (needs a C compiler on CPU)
-    progress: bool = True
+    limit_test: int | None = setting(None, "evaluate on only the first N test images")
+    test_dataset: str | None = setting(None, "held-out images (a <class>/ folder or tar shards) for a dataset "
+                                             "without a test split")
+    stem: str = setting("cifar", "'cifar' or 'imagenet' (DARTS family)")
+    channels: int | None = setting(None, "C of the first cells (None: the family's paper value, DARTS 36, "
+                                         "NAS-Bench-201 16)")
+    layers: int | None = setting(None, "cells (None: DARTS 20 cells, NAS-Bench-201 N=5 per stage)")
+    epochs: int = setting(10, "training epochs")
+    batch_size: int = setting(96, "images per step (per process under torchrun)")
+    lr: float = setting(0.025, "SGD learning rate, cosine from lr to lr_min")
+    lr_min: float = setting(0.0, "the learning rate at the end of the cosine schedule")
+    momentum: float = setting(0.9, "SGD momentum")
+    weight_decay: float = setting(3e-4, "L2 weight decay")
+    nesterov: bool = setting(False, "Nesterov momentum")
+    cutout: int = setting(0, "Cutout square side in pixels (DARTS: 16; 0: off)")
+    drop_path: float = setting(0.0, "final drop-path probability, ramped linearly (DARTS: 0.2)")
+    auxiliary_weight: float = setting(0.0, "> 0 builds DARTS' auxiliary head, its loss weighted by this")
+    grad_clip: float = setting(5.0, "max gradient norm (0: off)")
+    label_smoothing: float = setting(0.0, "label smoothing of the cross-entropy loss")
+    sync_bn: bool = setting(False, "distributed: SyncBatchNorm")
+    init: str | None = setting(None, "fine-tune: start from this training run's weights (new classifier if the "
+                                     "class count differs)")
+    compile: bool = setting(False, "torch.compile the network (needs a C compiler on CPU)")
 
     def validate(self) -> "TrainConfig":
         _finite(self)
@@ -172,7 +183,6 @@ class TrainConfig:
 #: ROME's weight steps: the arXiv-2020 fair step (default), ICCV-2023 Algorithm 1, and GDAS' single subnet.
 WEIGHT_SAMPLING = ("fair", "gumbel", "single")
 
-FAMILY_DEFAULTS = {"darts": {"channels": 36, "layers": 20}, "nb201": {"channels": 16, "layers": 5}}
 
 
 # ---- helpers ---------------------------------------------------------------------------
@@ -282,11 +292,8 @@ def resumed_config(cls, saved: Mapping[str, Any], overrides: Mapping[str, Any]):
 
 
 def field_help(cls) -> dict[str, str]:
-    """Each setting's meaning: the comment after its field in this file (CLI help, API docs)."""
-    import inspect
-    import re
-
-    return dict(re.findall(r"^\s+(\w+): [^=\n]+=[^#\n]*#\s*(.+)$", inspect.getsource(cls), re.M))
+    """Each setting's meaning, from its field's metadata (CLI help, API docs)."""
+    return {f.name: f.metadata.get("help", "") for f in fields(cls)}
 
 
 _WEIGHT_STEP = {"fair": "fair weight step (arXiv 2020: every op of every edge once)",

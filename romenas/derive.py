@@ -47,11 +47,15 @@ def darts_rule(space: SearchSpace, op_weights: Mapping[str, torch.Tensor]) -> Ge
 
 def topology_rule(space: SearchSpace, op_weights: Mapping[str, torch.Tensor],
                   kept_edges: Mapping[str, Sequence[Sequence[int]]]) -> Genotype:
-    """The given edges per node (chosen by the topology parameters), each with its argmax op."""
-    edges = space.edges
+    """The given edges per node (chosen by the topology parameters), each with its argmax op. In a
+    space whose genotypes list every edge (NAS-Bench-201), the edges not kept are 'none'."""
+    edges, every_edge = space.edges, space.inputs_per_node is None
     cells = {}
     for kind in space.cell_types:
-        cells[kind] = [sorted(((_best_op(space.edge_ops[kind][e], op_weights[kind][e], allow_none=True)[0],
-                                edges[e][1]) for e in node), key=lambda p: p[1])
-                       for node in kept_edges[kind]]
+        nodes = []
+        for node, kept in zip(_node_edges(space), kept_edges[kind]):
+            chosen = [e for e in node if e in kept or every_edge]
+            nodes.append([(_best_op(space.edge_ops[kind][e], op_weights[kind][e], allow_none=True)[0]
+                           if e in kept else "none", edges[e][1]) for e in chosen])
+        cells[kind] = nodes
     return Genotype.build(space.family, cells)

@@ -18,7 +18,7 @@ from .data import DataBundle, FileImages, build_transform, decode_image, epoch_l
 from .data.sources import fit_size, labelled_files
 from .errors import RomenasError
 from .genotype import Genotype
-from .train import build_network
+from .spaces import network_for
 from .weights import trained_weights
 
 
@@ -36,7 +36,7 @@ class TrainedModel:
         genotype = Genotype.from_dict(metadata["genotype"])
         config = from_dict(TrainConfig, metadata["config"])
         spec = metadata["data"]
-        net = build_network(genotype, config, len(spec["classes"]), spec["in_channels"])
+        net = network_for(genotype, config, len(spec["classes"]), spec["in_channels"])
         try:
             net.load_state_dict(state)
         except RuntimeError as exc:

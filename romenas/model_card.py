@@ -14,10 +14,11 @@ from typing import Any
 
 import torch
 
-from .config import FAMILY_DEFAULTS, method_summary
+from .config import method_summary
 from .inference import TrainedModel
 from .runs import RunDir, _write_atomic
-from .train import count_flops, count_parameters
+from .registry import get_family
+from .spaces import count_flops, count_parameters
 
 
 def cpu_speed(model: TrainedModel, repeats: int = 20, batch: int = 64) -> dict[str, float]:
@@ -66,8 +67,8 @@ def model_card(run: str | Path) -> str:
     source = run_dir.config().get("genotype_source")
     searched = _search_settings(source)
     classes = spec["classes"]
-    defaults = FAMILY_DEFAULTS[model.genotype.family]
-    layers, width = cfg.layers or defaults["layers"], cfg.channels or defaults["channels"]
+    family = get_family(model.genotype.family)
+    layers, width = cfg.layers or family.layers, cfg.channels or family.channels
     lines = [f"# Model card: {run_dir.path.name}", "",
              f"A {model.genotype.family.upper()}-family network found by neural architecture search and "
              f"{'fine-tuned' if cfg.init else 'trained from scratch'} by romenas on `{cfg.dataset}` "

@@ -2,10 +2,9 @@
 Genotype: a published name, a JSON/DARTS/NAS-Bench-201 string, a file or a run folder."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-from .genotype import Genotype, GenotypeError, parse_darts_string, parse_nb201_string
+from .genotype import MAX_SPEC_BYTES, Genotype, GenotypeError, parse_darts_string, parse_nb201_string
 
 _DARTS_STRINGS = {
     "DARTS_V1": "Genotype(normal=[('sep_conv_3x3', 1), ('sep_conv_3x3', 0), ('skip_connect', 0), ('sep_conv_3x3', 1), ('skip_connect', 0), ('sep_conv_3x3', 1), ('sep_conv_3x3', 0), ('skip_connect', 2)], normal_concat=[2, 3, 4, 5], reduce=[('max_pool_3x3', 0), ('max_pool_3x3', 1), ('skip_connect', 2), ('max_pool_3x3', 0), ('max_pool_3x3', 0), ('skip_connect', 2), ('skip_connect', 2), ('avg_pool_3x3', 0)], reduce_concat=[2, 3, 4, 5])",
@@ -30,22 +29,24 @@ def lookup_published(name: str) -> Genotype | None:
     return PUBLISHED.get(name.strip().upper().replace("-", "_"))
 
 
+_WHAT_TO_GIVE = ("give a run folder, a genotype JSON file, a DARTS 'Genotype(...)' or NAS-Bench-201 "
+                 f"'|op~0|+...' string, or one of {sorted(PUBLISHED)}")
+
+
 def parse_genotype(text: str) -> Genotype:
     """Parse any text form (JSON, DARTS string, NAS-Bench-201 string) or a published name."""
     text = text.strip()
+    if not text:
+        raise GenotypeError(f"the genotype spec is empty; {_WHAT_TO_GIVE}")
     if lookup_published(text) is not None:
         return lookup_published(text)
     if text.startswith("{"):
-        try:
-            return Genotype.from_dict(json.loads(text))
-        except json.JSONDecodeError as exc:
-            raise GenotypeError(f"genotype JSON is malformed: {exc}") from None
+        return Genotype.from_json(text)
     if text.startswith("Genotype("):
         return parse_darts_string(text)
     if text.startswith("|"):
         return parse_nb201_string(text)
-    raise GenotypeError(f"not a genotype: {text[:60]!r}; give a run folder, a genotype JSON file, a DARTS "
-                        f"'Genotype(...)' or NAS-Bench-201 '|op~0|+...' string, or one of {sorted(PUBLISHED)}")
+    raise GenotypeError(f"not a genotype: {text[:60]!r}; {_WHAT_TO_GIVE}")
 
 
 def load_genotype(spec: "str | Path | Genotype") -> Genotype:
@@ -53,14 +54,43 @@ def load_genotype(spec: "str | Path | Genotype") -> Genotype:
     if isinstance(spec, Genotype):
         return spec
     text = str(spec)
+    if not text.strip():
+        raise GenotypeError(f"the genotype spec is empty; {_WHAT_TO_GIVE}")
+    path = _existing_path(text)
+    return parse_genotype(_read_spec_file(path) if path is not None else text)
+
+
+def _existing_path(text: str) -> Path | None:
+    """The genotype file ``text`` names (a run folder's genotype.json), or None when it names
+    nothing. A genotype string is no path: testing it as one raises (a 400-character DARTS
+    line is too long a file name, a NUL byte is invalid), which means "not a path"."""
     path = Path(text)
-    if len(text) < 4096 and path.exists():
+    try:
+        if not path.exists():
+            return None
         if path.is_dir():
             path = path / "genotype.json"
             if not path.exists():
-                raise GenotypeError(f"{spec} has no genotype.json yet; finish or resume its search first")
-        try:
-            text = path.read_text()
-        except (OSError, UnicodeDecodeError) as exc:
-            raise GenotypeError(f"cannot read genotype file {path}: {exc}") from None
-    return parse_genotype(text)
+                raise GenotypeError(f"{text} has no genotype.json yet; finish or resume its search first")
+    except (OSError, ValueError):
+        return None
+    return path
+
+
+def _read_spec_file(path: Path) -> str:
+    """At most MAX_SPEC_BYTES: a wrong path (/dev/zero, a dataset archive) must not fill memory."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read(MAX_SPEC_BYTES + 1)
+    except OSError as exc:
+        raise GenotypeError(f"cannot read genotype file {path}: {exc.strerror or exc}") from None
+    if len(data) > MAX_SPEC_BYTES:
+        raise GenotypeError(f"{path} is larger than {MAX_SPEC_BYTES:,} bytes, not a genotype file; "
+                            f"{_WHAT_TO_GIVE}")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise GenotypeError(f"{path} is not UTF-8 text, not a genotype file; {_WHAT_TO_GIVE}") from None
+    if not text.strip():
+        raise GenotypeError(f"genotype file {path} is empty; write the genotype's JSON or string into it")
+    return text

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from .errors import RomenasError
+from .registry import SPACES
 
 #: Architecture optimiser shared by DARTS, GDAS and ROME (Adam, lr 3e-4, betas (0.5, 0.999), wd 1e-3).
 _ARCH = dict(a_lr=3e-4, a_betas=(0.5, 0.999), a_weight_decay=1e-3)
@@ -66,13 +67,13 @@ RECIPES: dict[str, Recipe] = _recipes(
            "ROME's fair weight step, K=7 and 50 epochs", {**_NB201_SGD, **_ARCH, **_ROME, "epochs": 50}),
 )
 
-_FAMILY_OF_SPACE = {"darts": "darts", "nb201": "nb201", "s1": "robust", "s2": "robust", "s3": "robust",
-                    "s4": "robust"}
+
 
 
 def recipe_name(algorithm: str, space: str) -> str:
     """The published recipe of ``algorithm`` in ``space`` ('<algorithm>-<darts|robust|nb201>'), or 'none'."""
-    name = f"{algorithm}-{_FAMILY_OF_SPACE.get(space, space)}"
+    entry = SPACES.get(str(space).lower())
+    name = f"{algorithm}-{entry.recipe_family if entry else space}"
     return name if name in RECIPES else "none"
 
 

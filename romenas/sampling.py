@@ -8,6 +8,7 @@ sample, the gradient is that of the relaxed sample (GDAS, ROME Eq. 2-3 and 7-8).
 from __future__ import annotations
 
 from itertools import combinations
+from typing import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -22,19 +23,25 @@ def gumbel(shape, generator: torch.Generator, device=None) -> torch.Tensor:
 
 
 def _relaxed(logits: torch.Tensor, tau: float, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """Perturbed scores (log-probabilities + Gumbel) / tau and their softmax; resampled if not finite."""
+    """Perturbed scores log p + g (their argmax or top-k is the sample) and the relaxed sample
+    softmax((log p + g) / tau), from one draw: nothing is resampled, so nothing can wait forever.
+
+    (log p + g) / tau overflows for a tiny tau (1e-30), so the softmax takes each row's gaps to
+    its best score: they are <= 0 with the best at 0, so it stays finite, one-hot in the limit.
+    tau is floored at the dtype's smallest normal number so that 1/tau, the gradient's scale,
+    stays finite, and a Gumbel draw of +inf (an exponential draw of 0) is clamped to a finite one.
+    """
     logp = F.log_softmax(logits, dim=-1)
-    while True:
-        scores = (logp + gumbel(logp.shape, generator, logp.device)) / tau
-        soft = F.softmax(scores, dim=-1)
-        if torch.isfinite(soft).all():
-            return scores, soft
+    noise = gumbel(logp.shape, generator, logp.device)
+    perturbed = logp + noise.clamp(max=torch.finfo(noise.dtype).max)
+    gaps = perturbed - perturbed.max(dim=-1, keepdim=True).values.detach()
+    return perturbed, F.softmax(gaps / max(float(tau), torch.finfo(gaps.dtype).tiny), dim=-1)
 
 
 def gumbel_max_st(logits: torch.Tensor, tau: float, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
     """One category per row. Returns (index [rows], straight-through one-hot weights [rows, K])."""
-    scores, soft = _relaxed(logits, tau, generator)
-    index = scores.argmax(-1)
+    perturbed, soft = _relaxed(logits, tau, generator)
+    index = perturbed.argmax(-1)
     hard = F.one_hot(index, logits.shape[-1]).to(soft.dtype)
     return index, hard - soft.detach() + soft
 
@@ -47,7 +54,8 @@ class EdgeIndex:
         self.num_edges = len(edges)
         self.num_nodes = len(nodes)
         self.node_edges = [[e for e, (n, _) in enumerate(edges) if n == node] for node in nodes]
-        self.max_pred = max(len(es) for es in self.node_edges)
+        self.num_preds = torch.tensor([len(es) for es in self.node_edges])
+        self.max_pred = int(self.num_preds.max())
         self.node_of = torch.tensor([nodes.index(n) for n, _ in edges])
         self.pos_of = torch.tensor([self.node_edges[nodes.index(n)].index(e) for e, (n, _) in enumerate(edges)])
         # ROME-v1: one parameter per pair of predecessors, node by node.
@@ -74,16 +82,19 @@ class EdgeIndex:
         return probs[self.node_of, self.pos_of]
 
 
-def gumbel_topk_edges_st(beta: torch.Tensor, index: EdgeIndex, k: int, tau: float,
+def gumbel_topk_edges_st(beta: torch.Tensor, index: EdgeIndex, k: int | Sequence[int], tau: float,
                          generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """ROME-v2 (Gumbel-Top2): exactly ``k`` distinct inputs per node, sampled without replacement.
+    """ROME-v2 (Gumbel-Top-k, Eq. 7-8 for k=2): ``k`` distinct inputs per node (one k for all nodes or
+    one per node; a node with fewer predecessors keeps them all), sampled without replacement from
+    softmax(beta) over the node's predecessors (Plackett-Luce).
 
     Returns (on [edges] bool, straight-through edge weights [edges]).
     """
     padded = index.pad(beta, index.node_of, index.pos_of, index.max_pred)
-    scores, soft = _relaxed(padded, tau, generator)
-    top = scores.topk(k, dim=-1).indices
-    hard = torch.zeros_like(soft).scatter_(-1, top, 1.0)
+    perturbed, soft = _relaxed(padded, tau, generator)
+    keep = torch.as_tensor(k).expand(index.num_nodes).clamp(max=index.num_preds).to(padded.device)
+    ranked = (torch.arange(index.max_pred, device=padded.device) < keep[:, None]).to(soft.dtype)
+    hard = torch.zeros_like(soft).scatter_(-1, perturbed.argsort(dim=-1, descending=True), ranked)
     st = hard - soft.detach() + soft
     node_of, pos_of = index.node_of.to(beta.device), index.pos_of.to(beta.device)
     return hard[node_of, pos_of].bool(), st[node_of, pos_of]

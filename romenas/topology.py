@@ -7,12 +7,13 @@ for a cell's edge list and the number of inputs each node keeps.
 """
 from __future__ import annotations
 
+from itertools import combinations
 from typing import ClassVar
 
 import torch
 
 from .errors import RomenasError
-from .sampling import EdgeIndex, gumbel_pair_edges_st, gumbel_topk_edges_st
+from .sampling import EdgeIndex, gumbel_max_st, gumbel_pair_edges_st, gumbel_topk_edges_st
 
 __all__ = ["TopologySampler", "GumbelTopK", "GumbelPairs", "TOPOLOGY_SAMPLERS", "get_topology_sampler"]
 
@@ -22,8 +23,10 @@ class TopologySampler:
     ``num_params`` entries). Nodes with no more than ``keep`` predecessors keep them all."""
 
     name: ClassVar[str]
+    #: Whether the sampler needs a fixed number of inputs per node (``keep``), as Gumbel-Top-k does.
+    needs_keep: ClassVar[bool] = True
 
-    def __init__(self, edges: list[tuple[int, int]], keep: int):
+    def __init__(self, edges: list[tuple[int, int]], keep: int | None):
         self.index = EdgeIndex(edges)
         self.keep = keep
         #: Entries of a node's distribution that a subnet keeps.
@@ -52,8 +55,9 @@ class TopologySampler:
 
 
 class GumbelTopK(TopologySampler):
-    """ROME-v2 (Eq. 7-8): one beta per edge; each node keeps ``keep`` distinct inputs drawn by
-    Gumbel-Top-k over softmax(beta) of its predecessors (sampling without replacement)."""
+    """ROME-v2 (Eq. 7-8): one beta per edge; each node keeps ``keep`` distinct inputs (one count for
+    every node, or one per node) drawn by Gumbel-Top-k over softmax(beta) of its predecessors
+    (sampling without replacement)."""
 
     name = "top2"
 
@@ -65,8 +69,11 @@ class GumbelTopK(TopologySampler):
         return gumbel_topk_edges_st(beta, self.index, self.keep, tau, generator)
 
     def kept(self, beta):
-        beta = beta.detach().cpu()
-        return [sorted(sorted(es, key=lambda e: -float(beta[e]))[:self.keep]) for es in self.index.node_edges]
+        beta, keep = beta.detach().cpu(), self._per_node()
+        return [sorted(sorted(es, key=lambda e: -float(beta[e]))[:k]) for es, k in zip(self.index.node_edges, keep)]
+
+    def _per_node(self) -> list[int]:
+        return [self.keep] * self.index.num_nodes if isinstance(self.keep, int) else list(self.keep)
 
     def marginals(self, beta):
         return self.index.node_softmax(beta.detach().cpu())
@@ -111,13 +118,68 @@ class GumbelPairs(TopologySampler):
         return [torch.softmax(g, -1) for g in self._groups(beta)]
 
 
-TOPOLOGY_SAMPLERS: dict[str, type[TopologySampler]] = {cls.name: cls for cls in (GumbelTopK, GumbelPairs)}
+class GumbelSubsets(TopologySampler):
+    """ROME-v1's construction over every non-empty set of a node's inputs (romenas' extension, for
+    spaces that keep every edge, as NAS-Bench-201 does): one parameter per input set, Gumbel-max picks
+    one, an edge is on when its set is chosen. An edge that is off is the 'none' op, so the topology
+    parameters, not alpha, decide it; every node keeps at least one input."""
+
+    name = "subset"
+    needs_keep = False
+
+    def __init__(self, edges, keep=None):
+        super().__init__(edges, keep)
+        self.chosen = 1  # one input set per node
+        self.sets = [[s for size in range(1, len(es) + 1) for s in combinations(es, size)]
+                     for es in self.index.node_edges]
+        self.width = max(len(s) for s in self.sets)
+        flat = [(j, q) for j, sets in enumerate(self.sets) for q in range(len(sets))]
+        self.set_node = torch.tensor([j for j, _ in flat])
+        self.set_pos = torch.tensor([q for _, q in flat])
+        self.incidence = torch.zeros(self.index.num_nodes * self.width, self.index.num_edges)
+        for j, sets in enumerate(self.sets):
+            for q, members in enumerate(sets):
+                self.incidence[j * self.width + q, list(members)] = 1.0
+
+    @property
+    def num_params(self) -> int:
+        return sum(len(s) for s in self.sets)
+
+    def _padded(self, beta):
+        return self.index.pad(beta, self.set_node, self.set_pos, self.width)
+
+    def sample(self, beta, tau, generator):
+        _, st = gumbel_max_st(self._padded(beta), tau, generator)
+        weights = st.flatten() @ self.incidence.to(st.device)
+        return weights.detach() > 0.5, weights
+
+    def _groups(self, beta):
+        return list(beta.detach().cpu().split([len(s) for s in self.sets]))
+
+    def kept(self, beta):
+        return [list(sets[int(scores.argmax())]) for sets, scores in zip(self.sets, self._groups(beta))]
+
+    def marginals(self, beta):
+        return torch.softmax(self._padded(beta.detach().cpu()), -1).flatten() @ self.incidence
+
+    def distributions(self, beta):
+        return [torch.softmax(g, -1) for g in self._groups(beta)]
 
 
-def get_topology_sampler(name: str, edges: list[tuple[int, int]], keep: int) -> TopologySampler:
+TOPOLOGY_SAMPLERS: dict[str, type[TopologySampler]] = {cls.name: cls for cls in (GumbelTopK, GumbelPairs,
+                                                                                  GumbelSubsets)}
+
+
+def get_topology_sampler(name: str, edges: list[tuple[int, int]], keep: int | None) -> TopologySampler:
+    """The sampler ``name`` for a cell's ``edges`` whose nodes keep ``keep`` inputs (None: any number)."""
     try:
         cls = TOPOLOGY_SAMPLERS[name]
     except KeyError:
         raise RomenasError(f"unknown edge sampler {name!r}; use one of {sorted(TOPOLOGY_SAMPLERS)} "
-                           "('top2' = ROME-v2 Gumbel-Top-k, 'pair' = ROME-v1)") from None
+                           "('top2' = ROME-v2 Gumbel-Top-k, 'pair' = ROME-v1, 'subset' = any non-empty input "
+                           "set, for spaces that keep every edge)") from None
+    if cls.needs_keep and keep is None:
+        raise RomenasError(f"edge sampler {name!r} keeps a fixed number of inputs per node, but this space keeps "
+                           "every edge; use --edge-sampler subset (edges on or off, 'none' decided by beta) "
+                           "or --no-topology")
     return cls(edges, keep)

@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 
 from . import distributed as dist
 from .checkpoint import capture_rng, load_checkpoint, seed_everything
-from .config import FAMILY_DEFAULTS, TrainConfig, build_config, resolve_device, resumed_config, to_dict
+from .config import TrainConfig, build_config, resolve_device, resumed_config, to_dict
 from .data import dataset_shape, epoch_loader, load_data, make_transform
 from .errors import RomenasError
 from .genotype import Genotype
@@ -26,7 +26,7 @@ from .published import load_genotype
 from .runtime import Runtime
 from .runs import CheckpointedLoop, RunDir, ScalarLogger, default_run_path
 from .weights import save_weights, trained_weights
-from .spaces import FAMILY_BUILDERS
+from .spaces import count_flops, count_parameters, network_for
 
 
 @dataclass
@@ -40,41 +40,12 @@ class TrainResult:
     params: int
 
 
-def build_network(genotype: Genotype, cfg: TrainConfig, num_classes: int, in_channels: int) -> nn.Module:
-    """The derived network of ``genotype`` at the config's size (family defaults where unset)."""
-    defaults = FAMILY_DEFAULTS[genotype.family]
-    C, layers = cfg.channels or defaults["channels"], cfg.layers or defaults["layers"]
-    if genotype.family == "darts" and (layers < 3 or C % 2):
-        raise RomenasError(f"a DARTS-family network needs layers >= 3 and an even channel count "
-                           f"(got layers={layers}, channels={C})")
-    return FAMILY_BUILDERS[genotype.family].network(genotype, C, layers, num_classes, in_channels,
-                                                     auxiliary=cfg.auxiliary_weight > 0, stem=cfg.stem)
-
-
-def count_parameters(net: nn.Module) -> int:
-    """Trainable parameters, the auxiliary head excluded (as the papers count them)."""
-    return sum(p.numel() for name, p in net.named_parameters() if not name.startswith("aux_head"))
-
-
-def count_flops(net: nn.Module, in_channels: int, size: int) -> int:
-    """FLOPs of one image's forward pass (PyTorch's FlopCounterMode; MACs are half of this)."""
-    from torch.utils.flop_counter import FlopCounterMode
-
-    was_training = net.training
-    net.eval()
-    counter = FlopCounterMode(display=False)
-    with counter, torch.no_grad():
-        net(torch.zeros(1, in_channels, size, size, device=next(net.parameters()).device))
-    net.train(was_training)
-    return int(counter.get_total_flops())
-
-
 def describe(genotype: "str | Genotype", config: TrainConfig | None = None, **overrides) -> dict[str, Any]:
     """Build the network without training: parameters and FLOPs (``romenas train --dry-run``)."""
     genotype = load_genotype(genotype)
     cfg = config.validate() if config is not None else build_config(TrainConfig, overrides)
     classes, channels, size = dataset_shape(cfg.dataset, cfg.image_size)
-    net = build_network(genotype, cfg, classes, channels)
+    net = network_for(genotype, cfg, classes, channels)
     return {"genotype": genotype.to_string(), "params": count_parameters(net),
             "flops": count_flops(net, channels, size), "input": [channels, size, size], "classes": classes}
 
@@ -126,7 +97,7 @@ class Trainer(CheckpointedLoop):
                                "process; lower --batch-size")
         self.test_loader = epoch_loader(data, "test", make_transform(data, False, stats=self.stats), 256, cfg.seed,
                                         train=False, workers=cfg.workers, device=self.device)
-        net = build_network(genotype, cfg, data.num_classes, data.in_channels)
+        net = network_for(genotype, cfg, data.num_classes, data.in_channels)
         if cfg.init:
             initialise_from(net, cfg.init, genotype)
         if self.ctx.world > 1 and cfg.sync_bn:

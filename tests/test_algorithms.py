@@ -1,5 +1,6 @@
 """Algorithms: gradient accumulation, derivation rules, tiny end-to-end searches."""
 import copy
+import json
 
 import pytest
 import torch
@@ -7,6 +8,7 @@ import torch
 from romenas import search
 from romenas.config import SearchConfig, build_config
 from romenas.derive import darts_rule, topology_rule
+from romenas.errors import RomenasError
 from romenas.search import ALGORITHMS
 from romenas.search.loop import Searcher
 from romenas.spaces import get_space
@@ -84,7 +86,8 @@ def test_rome_v1_derivation_takes_the_best_pair():
 def test_tiny_search_completes_with_valid_genotype(space, algorithm, tmp_path):
     layers = 1 if space == "nb201" else 3
     result = search(out=tmp_path / "run", algorithm=algorithm, space=space,
-                    **{**TINY_SEARCH, "epochs": 1, "layers": layers, "limit_train": 128})
+                    **{**TINY_SEARCH, "epochs": 1, "layers": layers, "limit_train": 128,
+                       "samples": TINY_SEARCH["samples"] if algorithm == "rome" else None})
     g = result.genotype
     g.validate(get_space(space).ops)
     assert (tmp_path / "run" / "genotype.json").exists()
@@ -114,3 +117,20 @@ def test_batched_subnets_equal_sequential_accumulation(space, algorithm, weights
         assert torch.allclose(algo_s[key], algo_b[key], atol=1e-6), key
     assert acc_s["w_loss"] == pytest.approx(acc_b["w_loss"], rel=1e-5)
     assert acc_s["a_correct"] == pytest.approx(acc_b["a_correct"])
+
+
+def test_rome_topology_on_nb201_decides_none_with_beta(tmp_path):
+    """--edge-sampler subset: beta picks each node's non-empty input set, an edge off is 'none',
+    alpha chooses among the other ops (romenas' extension of ROME to spaces that keep every edge)."""
+    result = search(out=tmp_path / "run", **{**TINY_SEARCH, "space": "nb201", "layers": 1, "epochs": 1,
+                                             "edge_sampler": "subset", "limit_train": 128})
+    saved = json.loads((tmp_path / "run" / "config.json").read_text())["config"]
+    assert saved["topology"] is True and saved["edge_sampler"] == "subset"
+    state = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)["algo"]
+    assert state["betas.cell"].shape == (11,) and state["alphas.cell"].shape == (6, 4)  # 'none' left alpha
+    algo = ALGORITHMS["rome"](get_space("nb201"), torch.Generator().manual_seed(0), edge_sampler="subset")
+    for plan in algo.arch_plans(1.0) + algo.weight_plans(1.0):
+        on = [len(edge) > 0 for edge in plan["cell"]]
+        assert on[0] and (on[1] or on[2]) and (on[3] or on[4] or on[5])  # every node keeps an input
+    with pytest.raises(RomenasError, match="has no 'none'"):
+        ALGORITHMS["rome"](get_space("nb201").without_op("none"), torch.Generator(), edge_sampler="subset")

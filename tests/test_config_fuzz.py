@@ -50,3 +50,33 @@ def test_invalid_numbers_exit_2_in_one_line(command, cls, kind, data, capsys, tm
        value=st.text(alphabet="abcxyz-_/.0123456789", min_size=1, max_size=12))
 def test_unknown_choices_exit_2_in_one_line(name, value, capsys):
     _refused(["search", *TINY, f"--{name.replace('_', '-')}={value}"], capsys)
+
+
+def test_every_flag_of_every_command_has_a_help_line():
+    import argparse
+
+    from romenas.cli import build_parser
+
+    def walk(parser, path):
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    yield from walk(sub, f"{path} {name}")
+            elif not isinstance(action, argparse._HelpAction):
+                yield path, action
+
+    empty = [f"{path} {'/'.join(a.option_strings) or a.dest}" for path, a in walk(build_parser(), "romenas")
+             if not (a.help or "").strip()]
+    assert not empty
+    assert len(list(walk(build_parser(), "romenas"))) > 100  # every command walked
+
+
+def test_settings_shared_by_search_and_train_are_defined_once():
+    from romenas.config import RunSettings
+
+    shared = {f.name for f in dataclasses.fields(RunSettings)}
+    own = lambda cls: {f.name for f in dataclasses.fields(cls)} - shared  # noqa: E731
+    assert {"dataset", "seed", "precision", "workers"} <= shared
+    assert not {n for n in own(SearchConfig) & own(TrainConfig)
+                if getattr(SearchConfig, n, None) == getattr(TrainConfig, n, None)
+                and SearchConfig.__dataclass_fields__[n].metadata == TrainConfig.__dataclass_fields__[n].metadata}

@@ -9,7 +9,8 @@ from PIL import Image
 
 from romenas.cli import main
 from romenas.inference import TrainedModel
-from romenas.train import build_network, initialise_from, train
+from romenas.spaces import network_for
+from romenas.train import initialise_from, train
 
 TINY = dict(epochs=2, channels=4, layers=1, batch_size=16, progress=False, device="cpu")
 
@@ -147,7 +148,7 @@ def test_model_card_written_and_shown(trained, capsys):
 def test_fine_tune_keeps_the_body_and_replaces_the_head(trained, tmp_path, capsys):
     root, folder, _ = trained
     source = TrainedModel.load(root / "run")
-    net = build_network(source.genotype, source.config, 5, 3)
+    net = network_for(source.genotype, source.config, 5, 3)
     initialise_from(net, root / "run", source.genotype)
     mine, theirs = net.state_dict(), source.net.state_dict()
     assert all(torch.equal(mine[k], v) for k, v in theirs.items() if not k.startswith("classifier"))

@@ -1,11 +1,12 @@
 """Samplers: Gumbel-Top2 exactness and distribution, pair sampling, fair permutations, gradients."""
-from itertools import combinations
+from itertools import permutations
 
 import pytest
 import torch
 
 from romenas.sampling import (EdgeIndex, fair_op_indices, gumbel_max_st, gumbel_pair_edges_st,
                               gumbel_topk_edges_st)
+from romenas.errors import RomenasError
 from romenas.spaces.base import cell_edges
 
 INDEX = EdgeIndex(cell_edges(2, 4))
@@ -21,27 +22,34 @@ def test_top2_gives_exactly_two_distinct_inputs_per_node():
         assert torch.equal(weights.detach() > 0.5, on)  # hard forward value is exactly the mask
 
 
-def _plackett_luce_pairs(p):
-    """P(unordered pair) when drawing 2 without replacement with probabilities p."""
-    return {(a, b): float(p[a] * p[b] / (1 - p[a]) + p[b] * p[a] / (1 - p[b]))
-            for a, b in combinations(range(len(p)), 2)}
+def _plackett_luce_subsets(p, k):
+    """P(unordered k-subset) when drawing k without replacement with probabilities p (Plackett-Luce)."""
+    out = {}
+    for order in permutations(range(len(p)), k):
+        prob, left = 1.0, 1.0
+        for i in order:
+            prob *= float(p[i]) / left
+            left -= float(p[i])
+        key = tuple(sorted(order))
+        out[key] = out.get(key, 0.0) + prob
+    return out
 
 
-def test_top2_frequencies_match_plackett_luce():
-    g = torch.Generator().manual_seed(2)
+@pytest.mark.parametrize("k", [1, 2, 3])
+def test_topk_frequencies_match_plackett_luce(k):
+    """Gumbel-Top-k keeps k inputs with the probabilities of drawing k without replacement (ROME Eq. 7-8)."""
+    g = torch.Generator().manual_seed(2 + k)
     beta = torch.tensor([0.0, 0.0, 1.0, -1.0, 0.5] + [0.0, 1.5, -0.5, 0.2] + [0.3, -0.3, 0.8] + [0.0, 0.0])
     node = INDEX.node_edges[3]  # the node with 5 predecessors: edges 9..13
-    probs = torch.softmax(beta[node], 0)
-    expected = _plackett_luce_pairs(probs)
-    n = 20000
+    expected = _plackett_luce_subsets(torch.softmax(beta[node], 0), k)
+    n = 12000
     counts = dict.fromkeys(expected, 0)
     for _ in range(n):
-        on, _ = gumbel_topk_edges_st(beta, INDEX, 2, 1.0, g)
-        chosen = tuple(i for i, e in enumerate(node) if on[e])
-        counts[chosen] += 1
-    for pair, p in expected.items():
+        on, _ = gumbel_topk_edges_st(beta, INDEX, k, 1.0, g)
+        counts[tuple(i for i, e in enumerate(node) if on[e])] += 1
+    for subset, p in expected.items():
         tolerance = 4.5 * (p * (1 - p) / n) ** 0.5 + 1e-3
-        assert abs(counts[pair] / n - p) < tolerance, (pair, counts[pair] / n, p)
+        assert abs(counts[subset] / n - p) < tolerance, (subset, counts[subset] / n, p)
 
 
 def test_pair_sampler_turns_on_one_pair_per_node():
@@ -74,3 +82,25 @@ def test_straight_through_values_are_hard_and_gradients_soft():
     _, w = gumbel_topk_edges_st(beta, INDEX, 2, 1.0, g)
     (w * torch.arange(14.0)).sum().backward()
     assert torch.isfinite(beta.grad).all() and beta.grad.abs().sum() > 0
+
+
+def test_topk_takes_one_count_per_node_and_never_more_than_the_predecessors():
+    g = torch.Generator().manual_seed(5)
+    beta = torch.randn(14, generator=g)
+    for keep, expected in (((1, 2, 2, 3), [1, 2, 2, 3]), (3, [2, 3, 3, 3]), (1, [1, 1, 1, 1])):
+        for _ in range(50):
+            on, weights = gumbel_topk_edges_st(beta, INDEX, keep, 0.5, g)
+            assert [int(on[es].sum()) for es in INDEX.node_edges] == expected
+            assert torch.equal(weights.detach() > 0.5, on)
+
+
+def test_topology_samplers_derive_the_mode_with_their_counts():
+    from romenas.topology import get_topology_sampler
+
+    edges = cell_edges(2, 4)
+    beta = torch.tensor([0.0, 1.0] + [3.0, 2.0, 1.0] + [0.0, 1.0, 2.0, 3.0] + [5.0, 4.0, 3.0, 2.0, 1.0])
+    assert get_topology_sampler("top2", edges, (1, 2, 2, 3)).kept(beta) == [[1], [2, 3], [7, 8], [9, 10, 11]]
+    subsets = get_topology_sampler("subset", cell_edges(1, 3), None)
+    assert subsets.num_params == 1 + 3 + 7
+    with pytest.raises(RomenasError, match="keeps every edge"):
+        get_topology_sampler("top2", cell_edges(1, 3), None)

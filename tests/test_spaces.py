@@ -5,7 +5,7 @@ import torch
 from romenas.published import PUBLISHED
 from romenas.search import ALGORITHMS
 from romenas.spaces import get_space
-from romenas.train import count_parameters
+from romenas.spaces import build_network, count_parameters
 
 
 @pytest.mark.parametrize("name, space, C, layers, expected, tolerance", [
@@ -16,7 +16,7 @@ from romenas.train import count_parameters
     ("NB201_ALL_SKIP", "nb201", 16, 5, 0.0733e6, 0.001),
 ])
 def test_parameter_counts_match_published(name, space, C, layers, expected, tolerance):
-    net = get_space(space).build_network(PUBLISHED[name], C, layers, 10, 3, auxiliary=True)
+    net = build_network(PUBLISHED[name], C, layers, 10, 3, auxiliary=True)
     assert abs(count_parameters(net) - expected) / expected < tolerance
 
 
@@ -24,7 +24,7 @@ def test_parameter_counts_match_published(name, space, C, layers, expected, tole
 def test_derived_network_has_exactly_the_genotype(name):
     genotype = PUBLISHED[name]
     space = get_space(genotype.family)
-    net = space.build_network(genotype, 8, 3 if genotype.family == "darts" else 1, 10, 3)
+    net = build_network(genotype, 8, 3 if genotype.family == "darts" else 1, 10, 3)
     cells = [c for c in net.cells if hasattr(c, "dag")]
     for cell in cells:
         dag, wanted = cell.dag, genotype.cells[cell.kind]

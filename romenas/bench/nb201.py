@@ -14,6 +14,7 @@ from pathlib import Path
 from ..errors import RomenasError
 from ..genotype import Genotype
 from ..published import load_genotype
+from ..spaces.nb201 import NB201_OPS, NUM_NODES
 
 COLUMNS = {"cifar10": "CIFAR10TestAccuracy200Epochs", "cifar100": "CIFAR100TestAccuracy200Epochs",
            "imagenet16-120": "ImageNetTestAccuracy200Epochs"}
@@ -52,18 +53,29 @@ class NB201Table:
     def lookup(self, arch: "str | Genotype") -> dict:
         """{'arch', 'cifar10', 'cifar100', 'imagenet16-120' (the cell's own row, %), 'canonical' (its
         isomorphism class's first row), 'class' ({dataset: accuracy} of that row)} for a cell."""
-        genotype = load_genotype(arch)
-        if genotype.family != "nb201":
-            raise RomenasError("NAS-Bench-201 lookups need a NAS-Bench-201 cell (|op~0|+|op~0|op~1|+...)")
-        text = genotype.to_string()
+        genotype = _benchmark_cell(load_genotype(arch))
+        text = genotype.to_string()  # canonical: each node's edges sorted by input, as the table writes them
         if self._nats is not None:
             found = _nats_lookup(self._nats, text)
             return {"arch": text, "canonical": text, **found, "class": found}
         if text not in self.acc:
-            raise RomenasError(f"{text} is not in the NAS-Bench-201 table; its ops must be "
-                               "none, skip_connect, nor_conv_1x1, nor_conv_3x3, avg_pool_3x3")
+            raise RomenasError(f"{text} is not in the NAS-Bench-201 table ({len(self):,} cells of the "
+                               f"benchmark's 15,625); export the whole table from NATS-Bench")
         canonical = self.canonical[self.key[text]]
         return {"arch": text, **self.acc[text], "canonical": canonical, "class": self.acc[canonical]}
+
+
+def _benchmark_cell(genotype: Genotype) -> Genotype:
+    """The genotype if the benchmark holds cells like it (its nodes and ops); otherwise an
+    error naming what differs, rather than a failed lookup."""
+    if genotype.family != "nb201":
+        raise RomenasError("NAS-Bench-201 lookups need a NAS-Bench-201 cell (|op~0|+|op~0|op~1|+...)")
+    nodes = len(genotype.cells["cell"])
+    if nodes != NUM_NODES:
+        raise RomenasError(f"NAS-Bench-201 cells have {NUM_NODES} nodes after the input "
+                           f"(|op~0|+|op~0|op~1|+|op~0|op~1|op~2|); this one has {nodes}")
+    genotype.validate(allowed_ops=NB201_OPS)
+    return genotype
 
 
 def _accuracies(row: dict, path: Path, line: int) -> dict[str, float]:

@@ -9,14 +9,30 @@ from __future__ import annotations
 import torch
 
 from .loading import AugmentedImages, EpochBatchSampler, default_workers, make_loader, one_line_errors, sample_seed
-from .shards import ShardImages, ShardLoader
-from .sources import (AUGMENTS, BUILTIN, KNOWN_SHAPES, DataBundle, FileImages, MemoryImages, dataset_shape,
-                      decode_image, load_data)
+from .shards import ShardImages, ShardLoader, is_shard_pattern, shard_bundle
+from .sources import (AUGMENTS, BUILTIN, KNOWN_SHAPES, DataBundle, FileImages, MemoryImages, decode_image,
+                      load_source, resolve_augment, source_shape)
 from .transforms import build_transform, make_transform
 
 __all__ = ["AUGMENTS", "BUILTIN", "KNOWN_SHAPES", "DataBundle", "EpochLoader", "FileImages", "MemoryImages",
            "build_transform", "dataset_shape", "decode_image", "epoch_loader", "load_data", "make_transform",
            "sample_seed"]
+
+
+def load_data(dataset: str, data_dir: str | None = None, download: bool = False, limit_train: int | None = None,
+              limit_test: int | None = None, image_size: int | None = None, augment: str = "auto") -> DataBundle:
+    """A dataset by name ('digits', 'cifar10', 'cifar100', 'svhn'), image-folder path or tar-shard pattern."""
+    if is_shard_pattern(dataset):
+        return shard_bundle(dataset, limit_train, image_size, resolve_augment(augment, None))
+    return load_source(dataset, data_dir, download, limit_train, limit_test, image_size, augment)
+
+
+def dataset_shape(dataset: str, image_size: int | None = None) -> tuple[int, int, int]:
+    """(classes, channels, size) of a dataset, reading one image (or the shards' headers) at most."""
+    if is_shard_pattern(dataset) and dataset.lower() not in KNOWN_SHAPES:
+        bundle = shard_bundle(dataset, None, image_size, "pad-crop")
+        return bundle.num_classes, 3, bundle.image_size
+    return source_shape(dataset, image_size)
 
 
 class EpochLoader:

@@ -234,7 +234,8 @@ def _image_folder(root: Path, limit_train, limit_test, image_size, augment) -> D
     return DataBundle(root.name, train, test, classes, augment, size, 3)
 
 
-def _resolve_augment(augment: str, builtin: str | None) -> str:
+def resolve_augment(augment: str, builtin: str | None) -> str:
+    """The augmentation an 'auto' setting means for a source (none for the 8x8 digits)."""
     if augment == "auto":  # the 8x8 digits lose their content to a crop
         return "none" if builtin == "digits" else "pad-crop"
     if augment not in AUGMENTS:
@@ -242,20 +243,16 @@ def _resolve_augment(augment: str, builtin: str | None) -> str:
     return augment
 
 
-def load_data(dataset: str, data_dir: str | None = None, download: bool = False, limit_train: int | None = None,
-              limit_test: int | None = None, image_size: int | None = None, augment: str = "auto") -> DataBundle:
-    """A dataset by name ('digits', 'cifar10', 'cifar100', 'svhn'), image-folder path or tar-shard pattern."""
-    from .shards import is_shard_pattern, shard_bundle
-
+def load_source(dataset: str, data_dir: str | None = None, download: bool = False, limit_train: int | None = None,
+                limit_test: int | None = None, image_size: int | None = None, augment: str = "auto") -> DataBundle:
+    """A dataset by name ('digits', 'cifar10', 'cifar100', 'svhn') or image-folder path."""
     key = dataset.lower()
-    if is_shard_pattern(dataset):
-        return shard_bundle(dataset, limit_train, image_size, _resolve_augment(augment, None))
     if key not in BUILTIN:
         return _image_folder(Path(dataset).expanduser(), limit_train, limit_test, image_size,
-                             _resolve_augment(augment, None))
+                             resolve_augment(augment, None))
     train, test, classes = _digits() if key == "digits" else _torchvision(key, data_dir, download)
     train, test = train.subset(limit_train).resized(image_size), test.subset(limit_test).resized(image_size)
-    return DataBundle(key, train, test, classes, _resolve_augment(augment, key), int(train.images.shape[-1]),
+    return DataBundle(key, train, test, classes, resolve_augment(augment, key), int(train.images.shape[-1]),
                       int(train.images.shape[1]))
 
 
@@ -264,16 +261,11 @@ KNOWN_SHAPES = {"digits": (10, 1, 8), "cifar10": (10, 3, 32), "cifar100": (100, 
                 "imagenet": (1000, 3, 224)}
 
 
-def dataset_shape(dataset: str, image_size: int | None = None) -> tuple[int, int, int]:
-    """(classes, channels, size) of a dataset, reading one image at most."""
-    from .shards import is_shard_pattern, shard_bundle
-
+def source_shape(dataset: str, image_size: int | None = None) -> tuple[int, int, int]:
+    """(classes, channels, size) of a named dataset or image folder, reading one image at most."""
     key = dataset.lower()
     if key in KNOWN_SHAPES:
         classes, channels, size = KNOWN_SHAPES[key]
         return classes, channels, image_size or size
-    if is_shard_pattern(dataset):
-        bundle = shard_bundle(dataset, None, image_size, "pad-crop")
-        return bundle.num_classes, 3, bundle.image_size
     _, classes, files = _train_files(Path(dataset).expanduser())
     return len(classes), 3, image_size or int(decode_image(files[0][0]).shape[-1])

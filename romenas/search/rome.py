@@ -23,7 +23,7 @@ from ..errors import RomenasError
 from ..genotype import Genotype
 from ..sampling import fair_op_indices, gumbel_max_st
 from ..spaces import Plan, SearchSpace
-from ..topology import get_topology_sampler
+from ..topology import TOPOLOGY_SAMPLERS, get_topology_sampler
 from .base import SearchAlgorithm, register
 
 
@@ -41,10 +41,19 @@ class ROME(SearchAlgorithm):
                  weight_sampling: str = "fair", topology: bool = True, edge_sampler: str = "top2"):
         if weight_sampling not in ("fair", "gumbel", "single"):
             raise RomenasError(f"unknown weight sampling {weight_sampling!r}; use 'fair', 'gumbel' or 'single'")
-        # Where nodes keep a subset of their inputs (DARTS family) beta decides the edges, so
-        # 'none' (an absent edge) is not an op any more. Where every edge is kept
-        # (NAS-Bench-201) there is no topology to disentangle: no betas, the op set as given.
-        self.topology = topology and space.inputs_per_node is not None
+        # Where beta decides the edges, 'none' (an absent edge) is not an op any more. Nodes keep
+        # a fixed number of inputs in the DARTS family (Gumbel-Top-k, pairs); where every edge is
+        # kept (NAS-Bench-201) only the subset sampler has a topology to decide (edge on, or
+        # 'none'); with the others there, no betas and the op set as given.
+        sampler = TOPOLOGY_SAMPLERS.get(edge_sampler)
+        if topology and sampler is not None and not sampler.needs_keep and space.inputs_per_node is not None:
+            raise RomenasError(f"edge sampler {edge_sampler!r} lets a node keep any number of inputs, but nodes of "
+                               f"the {space.name} space keep {space.inputs_per_node}; use --edge-sampler top2 or pair")
+        self.topology = topology and (space.inputs_per_node is not None or (sampler is not None
+                                                                            and not sampler.needs_keep))
+        if self.topology and space.inputs_per_node is None and "none" not in space.ops:
+            raise RomenasError(f"edge sampler {edge_sampler!r} turns edges off, which is the 'none' op, but the op set "
+                               f"{space.ops} has no 'none'; add it to --ops or use --no-topology")
         if self.topology and "none" in space.ops:
             space = space.without_op("none")
         super().__init__(space, generator)

@@ -1,33 +1,14 @@
-"""Search-space registry: ``get_space(name)`` for 'darts', 'nb201', 's1'..'s4'."""
+"""Search spaces: ``get_space(name)`` for every space in romenas/registry.py, and derived networks."""
 from __future__ import annotations
 
-from types import SimpleNamespace
-from typing import Callable
-
-from ..errors import RomenasError
+from ..registry import SPACES, space_entry
 from .base import EdgePlan, Plan, SearchSpace
-from .darts import DartsNetwork, DartsSupernet, darts_space
-from .nb201 import NB201Network, NB201Supernet, nb201_space
-from .robust import robust_space
+from .network import build_network, count_flops, count_parameters, network_for
 
-__all__ = ["SPACES", "get_space", "SearchSpace", "Plan", "EdgePlan", "FAMILY_BUILDERS"]
-
-SPACES: dict[str, Callable[[], SearchSpace]] = {
-    "darts": darts_space,
-    "nb201": nb201_space,
-    **{f"s{i}": (lambda i=i: robust_space(f"s{i}")) for i in range(1, 5)},
-}
-
-#: Network builders per genotype family (a space's supernet and its derived network).
-FAMILY_BUILDERS = {
-    "darts": SimpleNamespace(supernet=DartsSupernet, network=DartsNetwork),
-    "nb201": SimpleNamespace(supernet=NB201Supernet, network=NB201Network),
-}
+__all__ = ["SPACES", "get_space", "SearchSpace", "Plan", "EdgePlan", "build_network", "network_for",
+           "count_parameters", "count_flops"]
 
 
 def get_space(name: str) -> SearchSpace:
-    """The search space registered under ``name`` (case-insensitive)."""
-    try:
-        return SPACES[name.lower()]()
-    except KeyError:
-        raise RomenasError(f"unknown search space {name!r}; use one of {sorted(SPACES)}") from None
+    """The search space registered under ``name`` (case-insensitive); RomenasError for an unknown name."""
+    return space_entry(name).build()

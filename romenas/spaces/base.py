@@ -20,7 +20,8 @@ import torch
 from torch import nn
 
 from ..errors import RomenasError
-from ..genotype import FAMILIES, Cell, Genotype
+from ..genotype import Cell, Genotype
+from ..registry import CellFamily, get_family
 from ..ops import Zero, build_op
 
 EdgePlan = Sequence[Sequence[tuple[int, Optional[torch.Tensor]]]]
@@ -43,17 +44,21 @@ class SearchSpace:
     description: str = ""
 
     @property
+    def cell_family(self) -> CellFamily:
+        return get_family(self.family)
+
+    @property
     def num_inputs(self) -> int:
-        return FAMILIES[self.family][0]
+        return self.cell_family.num_inputs
 
     @property
     def cell_types(self) -> tuple[str, ...]:
-        return FAMILIES[self.family][1]
+        return self.cell_family.cell_types
 
     @property
     def inputs_per_node(self) -> int | None:
         """How many inputs a derived node keeps (None: all of them, as in NAS-Bench-201)."""
-        return FAMILIES[self.family][2]
+        return self.cell_family.inputs_per_node
 
     @property
     def edges(self) -> list[tuple[int, int]]:
@@ -87,14 +92,8 @@ class SearchSpace:
         return replace(self, edge_ops=edge_ops)
 
     def build_supernet(self, C: int, layers: int, num_classes: int, in_channels: int) -> nn.Module:
-        from . import FAMILY_BUILDERS
-        return FAMILY_BUILDERS[self.family].supernet(self, C, layers, num_classes, in_channels)
-
-    def build_network(self, genotype: Genotype, C: int, layers: int, num_classes: int, in_channels: int,
-                      auxiliary: bool = False, stem: str = "cifar") -> nn.Module:
-        from . import FAMILY_BUILDERS
-        return FAMILY_BUILDERS[self.family].network(genotype, C, layers, num_classes, in_channels,
-                                                    auxiliary=auxiliary, stem=stem)
+        self.cell_family.check_size(C, layers)
+        return self.cell_family.build_supernet(self, C, layers, num_classes, in_channels)
 
 
 class MixedEdge(nn.ModuleList):
@@ -152,10 +151,11 @@ def group_replicas(plans: Sequence[EdgePlan], device: torch.device) -> ReplicaPl
 
 
 class SuperDAG(nn.Module):
-    """The supernet's DAG: computes exactly the ops the edge plans name.
+    """The supernet's DAG: computes exactly the ops the edge plan names.
 
-    The states stack ``plan.replicas`` replicas of the batch, one per subnet, and the
-    replicas that take the same op on an edge run it together (a single subnet is one replica).
+    ``forward(states, plan)`` runs one subnet (an :data:`EdgePlan`). Given a :class:`ReplicaPlan`
+    (``--subnet-execution batched``), the states stack one replica of the batch per subnet and
+    the replicas that take the same op on an edge run it together.
     """
 
     def __init__(self, edge_ops: Sequence[Sequence[str]], num_inputs: int, num_nodes: int, C: int,
@@ -166,7 +166,31 @@ class SuperDAG(nn.Module):
         self.edges = nn.ModuleList(MixedEdge(ops, C, stride_of(i), pool_bn)
                                    for ops, i in zip(edge_ops, self.inputs))
 
-    def forward(self, states: list[torch.Tensor], plan: ReplicaPlan) -> list[torch.Tensor]:
+    def forward(self, states: list[torch.Tensor], plan: "EdgePlan | ReplicaPlan") -> list[torch.Tensor]:
+        if isinstance(plan, ReplicaPlan):
+            return self._forward_replicas(states, plan)
+        e = 0
+        for j in range(self.num_nodes):
+            node, constants = None, []
+            for inp in range(self.num_inputs + j):
+                edge, choices = self.edges[e], plan[e]
+                real_op_runs = any(o is not None and not isinstance(edge[o], Zero) for o, _ in choices)
+                for o, weight in choices:
+                    if o is None:
+                        constants.append(weight)
+                    elif not (isinstance(edge[o], Zero) and real_op_runs):  # see _runs_for_all
+                        out = edge[o](states[inp])
+                        out = out if weight is None else out * weight
+                        node = out if node is None else node + out
+                e += 1
+            if node is None:
+                raise RuntimeError(f"edge plan leaves node {self.num_inputs + j} without inputs")
+            for weight in constants:
+                node = node + weight
+            states.append(node)
+        return states
+
+    def _forward_replicas(self, states: list[torch.Tensor], plan: ReplicaPlan) -> list[torch.Tensor]:
         e = 0
         for j in range(self.num_nodes):
             node, constants = None, []

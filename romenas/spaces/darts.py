@@ -130,6 +130,8 @@ class DartsSupernet(DartsSkeleton):
         convert_batchnorm(self)
 
     def forward(self, x, plans: Sequence[Plan]):
+        if len(plans) == 1:
+            return self.run(x, {k: (edges,) for k, edges in plans[0].items()})
         with replica_batch(x.shape[0]):
             grouped = {k: (group_replicas([p[k] for p in plans], x.device),) for k in plans[0]}
             return self.run(x.repeat(len(plans), 1, 1, 1), grouped)

@@ -80,6 +80,8 @@ class NB201Supernet(NB201Skeleton):
         convert_batchnorm(self)
 
     def forward(self, x, plans: Sequence[Plan]):
+        if len(plans) == 1:
+            return self.run(x, (plans[0]["cell"],))
         with replica_batch(x.shape[0]):
             return self.run(x.repeat(len(plans), 1, 1, 1), (group_replicas([p["cell"] for p in plans], x.device),))
 

@@ -1,0 +1,113 @@
+"""What cell families and search spaces exist: plain records, readable without torch.
+
+A *cell family* is a kind of cell and the network around it (DARTS' NASNet-style cells,
+NAS-Bench-201's cells): how many inputs a cell has, its cell types, how many inputs each
+node keeps, the network builders, the paper-scale size and the size rule. A *search space*
+is a family plus the ops each edge offers, and the family of published search recipes it
+runs on. Genotypes, configs and recipes read these records; the builders are imported
+only when a network is built. Adding a space: a module with its ``SearchSpace`` factory
+(and, for a new family, its supernet and network) and one ``register_space`` line below
+(docs/architecture.md has a worked example).
+"""
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import RomenasError
+
+__all__ = ["CellFamily", "SpaceEntry", "FAMILIES", "SPACES", "register_family", "register_space", "get_family",
+           "space_entry"]
+
+
+def _resolve(path: str) -> Any:
+    """'package.module:attribute' -> the attribute (imported on first use)."""
+    module, _, attr = path.partition(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+@dataclass(frozen=True)
+class CellFamily:
+    """One cell family's facts and builders (``'module:attribute'`` paths, imported when used)."""
+
+    name: str
+    num_inputs: int                  # cell inputs (DARTS: c_{k-2}, c_{k-1}; NAS-Bench-201: 1)
+    cell_types: tuple[str, ...]      # e.g. ('normal', 'reduce')
+    inputs_per_node: int | None      # inputs a derived node keeps (None: every predecessor)
+    supernet: str                    # (space, C, layers, num_classes, in_channels) -> nn.Module
+    network: str                     # (genotype, C, layers, num_classes, in_channels, auxiliary, stem) -> nn.Module
+    channels: int                    # paper-scale C of the trained network
+    layers: int                      # paper-scale depth (cells, or cells per stage)
+    min_layers: int = 1
+    even_channels: bool = False
+
+    def check_size(self, channels: int, layers: int) -> None:
+        """The size rule of the family's networks (search and training alike)."""
+        if layers < self.min_layers or (self.even_channels and channels % 2):
+            rule = f"layers >= {self.min_layers}" + (" and an even channel count" if self.even_channels else "")
+            raise RomenasError(f"a {self.name}-family network needs {rule} (got layers={layers}, "
+                               f"channels={channels})")
+
+    def build_supernet(self, *args, **kwargs):
+        return _resolve(self.supernet)(*args, **kwargs)
+
+    def build_network(self, *args, **kwargs):
+        return _resolve(self.network)(*args, **kwargs)
+
+
+@dataclass(frozen=True)
+class SpaceEntry:
+    """A registered search space: its cell family, recipe family and factory."""
+
+    name: str
+    family: str
+    recipe_family: str               # which published recipes apply ('<algorithm>-<recipe_family>')
+    factory: str                     # 'module:function' returning the SearchSpace
+    args: tuple = ()
+
+    def build(self):
+        return _resolve(self.factory)(*self.args)
+
+
+FAMILIES: dict[str, CellFamily] = {}
+SPACES: dict[str, SpaceEntry] = {}
+
+
+def register_family(family: CellFamily) -> CellFamily:
+    FAMILIES[family.name] = family
+    return family
+
+
+def register_space(entry: SpaceEntry) -> SpaceEntry:
+    if entry.family not in FAMILIES:
+        raise ValueError(f"space {entry.name!r}: register its cell family {entry.family!r} first")
+    SPACES[entry.name] = entry
+    return entry
+
+
+def get_family(name: str) -> CellFamily:
+    try:
+        return FAMILIES[name]
+    except KeyError:
+        raise RomenasError(f"unknown genotype family {name!r}; use one of {sorted(FAMILIES)}") from None
+
+
+def space_entry(name: str) -> SpaceEntry:
+    """The space registered under ``name`` (case-insensitive)."""
+    try:
+        return SPACES[str(name).lower()]
+    except KeyError:
+        raise RomenasError(f"unknown search space {name!r}; use one of {sorted(SPACES)}") from None
+
+
+register_family(CellFamily("darts", 2, ("normal", "reduce"), 2, supernet="romenas.spaces.darts:DartsSupernet",
+                           network="romenas.spaces.darts:DartsNetwork", channels=36, layers=20, min_layers=3,
+                           even_channels=True))
+register_family(CellFamily("nb201", 1, ("cell",), None, supernet="romenas.spaces.nb201:NB201Supernet",
+                           network="romenas.spaces.nb201:NB201Network", channels=16, layers=5))
+
+register_space(SpaceEntry("darts", "darts", "darts", "romenas.spaces.darts:darts_space"))
+register_space(SpaceEntry("nb201", "nb201", "nb201", "romenas.spaces.nb201:nb201_space"))
+for _name in ("s1", "s2", "s3", "s4"):
+    register_space(SpaceEntry(_name, "darts", "robust", "romenas.spaces.robust:robust_space", (_name,)))
