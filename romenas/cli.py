@@ -291,7 +291,21 @@ def main(argv: list[str] | None = None) -> int:
         resume = f"romenas {args.command} --resume {where}" if where else "--resume and the run folder"
         print(f"romenas: interrupted; the last checkpoint is kept — continue with {resume}", file=sys.stderr)
         return 130
+    except Exception as exc:  # the last resort: every known kind of bad input is a RomenasError above
+        print(f"romenas: internal error in '{args.command}': {type(exc).__name__}; the full traceback is in "
+              f"{_write_traceback()} (please report it)", file=sys.stderr)
+        return 1
     return 0
+
+
+def _write_traceback() -> str:
+    """The current exception's traceback, in a new file of the temporary folder; its path."""
+    import tempfile
+    import traceback
+
+    with tempfile.NamedTemporaryFile("w", prefix="romenas-traceback-", suffix=".txt", delete=False) as f:
+        traceback.print_exc(file=f)
+    return f.name
 
 
 if __name__ == "__main__":

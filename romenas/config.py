@@ -276,18 +276,27 @@ def build_config(cls, overrides: Mapping[str, Any] | None = None, preset: str | 
 
 #: What may differ when a run is resumed: how it runs, not what it computes.
 RESUMABLE = ("progress", "device", "checkpoint_every", "workers")
+#: Learning rates may change on resume too (after a divergence, say), from the resume point on;
+#: the run's config records the change and when it happened.
+RETUNABLE = ("w_lr", "a_lr", "lr")
+
+
+def retuned(saved: Mapping[str, Any], cfg) -> dict[str, Any]:
+    """The learning rates ``cfg`` changes with respect to the run's ``saved`` settings."""
+    return {k: getattr(cfg, k) for k in RETUNABLE if hasattr(cfg, k) and k in saved and saved[k] != getattr(cfg, k)}
 
 
 def resumed_config(cls, saved: Mapping[str, Any], overrides: Mapping[str, Any]):
     """A resumed run's config: its own saved settings; a flag that would change them is refused."""
     saved, overrides = upgrade_settings(saved), upgrade_settings(overrides)
+    free = RESUMABLE + RETUNABLE
     changed = {k: v for k, v in overrides.items()
-               if v is not None and k not in RESUMABLE and saved.get(k) != (list(v) if isinstance(v, tuple) else v)}
+               if v is not None and k not in free and saved.get(k) != (list(v) if isinstance(v, tuple) else v)}
     if changed:
         flags = ", ".join(f"--{k.replace('_', '-')} {v} (run: {saved.get(k)})" for k, v in changed.items())
         raise RomenasError(f"--resume continues a run with its own settings, and {flags} would change them; "
                            "drop the flag(s), or start a new run with --out")
-    return from_dict(cls, {**saved, **{k: v for k, v in overrides.items() if k in RESUMABLE and v is not None}}
+    return from_dict(cls, {**saved, **{k: v for k, v in overrides.items() if k in free and v is not None}}
                      ).validate()
 
 

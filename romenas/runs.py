@@ -107,6 +107,13 @@ class RunDir:
     def config(self) -> dict[str, Any]:
         return self.info()[1]
 
+    def record_change(self, changes: dict[str, Any], **when: Any) -> None:
+        """Settings changed on resume: the config takes the new values, ``history`` says when."""
+        data = self.read_json(self.config_file)
+        data["config"].update(changes)
+        data.setdefault("history", []).append({**when, "changed": changes})
+        self.write_json(self.config_file, data)
+
     def metrics(self) -> list[dict[str, Any]]:
         if not self.metrics_file.exists():
             return []
@@ -177,6 +184,27 @@ class CheckpointedLoop:
             return RomenasError(f"{where}; the last good checkpoint is kept in {self.run.path} — lower {lower}, "
                                 f"then --resume {self.run.path}")
         return RomenasError(f"{where}, before any checkpoint was written; lower {lower} and start again")
+
+    def retune(self, changes: dict[str, float], optimizers: dict[str, tuple]) -> None:
+        """Apply learning rates changed on resume: ``optimizers`` maps a setting to (optimizer,
+        cosine scheduler or None). A scheduled lr continues the cosine from the new base at the
+        current epoch; the change is recorded in config.json's ``history``."""
+        import math
+
+        for key, value in changes.items():
+            opt, sched = optimizers[key]
+            for group in opt.param_groups:
+                group["initial_lr"] = value
+                if sched is None:
+                    group["lr"] = value
+                    continue
+                progress = (1 + math.cos(math.pi * sched.last_epoch / sched.T_max)) / 2
+                group["lr"] = sched.eta_min + (value - sched.eta_min) * progress
+            if sched is not None:
+                sched.base_lrs = [value] * len(opt.param_groups)
+                sched._last_lr = [group["lr"] for group in opt.param_groups]  # what get_last_lr() reports
+        if changes and self.run is not None and self.ctx.is_main:
+            self.run.record_change(changes, epoch=self.epoch, step=self.step)
 
     def restore_progress(self, state: dict[str, Any]) -> None:
         from .checkpoint import restore_rng

@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 
 from . import distributed as dist
 from .checkpoint import capture_rng, load_checkpoint, seed_everything
-from .config import TrainConfig, build_config, resolve_device, resumed_config, to_dict
+from .config import TrainConfig, build_config, resolve_device, resumed_config, retuned, to_dict
 from .data import dataset_shape, epoch_loader, load_data, make_transform
 from .errors import RomenasError
 from .genotype import Genotype
@@ -217,6 +217,7 @@ def train(genotype: "str | Genotype | None" = None, config: TrainConfig | None =
         trainer = Trainer(genotype, cfg, run)
         if run.has_checkpoint():  # a run stopped before its first checkpoint starts from its beginning
             trainer.load_state_dict(load_checkpoint(run.checkpoint, "train", genotype.family))
+        trainer.retune(retuned(saved, cfg), {"lr": (trainer.opt, trainer.sched)})
     else:
         init = overrides.get("init") or (config.init if config is not None else None)
         if genotype is None and init:  # fine-tuning: the trained run's own genotype

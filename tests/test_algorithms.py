@@ -134,3 +134,19 @@ def test_rome_topology_on_nb201_decides_none_with_beta(tmp_path):
         assert on[0] and (on[1] or on[2]) and (on[3] or on[4] or on[5])  # every node keeps an input
     with pytest.raises(RomenasError, match="has no 'none'"):
         ALGORITHMS["rome"](get_space("nb201").without_op("none"), torch.Generator(), edge_sampler="subset")
+
+
+@pytest.mark.parametrize("execution", ["sequential", "batched"])
+@pytest.mark.parametrize("precision", ["32", "bf16-mixed", "16-mixed"])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_every_runtime_combination_runs_on_cpu(execution, precision, channels_last):
+    """Each documented combination runs (batched subnets under bf16 used to fail in the replicas' BN)."""
+    cfg = build_config(SearchConfig, {**TINY_SEARCH, "space": "nb201", "layers": 1, "limit_train": 64,
+                                      "subnet_execution": execution, "precision": precision,
+                                      "channels_last": channels_last, "device": "cpu"})
+    s = Searcher(cfg, run=None)
+    (xw, yw), (xa, ya) = next(iter(zip(*s.loaders)))
+    s._arch_step(xa, ya, 1.0)
+    s._weight_step(xw, yw, 1.0)
+    assert all(torch.isfinite(p).all() for p in s.net.parameters())
+    assert s.accum["w_seen"] == len(yw) and s.accum["a_seen"] == len(ya)

@@ -376,6 +376,16 @@ def _bad_inputs(tmp_path, run: Path, trained: Path):
         (["derive", str(tmp_path / "nowhere")], "not a genotype"),
         (["show", str(tmp_path)], "not a romenas run folder"),
         (["plot", str(tmp_path)], "no metrics yet"),
+        # Op sets that cannot derive a cell are refused before any work, for every algorithm.
+        *[(["search", "--algorithm", a, "--ops", "none", *tiny], "with only 'none'") for a in ("rome", "gdas", "darts")],
+        (["search", "--space", "nb201", "--ops", "none", *tiny], "with only 'none'"),
+        (["search", "--space", "nb201", "--edge-sampler", "subset", "--ops", "skip_connect", "nor_conv_3x3", *tiny],
+         "has no 'none'"),
+        (["search", "--edge-sampler", "subset", *tiny], "keep 2; use --edge-sampler top2"),
+        # A setting the algorithm does not read, given as a flag, does nothing: refused.
+        (["search", "--algorithm", "gdas", "--samples", "3", *tiny], "gdas does not use --samples"),
+        (["search", "--algorithm", "darts", "--fair", *tiny], "darts does not use --weight-sampling"),
+        (["search", "--weight-sampling", "uniform"], "unknown weight_sampling"),
     ]
 
 
@@ -441,3 +451,48 @@ def test_bad_input_argparse_errors_exit_2(capsys):
     with pytest.raises(SystemExit) as exc:
         main(["search", "--epochs", "many"])
     assert exc.value.code == 2
+
+
+def test_an_unexpected_exception_is_one_line_with_the_traceback_in_a_file(monkeypatch, capsys):
+    import romenas.report
+
+    def broken(path):
+        raise ZeroDivisionError("boom")
+
+    monkeypatch.setattr(romenas.report, "summary", broken)
+    assert main(["show", "anything"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "internal error in 'show': ZeroDivisionError" in err
+    path = Path(err.split("traceback is in ")[1].split(" (please")[0])
+    assert "boom" in path.read_text()
+    path.unlink()
+
+
+def test_learning_rates_may_change_on_resume_and_the_change_is_recorded(tmp_path, monkeypatch):
+    """The advice after a divergence ('lower --w-lr, then --resume') can be followed."""
+    import importlib
+    import json
+    import math
+
+    loop = importlib.import_module("romenas.search.loop")
+
+    real_tau_at = loop.tau_at
+
+    def stop_in_epoch_2(cfg, epoch):
+        if epoch == 1:
+            raise RomenasError("stopped for the test")
+        return real_tau_at(cfg, epoch)
+
+    monkeypatch.setattr(loop, "tau_at", stop_in_epoch_2)
+    with pytest.raises(RomenasError, match="stopped for the test"):
+        search(out=tmp_path / "run", **{**TINY_SEARCH, "epochs": 2})
+    monkeypatch.setattr(loop, "tau_at", real_tau_at)
+    result = search(resume=tmp_path / "run", w_lr=0.01, a_lr=0.002, progress=False)
+    saved = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert saved["config"]["w_lr"] == 0.01 and saved["config"]["a_lr"] == 0.002
+    assert saved["history"] == [{"epoch": 1, "step": 0, "changed": {"w_lr": 0.01, "a_lr": 0.002}}]
+    eta_min = saved["config"]["w_lr_min"]
+    # epoch 2 of 2 runs at the cosine's midpoint, now from the new base
+    assert result.metrics[1]["lr"] == pytest.approx(eta_min + (0.01 - eta_min) * (1 + math.cos(math.pi / 2)) / 2)
+    with pytest.raises(RomenasError, match="--resume continues a run"):
+        search(resume=tmp_path / "run", w_momentum=0.5)

@@ -4,8 +4,7 @@ import torch
 
 from romenas.published import PUBLISHED
 from romenas.search import ALGORITHMS
-from romenas.spaces import get_space
-from romenas.spaces import build_network, count_parameters
+from romenas.spaces import build_network, count_parameters, get_space
 
 
 @pytest.mark.parametrize("name, space, C, layers, expected, tolerance", [
@@ -76,3 +75,17 @@ def test_gradients_reach_architecture_parameters(algorithm):
     if algorithm == "rome":
         assert set(dict(algo.named_parameters())) >= {"betas.normal", "betas.reduce"}
         assert "none" not in algo.space.ops  # topology decides the edges, so 'none' is dropped
+
+
+@pytest.mark.parametrize("size", [5, 7, 9, 27, 30, 33])
+@pytest.mark.parametrize("name", ["DARTS_V2", "NB201_OPTIMUM"])
+def test_every_family_builds_for_any_image_side(name, size):
+    """NB201's stage blocks used to fail on sides that are not multiples of 4 (xautodl's AvgPool floor)."""
+    genotype = PUBLISHED[name]
+    layers = 3 if genotype.family == "darts" else 1
+    net = build_network(genotype, 8, layers, 10, 3).eval()
+    assert net(torch.randn(2, 3, size, size)).shape == (2, 10)
+    space = get_space(genotype.family)
+    supernet = space.build_supernet(4, layers, 10, 3).eval()
+    plan = {k: [((1, None),)] * len(space.edges) for k in space.cell_types}  # a real op on every edge
+    assert supernet(torch.randn(2, 3, size, size), [plan]).shape == (2, 10)

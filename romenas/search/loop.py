@@ -20,7 +20,8 @@ from .. import distributed as dist
 from ..bench.collapse import collapse_metrics
 from ..bench.nb201 import NB201Table
 from ..checkpoint import capture_rng, load_checkpoint, seed_everything
-from ..config import SearchConfig, build_config, resolve_device, resumed_config, to_dict, upgrade_settings
+from ..config import (SearchConfig, build_config, resolve_device, resumed_config, retuned, to_dict,
+                      upgrade_settings)
 from ..data import epoch_loader, load_data, make_transform
 from ..errors import RomenasError
 from ..genotype import Genotype
@@ -256,6 +257,8 @@ def search(config: SearchConfig | None = None, *, out: str | Path | None = None,
         searcher = Searcher(cfg, run)
         if run.has_checkpoint():  # a run stopped before its first checkpoint starts from its beginning
             searcher.load_state_dict(load_checkpoint(run.checkpoint, "search", cfg.space))
+        searcher.retune(retuned(run.config(), cfg), {"w_lr": (searcher.w_opt, searcher.w_sched),
+                                                     "a_lr": (searcher.a_opt, None)})
     else:
         if config is not None:  # a config built by hand holds exactly its own values: no recipe applies
             cfg = dataclasses.replace(config, recipe="none" if config.recipe == "auto" else config.recipe).validate()

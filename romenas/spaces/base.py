@@ -80,6 +80,11 @@ class SearchSpace:
             raise RomenasError(f"op(s) {unknown} are not in space {self.name}; its ops are {self.ops}")
         keep = set(ops)
         edge_ops = {k: tuple(tuple(o for o in e if o in keep) for e in v) for k, v in self.edge_ops.items()}
+        only_none = [(k, e) for k, v in edge_ops.items() for e, ops_left in enumerate(v) if ops_left == ("none",)]
+        if only_none:
+            kind, e = only_none[0]
+            raise RomenasError(f"the op set {sorted(keep)} leaves edge {e} of the {kind} cell of space {self.name} "
+                               "with only 'none': no cell can be derived from absent edges; add a real op to --ops")
         empty = [(k, e) for k, v in edge_ops.items() for e, ops_left in enumerate(v) if not ops_left]
         if empty:
             kind, e = empty[0]

@@ -31,7 +31,9 @@ class ResidualBlock(nn.Module):
         super().__init__()
         self.conv_a = ReLUConvBN(C_in, C_out, 3, 2, 1)
         self.conv_b = ReLUConvBN(C_out, C_out, 3, 1, 1)
-        self.downsample = nn.Sequential(nn.AvgPool2d(2, 2), nn.Conv2d(C_in, C_out, 1, bias=False))
+        # ceil_mode: an odd side gives ceil(n/2) like the strided conv (xautodl's floor fails there);
+        # even sides are unchanged.
+        self.downsample = nn.Sequential(nn.AvgPool2d(2, 2, ceil_mode=True), nn.Conv2d(C_in, C_out, 1, bias=False))
 
     def forward(self, x):
         return self.downsample(x) + self.conv_b(self.conv_a(x))

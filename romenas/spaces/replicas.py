@@ -48,6 +48,7 @@ class ReplicaBatchNorm2d(nn.BatchNorm2d):
 
     @torch.no_grad()
     def _update_running_stats(self, folded: torch.Tensor, r: int) -> None:
+        folded = folded.to(self.running_mean.dtype)  # autocast (bf16/fp16) activations, fp32 statistics
         n = folded.numel() // folded.shape[1]
         mean = folded.mean((0, 2, 3)).view(r, -1)
         var = folded.var((0, 2, 3), unbiased=False).view(r, -1) * (n / max(1, n - 1))
