@@ -34,7 +34,7 @@ SECTIONS = [
     ("romenas.derive", ["darts_rule", "topology_rule"]),
     ("romenas.spaces", ["build_network", "network_for", "count_parameters", "count_flops"]),
     ("romenas.train", ["initialise_from"]),
-    ("romenas.runtime", ["Runtime", "PRECISIONS"]),
+    ("romenas.runtime", ["Runtime"]),
     ("romenas.weights", ["save_weights", "load_weights", "trained_weights"]),
     ("romenas.inference", ["TrainedModel", "evaluate_run"]),
     ("romenas.export", ["export"]),

@@ -9,7 +9,8 @@ import sys
 import types
 import typing
 
-from .config import DEFAULT_PRESET, SearchConfig, TrainConfig, build_config, field_help, preset_names, to_dict
+from .config import (DEFAULT_PRESET, SearchConfig, TrainConfig, build_config, field_help, preset_names,
+                     resolve_preset, to_dict)
 from .errors import RomenasError
 
 
@@ -84,7 +85,8 @@ def cmd_train(args) -> None:
     from .train import describe, train
 
     if args.dry_run:
-        cfg = build_config(TrainConfig, _overrides(args, TrainConfig), args.preset)
+        overrides = _overrides(args, TrainConfig)
+        cfg = build_config(TrainConfig, overrides, resolve_preset(args.preset, overrides))
         info = describe(args.genotype, cfg)
         print(f"genotype: {info['genotype']}")
         print(f"input {info['input']}, {info['classes']} classes")
@@ -140,10 +142,11 @@ def cmd_card(args) -> None:
 
 
 def cmd_bench(args) -> None:
-    from .bench import NB201Table, collapse_metrics
     from .published import load_genotype
 
     if args.bench == "nb201":
+        from .bench.nb201 import NB201Table
+
         found = NB201Table.load(args.table).lookup(args.arch)
         print(f"arch:      {found['arch']}")
         isomorphic = found["canonical"] != found["arch"]
@@ -152,6 +155,8 @@ def cmd_bench(args) -> None:
         for key in ("cifar10", "cifar100", "imagenet16-120"):
             print(f"{key:15s} {found[key]:.2f}" + (f"   (class row {found['class'][key]:.2f})" if isomorphic else ""))
     else:
+        from .bench.collapse import collapse_metrics
+
         _print_json(collapse_metrics(load_genotype(args.genotype)))
 
 
@@ -189,11 +194,15 @@ def cmd_draw(args) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
     parser = argparse.ArgumentParser(prog="romenas", description="ROME neural architecture search and its workflow.")
+    parser.add_argument("--version", action="version", version=f"romenas {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("search", help="search a cell (ROME, GDAS or DARTS)")
-    p.add_argument("--preset", default=DEFAULT_PRESET, help=f"settings to start from, one of {preset_names()}")
+    p.add_argument("--preset", help=f"settings to start from, one of {preset_names()} (default: quickstart "
+                                    "on the built-in data, none with --dataset: the published recipe)")
     p.add_argument("--out", help="run folder to create (default runs/search-...)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue the search in RUN_DIR")
     _add_config_flags(p, SearchConfig)
@@ -209,7 +218,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train a genotype from scratch")
     p.add_argument("genotype", nargs="?", help="run folder, genotype JSON file, genotype string or published name")
-    p.add_argument("--preset", default=DEFAULT_PRESET, help=f"settings to start from, one of {preset_names()}")
+    p.add_argument("--preset", help=f"settings to start from, one of {preset_names()} (default: quickstart "
+                                    "on the built-in data, none with --dataset)")
     p.add_argument("--out", help="run folder to create (default runs/train-...)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue the training run in RUN_DIR")
     p.add_argument("--dry-run", action="store_true", help="build the network, print parameters and FLOPs")

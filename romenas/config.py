@@ -12,7 +12,6 @@ import yaml
 from .errors import RomenasError
 from .recipes import RECIPES, recipe_name, recipe_settings
 from .registry import SPACES, get_family
-from .runtime import PRECISIONS
 
 DEFAULT_PRESET = "quickstart"
 
@@ -180,6 +179,9 @@ class TrainConfig(RunSettings):
         return self
 
 
+#: Numerical precisions a run may use (romenas/runtime.py implements them).
+PRECISIONS = ("32", "bf16-mixed", "16-mixed")
+
 #: ROME's weight steps: the arXiv-2020 fair step (default), ICCV-2023 Algorithm 1, and GDAS' single subnet.
 WEIGHT_SAMPLING = ("fair", "gumbel", "single")
 
@@ -237,11 +239,11 @@ def _non_negative(cfg, *names: str) -> None:
 
 
 def _check_device(device: str) -> None:
-    import torch
-
     if device == "auto" or device == "cpu":
         return
     if device.startswith("cuda"):
+        import torch
+
         if not torch.cuda.is_available():
             raise RomenasError(f"device {device!r} asked for, but CUDA is not available here; use --device cpu")
         return
@@ -254,6 +256,26 @@ def resolve_device(device: str):
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(device)
+
+
+def resolve_preset(preset: str | None, overrides: Mapping[str, Any]) -> str | None:
+    """The one rule, for the CLI and the API alike: a named preset is used as named; without one,
+    a run on the built-in data (no ``dataset`` given) is the quick start (preset ``quickstart``,
+    the README's first command), and a run on the user's own data gets the algorithm's published
+    recipe for everything not set (no preset)."""
+    if preset is None and overrides.get("dataset") is None:
+        return DEFAULT_PRESET
+    return preset
+
+
+def setting_sources(cls, overrides: Mapping[str, Any] | None, preset: str | None, recipe: str = "none"
+                    ) -> dict[str, str]:
+    """Where each setting's value came from: 'flag', 'preset <name>', 'recipe <name>' or 'default'."""
+    given = {k for k, v in upgrade_settings(overrides or {}).items() if v is not None}
+    from_preset = set(load_preset(preset, "search" if cls is SearchConfig else "train")) if preset else set()
+    from_recipe = set(recipe_settings(recipe)) if recipe not in ("auto", "none") else set()
+    return {f.name: "flag" if f.name in given else f"preset {preset}" if f.name in from_preset
+            else f"recipe {recipe}" if f.name in from_recipe else "default" for f in fields(cls)}
 
 
 def build_config(cls, overrides: Mapping[str, Any] | None = None, preset: str | None = None):

@@ -25,8 +25,7 @@ from numbers import Integral
 from typing import Mapping, Sequence
 
 from .errors import RomenasError
-from .ops import OPS
-from .registry import FAMILIES
+from .registry import FAMILIES, OP_NAMES
 
 __all__ = ["Genotype", "GenotypeError", "parse_darts_string", "parse_nb201_string",
            "MAX_NODES", "MAX_SPEC_BYTES"]
@@ -97,7 +96,7 @@ class Genotype:
         num_inputs, kinds, per_node = record.num_inputs, record.cell_types, record.inputs_per_node
         if tuple(self.cells) != kinds:
             raise GenotypeError(f"a {self.family} genotype needs cells {list(kinds)}, got {_short(list(self.cells))}")
-        allowed = set(allowed_ops) if allowed_ops is not None else set(OPS)
+        allowed = set(allowed_ops) if allowed_ops is not None else set(OP_NAMES)
         for kind, nodes in self.cells.items():
             if not nodes:
                 raise GenotypeError(f"{kind} cell has no intermediate nodes")

@@ -10,7 +10,9 @@ from typing import Callable
 import torch
 from torch import nn
 
-__all__ = ["OPS", "PARAMETER_FREE", "build_op", "ReLUConvBN", "FactorizedReduce"]
+from .registry import OP_NAMES
+
+__all__ = ["OPS", "build_op", "ReLUConvBN", "FactorizedReduce"]
 
 
 class ReLUConvBN(nn.Sequential):
@@ -103,9 +105,8 @@ OPS: dict[str, Callable[[int, int, bool], nn.Module]] = {
     "nor_conv_1x1": lambda C, stride, affine: ReLUConvBN(C, C, 1, stride, 0, 1, affine),
     "nor_conv_3x3": lambda C, stride, affine: ReLUConvBN(C, C, 3, stride, 1, 1, affine),
 }
-
-#: Ops without weights: the ones a collapsed search fills its cells with.
-PARAMETER_FREE = frozenset({"none", "noise", "skip_connect", "max_pool_3x3", "avg_pool_3x3"})
+if tuple(OPS) != OP_NAMES:  # the torch-free list genotypes are checked against
+    raise RuntimeError("romenas.registry.OP_NAMES and romenas.ops.OPS disagree")
 
 
 def build_op(name: str, C: int, stride: int, affine: bool) -> nn.Module:

@@ -17,7 +17,7 @@ from typing import Any
 
 from .errors import RomenasError
 
-__all__ = ["CellFamily", "SpaceEntry", "FAMILIES", "SPACES", "register_family", "register_space", "get_family",
+__all__ = ["CellFamily", "SpaceEntry", "FAMILIES", "SPACES", "OP_NAMES", "PARAMETER_FREE", "register_family", "register_space", "get_family",
            "space_entry"]
 
 
@@ -69,6 +69,12 @@ class SpaceEntry:
     def build(self):
         return _resolve(self.factory)(*self.args)
 
+
+#: Every candidate operation's name (romenas/ops.py builds them) and those without weights: the
+#: ones a collapsed search fills its cells with.
+OP_NAMES = ("none", "noise", "skip_connect", "max_pool_3x3", "avg_pool_3x3", "sep_conv_3x3", "sep_conv_5x5",
+            "dil_conv_3x3", "dil_conv_5x5", "nor_conv_1x1", "nor_conv_3x3")
+PARAMETER_FREE = frozenset({"none", "noise", "skip_connect", "max_pool_3x3", "avg_pool_3x3"})
 
 FAMILIES: dict[str, CellFamily] = {}
 SPACES: dict[str, SpaceEntry] = {}

@@ -64,14 +64,16 @@ class RunDir:
                                "or pass another --out")
 
     @classmethod
-    def create(cls, path: str | Path, kind: str, config: dict[str, Any]) -> "RunDir":
+    def create(cls, path: str | Path, kind: str, config: dict[str, Any],
+               sources: dict[str, str] | None = None) -> "RunDir":
         run = cls(path)
         cls.check_new(run.path)
         try:
             run.path.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise RomenasError(f"cannot create run folder {run.path}: {exc.strerror or exc}") from None
-        run.write_json(run.config_file, {"kind": kind, "config": config})
+        run.write_json(run.config_file, {"kind": kind, "config": config,
+                                         **({"sources": sources} if sources else {})})
         return run
 
     @classmethod
@@ -205,6 +207,20 @@ class CheckpointedLoop:
                 sched._last_lr = [group["lr"] for group in opt.param_groups]  # what get_last_lr() reports
         if changes and self.run is not None and self.ctx.is_main:
             self.run.record_change(changes, epoch=self.epoch, step=self.step)
+
+    def show_bars(self) -> bool:
+        """Progress bars: only when asked for, on rank 0, and on a terminal (a log file gets
+        the per-epoch lines, not carriage-return frames)."""
+        import sys
+
+        return bool(self.cfg.progress and self.ctx.is_main and sys.stderr.isatty())
+
+    def report(self, line: str) -> None:
+        """One persistent line per epoch (rank 0), whatever --progress says: bars are optional, results are not."""
+        if self.ctx.is_main:
+            from tqdm.auto import tqdm
+
+            tqdm.write(line)
 
     def restore_progress(self, state: dict[str, Any]) -> None:
         from .checkpoint import restore_rng

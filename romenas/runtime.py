@@ -14,7 +14,6 @@ from typing import Iterable
 import torch
 from torch import nn
 
-PRECISIONS = ("32", "bf16-mixed", "16-mixed")
 _DTYPES = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}
 
 

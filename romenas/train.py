@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 
 from . import distributed as dist
 from .checkpoint import capture_rng, load_checkpoint, seed_everything
-from .config import TrainConfig, build_config, resolve_device, resumed_config, retuned, to_dict
+from .config import TrainConfig, build_config, resolve_device, resolve_preset, resumed_config, retuned, to_dict
 from .data import dataset_shape, epoch_loader, load_data, make_transform
 from .errors import RomenasError
 from .genotype import Genotype
@@ -179,7 +179,7 @@ class Trainer(CheckpointedLoop):
                 self.net.train()
                 bar = tqdm(self.train_loader, total=len(self.train_loader), initial=self.step, leave=False,
                            desc=f"train epoch {self.epoch + 1}/{cfg.epochs}",
-                           disable=not (cfg.progress and self.ctx.is_main))
+                           disable=not self.show_bars())
                 for x, y in bar:
                     started = time.perf_counter()
                     self._train_step(self.runtime.inputs(x), y.to(self.device))
@@ -193,6 +193,9 @@ class Trainer(CheckpointedLoop):
                 row = {"epoch": self.epoch + 1, "lr": self.sched.get_last_lr()[0],
                        "train_loss": a["loss"] / max(1, a["seen"]), "train_acc": 100 * a["correct"] / max(1, a["seen"]),
                        "test_loss": test_loss, "test_acc": test_acc, "seconds": a["seconds"]}
+                self.report(f"epoch {row['epoch']:>3}/{cfg.epochs}  train loss {row['train_loss']:.3f} acc "
+                            f"{row['train_acc']:5.1f}%  test loss {row['test_loss']:.3f} acc {row['test_acc']:5.2f}%  "
+                            f"lr {row['lr']:.4g}  {row['seconds']:.0f}s")
                 self.sched.step()
                 self.close_epoch(row, self._zero_accum(), logger)
         finally:
@@ -226,7 +229,8 @@ def train(genotype: "str | Genotype | None" = None, config: TrainConfig | None =
             raise RomenasError("no genotype given; pass a run folder, a genotype file or string, or a published name")
         source = str(genotype) if isinstance(genotype, (str, Path)) else "given"
         genotype = load_genotype(genotype)
-        cfg = config.validate() if config is not None else build_config(TrainConfig, overrides, preset)
+        cfg = (config.validate() if config is not None
+               else build_config(TrainConfig, overrides, resolve_preset(preset, overrides)))
         if out is not None:
             RunDir.check_new(out)
         trainer = Trainer(genotype, cfg, None)  # data and network first: bad input leaves no run folder

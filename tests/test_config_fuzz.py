@@ -80,3 +80,18 @@ def test_settings_shared_by_search_and_train_are_defined_once():
     assert not {n for n in own(SearchConfig) & own(TrainConfig)
                 if getattr(SearchConfig, n, None) == getattr(TrainConfig, n, None)
                 and SearchConfig.__dataclass_fields__[n].metadata == TrainConfig.__dataclass_fields__[n].metadata}
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["--version"], ["derive", "DARTS_V2"], ["config"], ["list", "."],
+                                  ["bench", "collapse", "GDAS"]])
+def test_light_commands_start_without_torch(argv):
+    """--help, derive, config, list and show read text only: they must not pay torch's import (seconds)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, romenas.cli\ntry:\n    romenas.cli.main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
+            "sys.stdout.write('\\nTORCH=%s' % ('torch' in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, timeout=60)
+    assert done.stdout.rstrip().endswith("TORCH=False"), done.stdout[-300:] + done.stderr[-300:]
+    if argv == ["--version"]:
+        assert done.stdout.startswith("romenas 0.")

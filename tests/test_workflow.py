@@ -154,3 +154,37 @@ def test_short_training_on_cifar_folder_beats_chance(tmp_path):
     assert len(rows) == 3
     assert rows[-1]["test_acc"] > 20.0  # chance is 10%
     assert rows[-1]["train_loss"] < rows[0]["train_loss"]
+
+
+def test_cli_and_api_resolve_the_same_settings(tmp_path):
+    """One rule: with the user's own data and no preset, the published recipe applies to everything
+    not set, through the CLI and the API alike; config.json says where each value came from."""
+    from conftest import make_folder
+    from romenas import search
+
+    folder = str(make_folder(tmp_path / "images", 48, size=(8, 8)))
+    args = dict(dataset=folder, space="nb201", epochs=1, limit_train=32, channels=4, layers=1, batch_size=8)
+    assert main(["search", "--out", str(tmp_path / "cli"), "--no-progress",
+                 *[f"--{k.replace('_', '-')}={v}" for k, v in args.items()]]) == 0
+    search(out=tmp_path / "api", progress=False, **args)
+    cli, api = (json.loads((tmp_path / run / "config.json").read_text()) for run in ("cli", "api"))
+    assert cli["config"] == api["config"] and cli["sources"] == api["sources"]
+    assert (api["config"]["samples"], api["config"]["a_lr"], api["config"]["a_weight_decay"]) == (7, 3e-4, 1e-3)
+    assert api["sources"]["samples"] == "recipe rome-nb201" and api["sources"]["epochs"] == "flag"
+    quick = search(out=tmp_path / "quick", **{**args, "dataset": None, "limit_train": 64, "channels": 4,
+                                             "layers": 3, "space": "darts", "progress": False})
+    assert quick.config.samples == 4 and quick.config.a_lr == 0.05  # no dataset: the quick start
+
+
+def test_search_and_train_print_one_line_per_epoch_and_no_bars_off_a_terminal(tmp_path, capsys):
+    """--no-progress silences bars, not results; off a terminal there are no carriage-return frames."""
+    search_args = ["search", "--out", str(tmp_path / "s"), "--limit-train", "128", "--channels", "4", "--layers", "3",
+                   "--epochs", "2", "--batch-size", "32", "--samples", "2"]
+    train_args = ["train", "NB201_OPTIMUM", "--out", str(tmp_path / "t"), "--limit-train", "128", "--limit-test", "64",
+                  "--channels", "4", "--layers", "1", "--epochs", "2", "--batch-size", "32"]
+    for argv in (search_args, [*train_args, "--no-progress"]):
+        assert main(argv) == 0
+        captured = capsys.readouterr()
+        text = captured.out + captured.err
+        assert sum(line.startswith("epoch ") and "/2 " in line for line in text.splitlines()) == 2, text
+        assert "\r" not in text

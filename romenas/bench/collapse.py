@@ -6,7 +6,7 @@ A collapsed DARTS/GDAS search fills its cells with skip connections, pooling, 'n
 from __future__ import annotations
 
 from ..genotype import Genotype
-from ..ops import PARAMETER_FREE
+from ..registry import PARAMETER_FREE
 
 
 def cell_depth(genotype: Genotype, kind: str) -> int:

@@ -14,7 +14,6 @@ from pathlib import Path
 from ..errors import RomenasError
 from ..genotype import Genotype
 from ..published import load_genotype
-from ..spaces.nb201 import NB201_OPS, NUM_NODES
 
 COLUMNS = {"cifar10": "CIFAR10TestAccuracy200Epochs", "cifar100": "CIFAR100TestAccuracy200Epochs",
            "imagenet16-120": "ImageNetTestAccuracy200Epochs"}
@@ -68,6 +67,8 @@ class NB201Table:
 def _benchmark_cell(genotype: Genotype) -> Genotype:
     """The genotype if the benchmark holds cells like it (its nodes and ops); otherwise an
     error naming what differs, rather than a failed lookup."""
+    from ..spaces.nb201 import NB201_OPS, NUM_NODES  # the benchmark's cell is the space's (imported when used)
+
     if genotype.family != "nb201":
         raise RomenasError("NAS-Bench-201 lookups need a NAS-Bench-201 cell (|op~0|+|op~0|op~1|+...)")
     nodes = len(genotype.cells["cell"])

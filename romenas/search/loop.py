@@ -20,8 +20,8 @@ from .. import distributed as dist
 from ..bench.collapse import collapse_metrics
 from ..bench.nb201 import NB201Table
 from ..checkpoint import capture_rng, load_checkpoint, seed_everything
-from ..config import (SearchConfig, build_config, resolve_device, resumed_config, retuned, to_dict,
-                      upgrade_settings)
+from ..config import (SearchConfig, build_config, resolve_device, resolve_preset, resumed_config, retuned,
+                      setting_sources, to_dict, upgrade_settings)
 from ..data import epoch_loader, load_data, make_transform
 from ..errors import RomenasError
 from ..genotype import Genotype
@@ -211,7 +211,7 @@ class Searcher(CheckpointedLoop):
                     loader.set_epoch(self.epoch, self.step)
                 bar = tqdm(zip(*self.loaders), total=self.steps_per_epoch, initial=self.step, leave=False,
                            desc=f"{cfg.algorithm} epoch {self.epoch + 1}/{cfg.epochs}",
-                           disable=not (cfg.progress and self.ctx.is_main))
+                           disable=not self.show_bars())
                 for (xw, yw), (xa, ya) in bar:
                     if self.step >= self.steps_per_epoch:
                         break
@@ -231,8 +231,7 @@ class Searcher(CheckpointedLoop):
                         self.save()
                 bar.close()
                 row = self._epoch_row(tau)
-                if cfg.progress and self.ctx.is_main:
-                    tqdm.write(epoch_line(row, cfg.epochs))
+                self.report(epoch_line(row, cfg.epochs))
                 self.w_sched.step()
                 self.close_epoch(row, self._zero_accum(), logger)
         finally:
@@ -247,8 +246,11 @@ def search(config: SearchConfig | None = None, *, out: str | Path | None = None,
            preset: str | None = None, **overrides: Any) -> SearchResult:
     """Run (or resume) a search; returns the derived genotype, the per-epoch metrics and the run folder.
 
-    ``search(space="nb201", epochs=1)`` overrides the quick-start defaults; ``preset`` names a
-    shipped preset; ``resume`` continues the run in that folder exactly where its checkpoint ends.
+    Settings resolve as ``romenas search`` resolves them (:func:`romenas.config.resolve_preset`):
+    the algorithm's published recipe, then the preset, then the arguments. ``search(space="nb201",
+    epochs=1)`` on the built-in digits is the quick start with those changes; with a ``dataset``
+    and no ``preset`` the recipe applies. ``resume`` continues the run in that folder exactly
+    where its checkpoint ends.
     """
     ctx = dist.context()
     if resume is not None:
@@ -262,14 +264,21 @@ def search(config: SearchConfig | None = None, *, out: str | Path | None = None,
     else:
         if config is not None:  # a config built by hand holds exactly its own values: no recipe applies
             cfg = dataclasses.replace(config, recipe="none" if config.recipe == "auto" else config.recipe).validate()
+            sources = None
         else:
+            preset = resolve_preset(preset, overrides)
             cfg = build_config(SearchConfig, overrides, preset)
             check_options(cfg.algorithm, upgrade_settings(overrides))
+            sources = setting_sources(SearchConfig, overrides, preset, cfg.recipe)
+            if ctx.is_main and cfg.progress:
+                print(f"settings: recipe {cfg.recipe}, preset {preset or 'none'}, flags for "
+                      f"{sorted(k for k, v in sources.items() if v == 'flag') or 'nothing'} "
+                      "(config.json 'sources' says where each value came from)", flush=True)
         if out is not None:
             RunDir.check_new(out)
         searcher = Searcher(cfg, None)  # data and supernet first: bad input leaves no run folder behind
         path = dist.shared_path(out or default_run_path("search", cfg.algorithm, cfg.space), ctx)
-        run = RunDir.create(path, "search", searcher.record()) if ctx.is_main else RunDir(path)
+        run = RunDir.create(path, "search", searcher.record(), sources) if ctx.is_main else RunDir(path)
         dist.barrier(ctx)
         searcher.run = run
     if ctx.is_main:
