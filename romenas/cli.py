@@ -50,7 +50,11 @@ def _is_main() -> bool:
 
 
 def _print_json(data) -> None:
-    print(json.dumps(data, indent=2))
+    try:
+        print(json.dumps(data, indent=2, allow_nan=False))
+    except ValueError:  # NaN/inf is not JSON: a script reading it would fail later, and worse
+        raise RomenasError("the results hold non-finite numbers (NaN/inf), which JSON cannot carry; the network's "
+                           "weights are damaged, train it again") from None
 
 
 # ---- commands ------------------------------------------------------------------------------

@@ -25,7 +25,9 @@ def run_state(run: RunDir) -> str:
     """finished / failed / running, or crashed when a 'running' run's process is gone."""
     status = run.status()
     state = status.get("state", "unknown")
-    if state == "running" and status.get("host") == socket.gethostname() and not _alive(int(status.get("pid", 0))):
+    pid = status.get("pid")
+    if state == "running" and status.get("host") == socket.gethostname() and not (
+            isinstance(pid, int) and not isinstance(pid, bool) and pid > 0 and _alive(pid)):
         return "crashed"
     return state
 
@@ -35,21 +37,23 @@ def summary(path: str | Path) -> str:
     run = RunDir(path)
     if not run.config_file.exists():
         raise RomenasError(f"{path} is not a romenas run folder (no config.json)")
-    kind, cfg = run.info()
-    status, rows = run.status(), run.metrics()
+    kind, saved = run.info()
+    cfg = _Fields(saved)
+    status, rows = run.status(), [r for r in run.metrics() if _complete(r, kind)]
     state = run_state(run)
     lines = [f"run:      {run.path}  ({kind})", f"status:   {state}"]
     if status.get("error"):
         lines.append(f"error:    {status['error']}")
     if state in ("crashed", "failed"):
         lines.append(f"resume:   romenas {kind} --resume {run.path}")
-    if status.get("started"):
-        lines.append(f"started:  {datetime.fromtimestamp(status['started']):%Y-%m-%d %H:%M:%S}")
+    started = status.get("started")
+    if isinstance(started, (int, float)) and not isinstance(started, bool) and 0 < started < 1e11:
+        lines.append(f"started:  {datetime.fromtimestamp(started):%Y-%m-%d %H:%M:%S}")
     if kind == "search":
         lines.append(f"setup:    {cfg['algorithm']} on {cfg['space']}, {cfg['dataset']}, C={cfg['channels']} "
                      f"layers={cfg['layers']} batch={cfg['batch_size']}, "
                      f"recipe {cfg.get('recipe', '-')}" + (f", ops {cfg['ops']}" if cfg.get("ops") else ""))
-        lines.append(f"method:   {method_summary(cfg)}")
+        lines.append(f"method:   {method_summary(saved)}")
     else:
         lines.append(f"setup:    {cfg['dataset']}, C={cfg['channels']} layers={cfg['layers']} epochs={cfg['epochs']} "
                      f"batch={cfg['batch_size']} lr={cfg['lr']}")
@@ -61,12 +65,10 @@ def summary(path: str | Path) -> str:
         best = max(rows, key=lambda r: r[key])
         lines.append(f"best:     epoch {best['epoch']}, {key} {best[key]:.2f}%; last {rows[-1][key]:.2f}%")
         if kind == "search":
-            if "op_entropy" in rows[-1]:
-                lines.append(f"decided:  op entropy {rows[-1]['op_entropy']:.2f} (1 = uniform), "
-                             f"margin {rows[-1]['op_margin']:.2f}")
-            lines.append(f"collapse: {rows[-1]['collapse']}")
-            if "nb201" in rows[-1]:
-                lines.append("NB201:    " + ", ".join(f"{k} {v:.2f}" for k, v in rows[-1]["nb201"].items()))
+            try:
+                lines += _search_extras(rows[-1])
+            except (TypeError, ValueError, AttributeError, KeyError):
+                lines.append("metrics:  the last row is damaged (see metrics.jsonl)")
     if run.genotype_file.exists():
         from .published import load_genotype
         lines.append(f"genotype: {load_genotype(run.path)}")
@@ -75,6 +77,33 @@ def summary(path: str | Path) -> str:
     if run.model_card.exists():
         lines += ["", run.model_card.read_text(errors="replace").rstrip()]
     return "\n".join(lines)
+
+
+def _search_extras(last: dict) -> list[str]:
+    """How decided the architecture is (ops, and edges where topology is searched), collapse, lookups."""
+    lines = []
+    if "op_entropy" in last:
+        decided = f"decided:  op entropy {last['op_entropy']:.2f} (1 = uniform), margin {last['op_margin']:.2f}"
+        if "edge_entropy" in last:
+            decided += f"; edge entropy {last['edge_entropy']:.2f}, margin {last['edge_margin']:.2f}"
+        lines.append(decided)
+    lines.append(f"collapse: {last.get('collapse', '?')}")
+    if "nb201" in last:
+        lines.append("NB201:    " + ", ".join(f"{k} {v:.2f}" for k, v in last["nb201"].items()))
+    return lines
+
+
+class _Fields(dict):
+    """A saved config read for display: a missing setting shows as '?' instead of failing."""
+
+    def __missing__(self, key: str) -> str:
+        return "?"
+
+
+def _complete(row, kind: str) -> bool:
+    """A metrics row with the fields ``show`` reads (a damaged line is left out, not fatal)."""
+    need = ("epoch", "seconds", "val_acc" if kind == "search" else "test_acc")
+    return isinstance(row, dict) and all(isinstance(row.get(k), (int, float)) for k in need)
 
 
 def list_runs(root: str | Path) -> str:

@@ -181,7 +181,8 @@ class CheckpointedLoop:
 
     def diverged(self, what: str, value: float, lower: str) -> RomenasError:
         """The error for a non-finite loss: where it happened, and what to do with or without a checkpoint."""
-        where = f"the {what} loss became {value} at epoch {self.epoch + 1}, step {self.step + 1}"
+        became = "the weights became NaN/inf" if what == "weights" else f"the {what} loss became {value}"
+        where = f"{became} at epoch {self.epoch + 1}, step {self.step + 1}"
         if self.run is not None and self.run.has_checkpoint():
             return RomenasError(f"{where}; the last good checkpoint is kept in {self.run.path} — lower {lower}, "
                                 f"then --resume {self.run.path}")
@@ -207,6 +208,14 @@ class CheckpointedLoop:
                 sched._last_lr = [group["lr"] for group in opt.param_groups]  # what get_last_lr() reports
         if changes and self.run is not None and self.ctx.is_main:
             self.run.record_change(changes, epoch=self.epoch, step=self.step)
+
+    def check_finite(self, module) -> None:
+        """Before an epoch's checkpoint: weights that a last step made non-finite are a divergence,
+        not a finished run (the previous checkpoint stays the last good one)."""
+        import torch
+
+        if not all(bool(torch.isfinite(p).all()) for p in module.parameters()):
+            raise self.diverged("weights", float("nan"), self.lower_hint)
 
     def show_bars(self) -> bool:
         """Progress bars: only when asked for, on rank 0, and on a terminal (a log file gets

@@ -68,6 +68,8 @@ def initialise_from(net: nn.Module, source: str | Path, genotype: Genotype) -> N
 
 
 class Trainer(CheckpointedLoop):
+    lower_hint = "--lr"
+
     def __init__(self, genotype: Genotype, cfg: TrainConfig, run: RunDir | None):
         self.genotype, self.cfg, self.run = genotype, cfg, run
         self.ctx = dist.context()
@@ -161,7 +163,7 @@ class Trainer(CheckpointedLoop):
             if aux is not None:
                 loss = loss + cfg.auxiliary_weight * F.cross_entropy(aux, y, label_smoothing=cfg.label_smoothing)
         if not torch.isfinite(loss):
-            raise self.diverged("training", loss.item(), "--lr")
+            raise self.diverged("training", loss.item(), self.lower_hint)
         self.runtime.backward(loss, "weights")
         self.runtime.step(self.opt, "weights", self.net.parameters(), cfg.grad_clip)
         self.accum["loss"] += loss.item() * len(y)
@@ -188,6 +190,7 @@ class Trainer(CheckpointedLoop):
                     if cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0 and self.step < len(self.train_loader):
                         self.save()
                 bar.close()
+                self.check_finite(self.net)
                 test_loss, test_acc = self.evaluate()
                 a = self.accum
                 row = {"epoch": self.epoch + 1, "lr": self.sched.get_last_lr()[0],

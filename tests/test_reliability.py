@@ -496,3 +496,47 @@ def test_learning_rates_may_change_on_resume_and_the_change_is_recorded(tmp_path
     assert result.metrics[1]["lr"] == pytest.approx(eta_min + (0.01 - eta_min) * (1 + math.cos(math.pi / 2)) / 2)
     with pytest.raises(RomenasError, match="--resume continues a run"):
         search(resume=tmp_path / "run", w_momentum=0.5)
+
+
+@pytest.mark.parametrize("damage", ["config-keys", "pid-text", "started-text", "row-keys", "row-types"])
+def test_show_and_list_survive_damaged_side_files(finished_run, tmp_path, damage):
+    import json
+    import shutil
+
+    from romenas.report import list_runs, summary
+
+    run = tmp_path / "run"
+    shutil.copytree(finished_run / "run", run)
+    if damage == "config-keys":
+        (run / "config.json").write_text(json.dumps({"kind": "search", "config": {}}))
+    elif damage in ("pid-text", "started-text"):
+        status = json.loads((run / "status.json").read_text())
+        status.update({"state": "running", "pid": "12x"} if damage == "pid-text" else {"started": "yesterday"})
+        (run / "status.json").write_text(json.dumps(status))
+    else:
+        rows = (run / "metrics.jsonl").read_text().splitlines()
+        extra = {"epoch": 9} if damage == "row-keys" else {**json.loads(rows[-1]), "op_entropy": "high"}
+        (run / "metrics.jsonl").write_text("\n".join([*rows, json.dumps(extra)]) + "\n")
+    text = summary(run)
+    assert text.startswith("run:") and ("crashed" in text if damage == "pid-text" else True)
+    assert any(line.startswith("run ") for line in list_runs(tmp_path).splitlines()[1:])
+
+
+def test_weights_made_non_finite_by_the_last_step_are_a_divergence_not_a_finished_run(tmp_path, monkeypatch):
+    """The last step of an epoch can leave NaN weights with a finite loss; the run must not be marked finished."""
+    import json
+
+    from romenas.runtime import Runtime
+
+    real_step = Runtime.step
+
+    def poisoning_step(self, optimizer, *args, **kwargs):
+        real_step(self, optimizer, *args, **kwargs)
+        with torch.no_grad():
+            optimizer.param_groups[0]["params"][0].fill_(float("nan"))
+
+    monkeypatch.setattr(Runtime, "step", poisoning_step)
+    with pytest.raises(RomenasError, match="weights became NaN/inf at epoch 1"):
+        train("NB201_OPTIMUM", out=tmp_path / "run", **{**TINY_TRAIN, "limit_train": 32, "batch_size": 32})
+    assert json.loads((tmp_path / "run" / "status.json").read_text())["state"] == "failed"
+    assert main(["predict", str(tmp_path / "run"), "x.png", "--json"]) == 2  # no weights were ever kept

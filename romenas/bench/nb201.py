@@ -22,7 +22,7 @@ COLUMNS = {"cifar10": "CIFAR10TestAccuracy200Epochs", "cifar100": "CIFAR100TestA
 class NB201Table:
     def __init__(self, path: str | Path):
         path = Path(path)
-        if path.suffix != ".csv":
+        if path.suffix.lower() != ".csv":
             self._nats = _nats_api(path)
             return
         self._nats = None

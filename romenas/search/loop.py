@@ -60,6 +60,7 @@ def epoch_line(row: dict[str, Any], epochs: int) -> str:
 
 
 class Searcher(CheckpointedLoop):
+    lower_hint = "--w-lr/--a-lr"
     def __init__(self, cfg: SearchConfig, run: RunDir | None):
         algorithm = get_algorithm(cfg.algorithm)
         space = get_space(cfg.space)  # before any data is read: a bad name fails at once
@@ -146,7 +147,7 @@ class Searcher(CheckpointedLoop):
                 logits = self.net(x, group)
                 total = per_replica_loss(logits, y).sum()
             if not torch.isfinite(total):
-                raise self.diverged(where, total.item(), "--w-lr/--a-lr")
+                raise self.diverged(where, total.item(), self.lower_hint)
             self.runtime.backward(total * scale, optimizer)
             loss_sum += total.item()
             correct += (logits.argmax(1) == y.repeat(len(group))).float().mean().item() * len(group)
@@ -230,6 +231,8 @@ class Searcher(CheckpointedLoop):
                     if cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0 and self.step < self.steps_per_epoch:
                         self.save()
                 bar.close()
+                self.check_finite(self.net)
+                self.check_finite(self.algo)
                 row = self._epoch_row(tau)
                 self.report(epoch_line(row, cfg.epochs))
                 self.w_sched.step()
