@@ -260,10 +260,10 @@ def resolve_device(device: str):
 
 def resolve_preset(preset: str | None, overrides: Mapping[str, Any]) -> str | None:
     """The one rule, for the CLI and the API alike: a named preset is used as named; without one,
-    a run on the built-in data (no ``dataset`` given) is the quick start (preset ``quickstart``,
-    the README's first command), and a run on the user's own data gets the algorithm's published
-    recipe for everything not set (no preset)."""
-    if preset is None and overrides.get("dataset") is None:
+    a run on the built-in digits (no ``dataset``, or 'digits') is the quick start (preset
+    ``quickstart``, the README's first command), and a run on any other data gets the
+    algorithm's published recipe for everything not set (no preset)."""
+    if preset is None and overrides.get("dataset") in (None, "digits"):
         return DEFAULT_PRESET
     return preset
 

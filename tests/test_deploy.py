@@ -181,9 +181,9 @@ def test_bad_input_is_one_line_exit_2(trained, tmp_path, capsys):
         (["export", run, "--out", tmp_path / "no" / "dir" / "m.onnx"], "does not exist"),
         (["export", run, "--format", "torchscript", "--out", tmp_path / "bad.png"], "already exists"),
         (["train", "NB201_OPTIMUM", "--init", run, "--channels", "8", "--layers", "1", "--dataset", folder,
-          "--no-progress", "--out", tmp_path / "x"], "another size"),
-        (["train", "GDAS", "--init", run, "--dataset", folder, "--no-progress", "--out", tmp_path / "y"],
-         "holds genotype"),
+          "--batch-size", "16", "--no-progress", "--out", tmp_path / "x"], "another size"),
+        (["train", "GDAS", "--init", run, "--dataset", folder, "--batch-size", "16", "--no-progress",
+          "--out", tmp_path / "y"], "holds genotype"),
     ]
     for argv, needle in cases:
         code, _, err = _cli(argv, capsys)

@@ -61,6 +61,7 @@ def epoch_line(row: dict[str, Any], epochs: int) -> str:
 
 class Searcher(CheckpointedLoop):
     lower_hint = "--w-lr/--a-lr"
+
     def __init__(self, cfg: SearchConfig, run: RunDir | None):
         algorithm = get_algorithm(cfg.algorithm)
         space = get_space(cfg.space)  # before any data is read: a bad name fails at once
@@ -72,6 +73,17 @@ class Searcher(CheckpointedLoop):
             raise RomenasError("second-order DARTS runs in one process; drop --darts-order 2 or torchrun")
         self.device = dist.device_for(self.ctx, resolve_device(cfg.device))
         self.runtime = Runtime(self.device, cfg.precision, cfg.channels_last)
+        # The architecture parameters come from their own generator, before any data is read: an
+        # algorithm that refuses its settings does so at once.
+        self.generator = torch.Generator().manual_seed(cfg.seed)
+        self.algo = algorithm.from_config(space, self.generator, cfg).to(self.device)
+        # Recorded as run: the config says which order the search used, and whether beta existed
+        # (the space may keep every edge, as NAS-Bench-201's does).
+        resolved = {"topology": getattr(self.algo, "topology", cfg.topology)}
+        if cfg.step_order == "auto":
+            resolved["step_order"] = "arch-first" if self.algo.arch_first else "weights-first"
+        self.cfg = cfg = dataclasses.replace(cfg, **resolved)
+        self.arch_first = cfg.step_order == "arch-first"
         seed_everything(cfg.seed)
         data = load_data(cfg.dataset, cfg.data_dir, cfg.download, cfg.limit_train, None, cfg.image_size, cfg.augment)
         transform = make_transform(data, train=True)
@@ -87,15 +99,6 @@ class Searcher(CheckpointedLoop):
                                f"{1 - cfg.train_portion:g} leave a half smaller than one batch ({cfg.batch_size}) "
                                "per process; lower --batch-size")
 
-        self.generator = torch.Generator().manual_seed(cfg.seed)
-        self.algo = algorithm.from_config(space, self.generator, cfg).to(self.device)
-        # Recorded as run: the config says which order the search used, and whether beta existed
-        # (the space may keep every edge, as NAS-Bench-201's does).
-        resolved = {"topology": getattr(self.algo, "topology", cfg.topology)}
-        if cfg.step_order == "auto":
-            resolved["step_order"] = "arch-first" if self.algo.arch_first else "weights-first"
-        self.cfg = cfg = dataclasses.replace(cfg, **resolved)
-        self.arch_first = cfg.step_order == "arch-first"
         self.net = self.runtime.prepare(self.algo.space.build_supernet(cfg.channels, cfg.layers, data.num_classes,
                                                                        data.in_channels))
         self.batched = cfg.subnet_execution == "batched"
@@ -191,7 +194,8 @@ class Searcher(CheckpointedLoop):
         row = {"epoch": self.epoch + 1, "tau": tau, "lr": self.w_sched.get_last_lr()[0],
                "train_loss": a["w_loss"] / max(1, a["w_seen"]), "train_acc": 100 * a["w_correct"] / max(1, a["w_seen"]),
                "val_loss": a["a_loss"] / max(1, a["a_seen"]), "val_acc": 100 * a["a_correct"] / max(1, a["a_seen"]),
-               "seconds": a["seconds"], **self.algo.stats(), "collapse": collapse_metrics(genotype),
+               "seconds": a["seconds"], "images": {"weights": int(a["w_seen"]), "architecture": int(a["a_seen"])},
+               **self.algo.stats(), "collapse": collapse_metrics(genotype),
                "genotype": genotype.to_string(),
                "op_probs": {k: v.tolist() for k, v in self.algo.op_probs().items()},
                "ops": {k: list(v[0]) for k, v in self.algo.space.edge_ops.items()}}
