@@ -77,6 +77,15 @@ def mean_std(values: Iterable[float], digits: int = 2) -> str:
     return f"{statistics.mean(values):.{digits}f} +- {std:.{digits}f}"
 
 
+def per_seed_table(title: str, labels: list[str], groups: dict[tuple, dict[int, str]], seeds: list[int]) -> list[str]:
+    """Markdown lines: one row per group (its label cells), one column per seed ('-' where missing)."""
+    lines = ["", title, "", "| " + " | ".join(labels) + " | " + " | ".join(f"seed {s}" for s in seeds) + " |",
+             "|" + "---|" * (len(labels) + len(seeds))]
+    for key, by_seed in groups.items():
+        lines.append("| " + " | ".join(key) + " | " + " | ".join(by_seed.get(s, "-") for s in seeds) + " |")
+    return lines
+
+
 def convergence_columns(last: dict[str, Any]) -> dict[str, Any]:
     """A search's final mean normalised entropy and margin of its op (and edge) distributions."""
     keys = ("op_entropy", "op_margin", "edge_entropy", "edge_margin")

@@ -19,7 +19,8 @@ import statistics
 from datetime import date
 from pathlib import Path
 
-from _runs import SHARED, VARIANTS, benchmark_parser, convergence_columns, mean_std, search_once, write_csv
+from _runs import (SHARED, VARIANTS, benchmark_parser, convergence_columns, mean_std, per_seed_table, search_once,
+                   write_csv)
 
 PRESETS = {
     # The published scale; epochs, optimisers and K come from each algorithm's recipe.
@@ -72,13 +73,9 @@ def main():
                      f"{mean_std(r['cifar100'] for r in rs)} | {mean_std(r['imagenet16-120'] for r in rs)} | "
                      f"{mean_std(r['op_entropy'] for r in rs)} | {mean_std(r['op_margin'] for r in rs)} | "
                      f"{statistics.mean(r['search_seconds'] for r in rs):.0f} |")
-    lines += ["", "Per seed (CIFAR-10 of the final genotype, op entropy):", "",
-              "| variant | " + " | ".join(f"seed {s}" for s in args.seeds) + " |",
-              "|---|" + "---|" * len(args.seeds)]
-    for variant in args.variants:
-        by_seed = {r["seed"]: r for r in rows if r["variant"] == variant}
-        lines.append(f"| {variant} | " + " | ".join(
-            f"{by_seed[s]['cifar10']:.2f} ({by_seed[s]['op_entropy']:.2f})" for s in args.seeds) + " |")
+    lines += per_seed_table("Per seed (CIFAR-10 of the final genotype, op entropy):", ["variant"],
+                            {(v,): {r["seed"]: f"{r['cifar10']:.2f} ({r['op_entropy']:.2f})"
+                                    for r in rows if r["variant"] == v} for v in args.variants}, args.seeds)
     (out / "nb201_search.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     _plot(rows, args.variants, out / "nb201_search.png")

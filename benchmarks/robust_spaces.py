@@ -15,7 +15,7 @@ from __future__ import annotations
 from datetime import date
 from pathlib import Path
 
-from _runs import VARIANTS, benchmark_parser, convergence_columns, mean_std, search_once, write_csv
+from _runs import VARIANTS, benchmark_parser, convergence_columns, mean_std, per_seed_table, search_once, write_csv
 
 ALGORITHMS = ("darts", "gdas", "rome")
 #: ROME's ablation in S1-S4, where topology disentanglement exists (benchmarks/_runs.py: VARIANTS).
@@ -91,14 +91,10 @@ def main():
                          f"{PAPER_PARAM_FREE.get((space, algorithm), '-')} | {mean_std((r['skip_normal'] for r in rs), 1)} | "
                          f"{mean_std((r['param_free_reduce'] for r in rs), 1)} | {acc} | "
                          f"{sum(r['search_seconds'] for r in rs) / len(rs):.0f} |")
-    lines += ["", "Per seed (parameter-free ops in the normal cell):", "",
-              "| space | algorithm | " + " | ".join(f"seed {s}" for s in args.seeds) + " |",
-              "|---|---|" + "---|" * len(args.seeds)]
-    for space in args.spaces:
-        for algorithm in args.algorithms:
-            by_seed = {r["seed"]: r for r in rows if (r["space"], r["algorithm"]) == (space, algorithm)}
-            lines.append(f"| {space} | {algorithm} | " + " | ".join(
-                str(by_seed[s]["param_free_normal"]) for s in args.seeds) + " |")
+    lines += per_seed_table("Per seed (parameter-free ops in the normal cell):", ["space", "algorithm"],
+                            {(sp, a): {r["seed"]: str(r["param_free_normal"]) for r in rows
+                                       if (r["space"], r["algorithm"]) == (sp, a)}
+                             for sp in args.spaces for a in args.algorithms}, args.seeds)
     (out / "robust_spaces.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

@@ -124,6 +124,7 @@ def test_rome_topology_on_nb201_decides_none_with_beta(tmp_path):
     alpha chooses among the other ops (romenas' extension of ROME to spaces that keep every edge)."""
     result = search(out=tmp_path / "run", **{**TINY_SEARCH, "space": "nb201", "layers": 1, "epochs": 1,
                                              "edge_sampler": "subset", "limit_train": 128})
+    assert result.genotype.family == "nb201"
     saved = json.loads((tmp_path / "run" / "config.json").read_text())["config"]
     assert saved["topology"] is True and saved["edge_sampler"] == "subset"
     state = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)["algo"]

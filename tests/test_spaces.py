@@ -22,7 +22,6 @@ def test_parameter_counts_match_published(name, space, C, layers, expected, tole
 @pytest.mark.parametrize("name", ["DARTS_V2", "GDAS", "NB201_OPTIMUM"])
 def test_derived_network_has_exactly_the_genotype(name):
     genotype = PUBLISHED[name]
-    space = get_space(genotype.family)
     net = build_network(genotype, 8, 3 if genotype.family == "darts" else 1, 10, 3)
     cells = [c for c in net.cells if hasattr(c, "dag")]
     for cell in cells:

@@ -20,9 +20,9 @@ import torch
 from torch import nn
 
 from ..errors import RomenasError
-from ..genotype import Cell, Genotype
-from ..registry import CellFamily, get_family
+from ..genotype import Cell
 from ..ops import Zero, build_op
+from ..registry import CellFamily, get_family
 
 EdgePlan = Sequence[Sequence[tuple[int, Optional[torch.Tensor]]]]
 Plan = Mapping[str, EdgePlan]
