@@ -13,7 +13,7 @@ from typing import ClassVar
 import torch
 
 from .errors import RomenasError
-from .sampling import EdgeIndex, gumbel_max_st, gumbel_pair_edges_st, gumbel_topk_edges_st
+from .sampling import EdgeIndex, gumbel_max_st, gumbel_topk_edges_st
 
 __all__ = ["TopologySampler", "GumbelTopK", "GumbelPairs", "TOPOLOGY_SAMPLERS", "get_topology_sampler"]
 
@@ -83,55 +83,15 @@ class GumbelTopK(TopologySampler):
         return [torch.softmax(beta[es], -1) for es in self.index.node_edges]
 
 
-class GumbelPairs(TopologySampler):
-    """ROME-v1 (Eq. 4-6): one parameter per pair of a node's predecessors; Gumbel-max picks a
-    pair, and an edge is on when its pair is chosen. Defined for nodes that keep two inputs."""
-
-    name = "pair"
+class _GumbelSets(TopologySampler):
+    """ROME-v1's construction (Eq. 4-6): one parameter per admissible set of a node's inputs,
+    Gumbel-max picks one set per node, and an edge is on when its set is chosen (straight-through
+    through the sets' incidence). Subclasses say which sets are admissible."""
 
     def __init__(self, edges, keep):
-        if keep != 2:
-            raise RomenasError(f"the pair sampler (ROME-v1) keeps two inputs per node, the space keeps {keep}; "
-                               "use --edge-sampler top2")
-        super().__init__(edges, keep)
-        self.chosen = 1  # one pair per node
-
-    @property
-    def num_params(self) -> int:
-        return self.index.num_pairs
-
-    def sample(self, beta, tau, generator):
-        return gumbel_pair_edges_st(beta, self.index, tau, generator)
-
-    def _groups(self, beta):
-        return list(beta.detach().cpu().split([len(p) for p in self.index.pairs]))
-
-    def kept(self, beta):
-        return [list(pairs[int(scores.argmax())]) for pairs, scores in zip(self.index.pairs, self._groups(beta))]
-
-    def marginals(self, beta):
-        index = self.index
-        probs = torch.softmax(index.pad(beta.detach().cpu(), index.pair_node, index.pair_pos, index.max_pairs), -1)
-        return probs.flatten() @ index.incidence
-
-    def distributions(self, beta):
-        return [torch.softmax(g, -1) for g in self._groups(beta)]
-
-
-class GumbelSubsets(TopologySampler):
-    """ROME-v1's construction over every non-empty set of a node's inputs (romenas' extension, for
-    spaces that keep every edge, as NAS-Bench-201 does): one parameter per input set, Gumbel-max picks
-    one, an edge is on when its set is chosen. An edge that is off is the 'none' op, so the topology
-    parameters, not alpha, decide it; every node keeps at least one input."""
-
-    name = "subset"
-    needs_keep = False
-
-    def __init__(self, edges, keep=None):
         super().__init__(edges, keep)
         self.chosen = 1  # one input set per node
-        self.sets = [[s for size in range(1, len(es) + 1) for s in combinations(es, size)]
-                     for es in self.index.node_edges]
+        self.sets = [self._input_sets(es) for es in self.index.node_edges]
         self.width = max(len(s) for s in self.sets)
         flat = [(j, q) for j, sets in enumerate(self.sets) for q in range(len(sets))]
         self.set_node = torch.tensor([j for j, _ in flat])
@@ -140,6 +100,9 @@ class GumbelSubsets(TopologySampler):
         for j, sets in enumerate(self.sets):
             for q, members in enumerate(sets):
                 self.incidence[j * self.width + q, list(members)] = 1.0
+
+    def _input_sets(self, node_edges: list[int]) -> list[tuple[int, ...]]:
+        raise NotImplementedError
 
     @property
     def num_params(self) -> int:
@@ -164,6 +127,36 @@ class GumbelSubsets(TopologySampler):
 
     def distributions(self, beta):
         return [torch.softmax(g, -1) for g in self._groups(beta)]
+
+class GumbelPairs(_GumbelSets):
+    """ROME-v1 (Eq. 4-6): the admissible sets are the pairs of a node's predecessors. Defined for
+    nodes that keep two inputs."""
+
+    name = "pair"
+
+    def __init__(self, edges, keep):
+        if keep != 2:
+            raise RomenasError(f"the pair sampler (ROME-v1) keeps two inputs per node, the space keeps {keep}; "
+                               "use --edge-sampler top2")
+        super().__init__(edges, keep)
+
+    def _input_sets(self, node_edges):
+        return list(combinations(node_edges, 2))
+
+
+class GumbelSubsets(_GumbelSets):
+    """ROME-v1's construction over every non-empty set of a node's inputs (romenas' extension, for
+    spaces that keep every edge, as NAS-Bench-201 does). An edge that is off is the 'none' op, so
+    the topology parameters, not alpha, decide it; every node keeps at least one input."""
+
+    name = "subset"
+    needs_keep = False
+
+    def __init__(self, edges, keep=None):
+        super().__init__(edges, keep)
+
+    def _input_sets(self, node_edges):
+        return [s for size in range(1, len(node_edges) + 1) for s in combinations(node_edges, size)]
 
 
 TOPOLOGY_SAMPLERS: dict[str, type[TopologySampler]] = {cls.name: cls for cls in (GumbelTopK, GumbelPairs,
