@@ -77,6 +77,17 @@ def search_once(run: Path, args: argparse.Namespace, preset: dict[str, Any], **s
     return romenas.search(out=run, **settings)
 
 
+def train_once(run: Path, genotype, args: argparse.Namespace, seed: int, **settings: Any):
+    """Train ``genotype`` from scratch into ``run`` for ``args.train_epochs`` on the benchmark's data
+    (a training already there is finished or reused instead)."""
+    import romenas
+
+    if (run / "config.json").exists():
+        return romenas.train(resume=run, progress=False)
+    return romenas.train(genotype, out=run, dataset=args.dataset, data_dir=args.data_dir, epochs=args.train_epochs,
+                         seed=seed, progress=False, **settings)
+
+
 def mean_std(values: Iterable[float], digits: int = 2) -> str:
     values = list(values)
     std = statistics.stdev(values) if len(values) > 1 else 0.0

@@ -15,7 +15,8 @@ from __future__ import annotations
 from datetime import date
 from pathlib import Path
 
-from _runs import VARIANTS, benchmark_parser, convergence_columns, mean_std, per_seed_table, search_once, write_csv
+from _runs import (VARIANTS, benchmark_parser, convergence_columns, mean_std, per_seed_table, search_once, train_once,
+                   write_csv)
 
 ALGORITHMS = ("darts", "gdas", "rome")
 #: ROME's ablation in S1-S4, where topology disentanglement exists (benchmarks/_runs.py: VARIANTS).
@@ -38,13 +39,6 @@ PRESETS = {
 }
 
 
-def _train_once(romenas, run: Path, genotype, args, seed: int):
-    if (run / "config.json").exists():
-        return romenas.train(resume=run, progress=False)
-    return romenas.train(genotype, out=run, dataset=args.dataset, data_dir=args.data_dir, epochs=args.train_epochs,
-                         seed=seed, progress=False)
-
-
 def main():
     p = benchmark_parser(__doc__, PRESETS, "robust", seeds=[0])
     p.add_argument("--spaces", nargs="+", default=["s1", "s2", "s3", "s4"], choices=["s1", "s2", "s3", "s4"])
@@ -55,8 +49,6 @@ def main():
     if "ablation" in args.algorithms:
         i = args.algorithms.index("ablation")
         args.algorithms[i:i + 1] = [a for a in ABLATION if a not in args.algorithms]
-
-    import romenas
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -74,7 +66,7 @@ def main():
                        "search_seconds": round(sum(m["seconds"] for m in result.metrics)),
                        "genotype": result.genotype.to_string(), "test_acc": ""}
                 if args.train_epochs:
-                    row["test_acc"] = _train_once(romenas, run / "train", result.genotype, args, seed).test_acc
+                    row["test_acc"] = train_once(run / "train", result.genotype, args, seed).test_acc
                 rows.append(row)
                 print(f"{space} {algorithm:6s} seed {seed}: param-free normal {row['param_free_normal']}, "
                       f"skip normal {row['skip_normal']}  {row['genotype']}", flush=True)

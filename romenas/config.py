@@ -89,6 +89,19 @@ class SearchConfig(RunSettings):
     parallel: str = setting("samples", "distributed: 'samples' (split K across ranks) or 'data'")
     subnet_execution: str = setting("sequential", "'sequential': one subnet's activations at a time; 'batched': "
                                                   "one pass (K x memory)")
+    # budget (romenas/search/budget.py): costs of the network that will be trained
+    target_mflops: float | None = setting(None, "budget: MFLOPs per image of the trained network (FlopCounterMode, "
+                                                "2 FLOPs per multiply-add)")
+    target_params: float | None = setting(None, "budget: millions of parameters of the trained network (auxiliary "
+                                                "head excluded)")
+    target_latency_ms: float | None = setting(None, "budget: ms per image at batch 1 on the search's device (ops "
+                                                    "timed once, cached in the run folder)")
+    budget_weight: float = setting(1.0, "lambda of the budget penalty lambda * sum max(0, E[cost]/target - 1) in "
+                                        "the architecture loss")
+    budget_channels: int | None = setting(None, "C of the network the budget is for (None: the family's paper value, "
+                                                "DARTS 36, NAS-Bench-201 16)")
+    budget_layers: int | None = setting(None, "cells of the network the budget is for (None: DARTS 20, "
+                                              "NAS-Bench-201 5 per stage)")
 
     def validate(self) -> "SearchConfig":
         """Every value in range. Algorithm and space names are checked against their registries
@@ -117,7 +130,9 @@ class SearchConfig(RunSettings):
         if self.warmup_epochs >= self.epochs:
             raise RomenasError(f"warmup_epochs ({self.warmup_epochs}) leaves no epoch for the architecture "
                                f"(epochs={self.epochs}); lower --warmup-epochs")
-        _positive_or_none(self, "limit_train", "image_size")
+        _positive_or_none(self, "limit_train", "image_size", "target_mflops", "target_params", "target_latency_ms",
+                          "budget_channels", "budget_layers")
+        _positive(self, "budget_weight")
         _check_seed_and_sgd(self.seed, self.w_momentum, self.w_nesterov, "--w-")
         if not all(0.0 <= b < 1.0 for b in self.a_betas) or len(self.a_betas) != 2:
             raise RomenasError(f"a_betas must be two numbers in [0, 1), got {list(self.a_betas)}")
@@ -131,7 +146,10 @@ class SearchConfig(RunSettings):
             raise RomenasError(f"train_portion must lie strictly between 0 and 1, got {self.train_portion}")
         entry = SPACES.get(str(self.space).lower())
         if entry is not None:  # an unknown space is the search's to name (it owns the registry)
-            get_family(entry.family).check_size(self.channels, self.layers)
+            family = get_family(entry.family)
+            family.check_size(self.channels, self.layers)
+            if self.budget_channels or self.budget_layers:
+                family.check_size(self.budget_channels or family.channels, self.budget_layers or family.layers)
         _check_device(self.device)
         return self
 
@@ -347,6 +365,28 @@ def method_summary(cfg: Mapping[str, Any]) -> str:
     if cfg.get("algorithm") == "darts":
         return f"{'second' if cfg.get('darts_order') == 2 else 'first'} order{order}"
     return order.lstrip(", ")
+
+
+#: The costs a budget bounds, and their units: MFLOPs per image, millions of parameters, ms per image (batch 1).
+METRICS = {"mflops": "MFLOPs", "mparams": "M params", "latency_ms": "ms"}
+#: Search setting of each budget target -> the cost metric it bounds.
+TARGETS = {"target_mflops": "mflops", "target_params": "mparams", "target_latency_ms": "latency_ms"}
+
+
+def format_cost(metric: str, value: float) -> str:
+    return f"{value:.3f} {METRICS[metric]}" if metric == "mparams" else f"{value:.1f} {METRICS[metric]}"
+
+
+def budget_line(result: dict[str, dict[str, Any]], network: dict[str, Any] | None = None) -> str:
+    """One line: each budget, the derived network's measured cost, met or NOT met."""
+    parts = [f"{format_cost(m, r['measured'])} <= {format_cost(m, r['target'])} met" if r["met"] else
+             f"{format_cost(m, r['measured'])} > {format_cost(m, r['target'])} NOT met"
+             for m, r in result.items()]
+    size = f" (C={network['channels']}, {network['layers']} layers, {network['image_size']}px)" if network else ""
+    line = "budget" + size + ": " + "; ".join(parts)
+    if not all(r["met"] for r in result.values()):
+        line += " - the derived network exceeds its budget: raise --budget-weight or search longer"
+    return line
 
 
 def upgrade_settings(values: Mapping[str, Any]) -> dict[str, Any]:

@@ -7,18 +7,17 @@ from __future__ import annotations
 
 import os
 import platform
-import statistics
-import time
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from .config import method_summary
+from .config import METRICS, format_cost, method_summary
 from .inference import TrainedModel
 from .runs import RunDir, _write_atomic
 from .registry import get_family
 from .spaces import count_flops, count_parameters
+from .spaces.network import median_ms
 
 
 def cpu_speed(model: TrainedModel, repeats: int = 20, batch: int = 64) -> dict[str, float]:
@@ -26,19 +25,8 @@ def cpu_speed(model: TrainedModel, repeats: int = 20, batch: int = 64) -> dict[s
     net = model.net.cpu().eval()
     one = torch.zeros(1, *model.input_shape)
     many = torch.zeros(batch, *model.input_shape)
-
-    def median_seconds(x, n):
-        times = []
-        with torch.no_grad():
-            for i in range(n + 2):  # two warm-ups
-                started = time.perf_counter()
-                net(x)
-                if i >= 2:
-                    times.append(time.perf_counter() - started)
-        return statistics.median(times)
-
-    return {"latency_ms": 1000 * median_seconds(one, repeats),
-            "throughput": batch / median_seconds(many, max(3, repeats // 5)), "batch": batch,
+    return {"latency_ms": median_ms(lambda: net(one), repeats),
+            "throughput": batch / (median_ms(lambda: net(many), max(3, repeats // 5)) / 1000), "batch": batch,
             "threads": torch.get_num_threads()}
 
 
@@ -51,6 +39,15 @@ def _search_settings(source: str | None) -> dict[str, Any] | None:
     except Exception:  # a damaged or foreign folder: the card just omits the search
         return None
     return cfg if kind == "search" else None
+
+
+def _search_budget(source: str) -> dict[str, Any] | None:
+    """The budget the genotype's search ran under, if it had one (its budget.json)."""
+    try:
+        saved = RunDir(source).read_json(RunDir(source).budget_file)
+        return saved if {m for m in saved["targets"]} <= set(METRICS) and saved["table"]["network"] else None
+    except Exception:  # no budget, or a damaged file: the card omits the section
+        return None
 
 
 def model_card(run: str | Path) -> str:
@@ -109,6 +106,19 @@ def model_card(run: str | Path) -> str:
                   f"- {searched.get('algorithm')} on space {searched.get('space')}, recipe {searched.get('recipe')}, "
                   f"{searched.get('epochs')} epochs, {method_summary(searched)}, dataset `{searched.get('dataset')}`, "
                   f"seed {searched.get('seed')}"]
+    budget = _search_budget(source) if searched else None
+    if budget:
+        measured = {"mflops": flops / 1e6, "mparams": params / 1e6, "latency_ms": speed["latency_ms"]}
+        size = budget["table"]["network"]
+        same = (size["channels"], size["layers"], size["image_size"]) == (width, layers, model.input_shape[1])
+        lines += ["", "## Budget", "",
+                  f"- The search's budget, for C={size['channels']}, {size['layers']} layers, {size['image_size']}px"
+                  + ("" if same else " (not this network's size: the figures below are this network's)") + ":"]
+        for metric, target in budget["targets"].items():
+            value = measured[metric]
+            lines.append(f"- {format_cost(metric, value)} against {format_cost(metric, target)}: "
+                         f"{'met' if value <= target else 'NOT met'}"
+                         + (" (latency measured here, on CPU)" if metric == "latency_ms" else ""))
     lines += ["", "## Use", "", "```bash",
               f"romenas predict {run_dir.path} IMAGE.png --topk 3",
               f"romenas evaluate {run_dir.path} --dataset FOLDER",

@@ -6,7 +6,7 @@ import socket
 from datetime import datetime
 from pathlib import Path
 
-from .config import method_summary
+from .config import budget_line, format_cost, method_summary
 from .errors import RomenasError
 from .runs import RunDir
 
@@ -69,6 +69,8 @@ def summary(path: str | Path) -> str:
                 lines += _search_extras(rows[-1])
             except (TypeError, ValueError, AttributeError, KeyError):
                 lines.append("metrics:  the last row is damaged (see metrics.jsonl)")
+    if kind == "search" and run.budget_file.exists():
+        lines.append(_budget_summary(run))
     if run.genotype_file.exists():
         from .published import load_genotype
         lines.append(f"genotype: {load_genotype(run.path)}")
@@ -91,6 +93,18 @@ def _search_extras(last: dict) -> list[str]:
     if "nb201" in last:
         lines.append("NB201:    " + ", ".join(f"{k} {v:.2f}" for k, v in last["nb201"].items()))
     return lines
+
+
+def _budget_summary(run: RunDir) -> str:
+    """The search's budget: targets, and once it finished, the derived network's measured cost."""
+    try:
+        saved = run.read_json(run.budget_file)
+        if "derived" in saved:
+            return budget_line(saved["derived"], saved["table"]["network"])
+        return "budget:   " + ", ".join(f"{format_cost(m, t)}" for m, t in saved["targets"].items()) + \
+            " (the derived network is measured when the search ends)"
+    except (RomenasError, TypeError, ValueError, AttributeError, KeyError):
+        return f"budget:   {run.budget_file.name} is damaged"
 
 
 class _Fields(dict):

@@ -54,6 +54,7 @@ class RunDir:
     status_file = property(lambda self: self.path / "status.json")
     weights_file = property(lambda self: self.path / "model.safetensors")
     model_card = property(lambda self: self.path / "MODEL_CARD.md")
+    budget_file = property(lambda self: self.path / "budget.json")  # a search's cost table and verdict
 
     @staticmethod
     def check_new(path: str | Path) -> None:

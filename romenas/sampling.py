@@ -7,7 +7,7 @@ sample, the gradient is that of the relaxed sample (GDAS, ROME Eq. 2-3 and 7-8).
 """
 from __future__ import annotations
 
-from itertools import combinations
+from itertools import combinations, permutations
 from typing import Sequence
 
 import torch
@@ -98,6 +98,24 @@ def gumbel_topk_edges_st(beta: torch.Tensor, index: EdgeIndex, k: int | Sequence
     st = hard - soft.detach() + soft
     node_of, pos_of = index.node_of.to(beta.device), index.pos_of.to(beta.device)
     return hard[node_of, pos_of].bool(), st[node_of, pos_of]
+
+
+def plackett_luce_inclusion(probs: torch.Tensor, k: int) -> torch.Tensor:
+    """[n]: the probability that each item is among ``k`` drawn without replacement with
+    probabilities ``probs`` [n] (Plackett-Luce, what Gumbel-Top-k samples), exact and
+    differentiable: a sum over the n!/(n-k)! ordered draws (a cell node has a handful of inputs)."""
+    n = probs.numel()
+    if k >= n:
+        return torch.ones_like(probs)
+    terms: list[list[torch.Tensor]] = [[] for _ in range(n)]
+    for order in permutations(range(n), k):
+        prob, left = probs.new_ones(()), probs.new_ones(())
+        for i in order:
+            prob = prob * probs[i] / left.clamp_min(1e-12)
+            left = left - probs[i]
+        for i in order:
+            terms[i].append(prob)
+    return torch.stack([torch.stack(t).sum() for t in terms])
 
 
 def gumbel_pair_edges_st(pair_logits: torch.Tensor, index: EdgeIndex, tau: float,

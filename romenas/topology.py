@@ -13,7 +13,7 @@ from typing import ClassVar
 import torch
 
 from .errors import RomenasError
-from .sampling import EdgeIndex, gumbel_max_st, gumbel_topk_edges_st
+from .sampling import EdgeIndex, gumbel_max_st, gumbel_topk_edges_st, plackett_luce_inclusion
 
 __all__ = ["TopologySampler", "GumbelTopK", "GumbelPairs", "TOPOLOGY_SAMPLERS", "get_topology_sampler"]
 
@@ -48,6 +48,11 @@ class TopologySampler:
         """[edges]: each edge's share of its node's probability mass (plots)."""
         raise NotImplementedError
 
+    def inclusion(self, beta: torch.Tensor) -> torch.Tensor:
+        """[edges]: the probability that a sampled subnet has each edge, differentiable in beta
+        (a budget's expected cost reads it)."""
+        raise NotImplementedError
+
     def distributions(self, beta: torch.Tensor) -> list[torch.Tensor]:
         """Each node's categorical distribution, over its inputs or input pairs, of which the
         node keeps ``chosen`` entries (convergence statistics)."""
@@ -77,6 +82,13 @@ class GumbelTopK(TopologySampler):
 
     def marginals(self, beta):
         return self.index.node_softmax(beta.detach().cpu())
+
+    def inclusion(self, beta):
+        out = torch.zeros_like(beta)
+        for es, k in zip(self.index.node_edges, self._per_node()):
+            out = out.index_put((torch.tensor(es, device=beta.device),),
+                                plackett_luce_inclusion(torch.softmax(beta[es], -1), k))
+        return out
 
     def distributions(self, beta):
         beta = beta.detach().cpu()
@@ -123,7 +135,10 @@ class _GumbelSets(TopologySampler):
         return [list(sets[int(scores.argmax())]) for sets, scores in zip(self.sets, self._groups(beta))]
 
     def marginals(self, beta):
-        return torch.softmax(self._padded(beta.detach().cpu()), -1).flatten() @ self.incidence
+        return self.inclusion(beta.detach().cpu())
+
+    def inclusion(self, beta):
+        return torch.softmax(self._padded(beta), -1).flatten() @ self.incidence.to(beta.device)
 
     def distributions(self, beta):
         return [torch.softmax(g, -1) for g in self._groups(beta)]

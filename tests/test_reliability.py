@@ -386,6 +386,14 @@ def _bad_inputs(tmp_path, run: Path, trained: Path):
         (["search", "--algorithm", "gdas", "--samples", "3", *tiny], "gdas does not use --samples"),
         (["search", "--algorithm", "darts", "--fair", *tiny], "darts does not use --weight-sampling"),
         (["search", "--weight-sampling", "uniform"], "unknown weight_sampling"),
+        # Budgets: out of range, unreachable, or shaping no budget at all.
+        (["search", "--target-mflops", "0", *tiny], "target_mflops must be positive"),
+        (["search", "--target-params", "nan", *tiny], "target_params must be a finite number"),
+        (["search", "--target-latency-ms", "-3", *tiny], "target_latency_ms must be positive"),
+        (["search", "--target-mflops", "0.01", "--batch-size", "16", *tiny], "below the smallest network space darts can build"),
+        (["search", "--space", "nb201", "--target-params", "0.001", "--batch-size", "16", *tiny], "below the smallest network space nb201"),
+        (["search", "--budget-weight", "3", *tiny], "no budget is set"),
+        (["search", "--target-mflops", "9", "--budget-layers", "0", *tiny], "budget_layers must be positive"),
     ]
 
 

@@ -135,6 +135,19 @@ class SearchAlgorithm(nn.Module):
     def op_probs(self) -> dict[str, torch.Tensor]:
         return {k: torch.softmax(a.detach(), -1).cpu() for k, a in self.alphas.items()}
 
+    def architecture_distribution(self) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        """Per cell type, p(op | edge) [edges, ops] and p(edge in the cell) [edges], differentiable:
+        the factorised distribution whose expected cost a budget penalises (search/budget.py)."""
+        ops = {k: torch.softmax(a, -1) for k, a in self.alphas.items()}
+        return ops, {k: self.edge_inclusion(k) for k in ops}
+
+    def edge_inclusion(self, kind: str) -> torch.Tensor:
+        """[edges]: p(edge in the cell). Without topology parameters a node's inputs are equally
+        likely: k/n for a node that keeps k of its n inputs (as derived), 1 where every edge is kept."""
+        keep = self.space.inputs_per_node
+        share = [1.0 if keep is None else min(1.0, keep / node) for node, _ in self.space.edges]
+        return torch.tensor(share, device=self.alphas[kind].device)
+
     def edge_probs(self) -> dict[str, torch.Tensor] | None:
         """Per-edge probability of being kept, where the algorithm samples topology."""
         return None

@@ -20,7 +20,7 @@ from .. import distributed as dist
 from ..bench.collapse import collapse_metrics
 from ..bench.nb201 import NB201Table
 from ..checkpoint import capture_rng, load_checkpoint, seed_everything
-from ..config import (SearchConfig, build_config, resolve_device, resolve_preset, resumed_config, retuned,
+from ..config import (SearchConfig, budget_line, build_config, resolve_device, resolve_preset, resumed_config, retuned,
                       setting_sources, to_dict, upgrade_settings)
 from ..data import epoch_loader, load_data, make_transform
 from ..errors import RomenasError
@@ -30,6 +30,7 @@ from ..runs import CheckpointedLoop, RunDir, ScalarLogger, default_run_path
 from ..spaces import Plan, get_space
 from ..spaces.replicas import per_replica_loss
 from .base import ALGORITHM_OPTIONS, check_options, get_algorithm
+from .budget import BUDGET_OPTIONS, Budget, check_budget_flags
 
 
 @dataclass
@@ -40,6 +41,8 @@ class SearchResult:
     genotype: Genotype
     metrics: list[dict[str, Any]]
     config: SearchConfig
+    #: Per budget metric: target, the derived network's measured cost, met (None: no budget).
+    budget: dict[str, dict[str, Any]] | None = None
 
 
 def tau_at(cfg: SearchConfig, epoch: int) -> float:
@@ -56,6 +59,8 @@ def epoch_line(row: dict[str, Any], epochs: int) -> str:
         line += f"  edge entropy {row['edge_entropy']:.2f} margin {row['edge_margin']:.2f}"
     if "nb201" in row:
         line += f"  NB201 CIFAR-10 {row['nb201']['cifar10']:.2f}"
+    for metric, cost in row.get("budget", {}).items():
+        line += f"  E[{metric}] {cost['expected']:.4g}/{cost['target']:g}"
     return line + f"  {row['seconds']:.0f}s"
 
 
@@ -69,6 +74,9 @@ class Searcher(CheckpointedLoop):
             space = space.restricted(cfg.ops)
         self.cfg, self.run = cfg, run
         self.ctx = dist.context()
+        if cfg.target_latency_ms is not None and self.ctx.world > 1:
+            raise RomenasError("latency budgets are timed in one process (each rank would time its own); search "
+                               "with --target-latency-ms without torchrun, or budget --target-mflops instead")
         if cfg.darts_order == 2 and self.ctx.world > 1:
             raise RomenasError("second-order DARTS runs in one process; drop --darts-order 2 or torchrun")
         self.device = dist.device_for(self.ctx, resolve_device(cfg.device))
@@ -108,6 +116,8 @@ class Searcher(CheckpointedLoop):
         self.a_opt = torch.optim.Adam(self.algo.parameters(), cfg.a_lr, betas=tuple(cfg.a_betas),
                                       weight_decay=cfg.a_weight_decay)
         self.table = NB201Table.load(cfg.nb201_table) if cfg.nb201_table and cfg.space == "nb201" else None
+        self.budget = Budget.for_search(cfg, self.algo.space, data.num_classes, data.in_channels, data.image_size,
+                                        self.device, run)
         self.epoch, self.step, self.metrics = 0, 0, []
         self.accum = self._zero_accum()
 
@@ -118,8 +128,9 @@ class Searcher(CheckpointedLoop):
 
     def record(self) -> dict[str, Any]:
         """The config as run: the settings of other algorithms left out (they did nothing)."""
-        used = self.algo.settings()
-        return {k: v for k, v in to_dict(self.cfg).items() if k not in ALGORITHM_OPTIONS or k in used}
+        used = self.algo.settings() + (BUDGET_OPTIONS if self.budget is not None else ())
+        return {k: v for k, v in to_dict(self.cfg).items()
+                if k not in ALGORITHM_OPTIONS + BUDGET_OPTIONS or k in used}
 
     def state_dict(self) -> dict[str, Any]:
         return {"kind": "search", "space": self.cfg.space, "algorithm": self.cfg.algorithm,
@@ -174,6 +185,8 @@ class Searcher(CheckpointedLoop):
         self.a_opt.zero_grad(set_to_none=True)
         loss, accuracy = self.algo.arch_step(self, (x, y), weight_batch, tau)
         dist.all_reduce_grads(self.algo.parameters(), self.ctx, average=self.cfg.parallel == "data")
+        if self.budget is not None:  # after the all-reduce: every rank adds the same penalty once
+            self.runtime.backward(self.budget.penalty(self.algo), "arch")
         self.runtime.step(self.a_opt, "arch")
         self._record("a", loss, accuracy, len(y))
 
@@ -202,6 +215,8 @@ class Searcher(CheckpointedLoop):
         edge_probs = self.algo.edge_probs()
         if edge_probs is not None:
             row["edge_probs"] = {k: v.tolist() for k, v in edge_probs.items()}
+        if self.budget is not None:
+            row["budget"] = self.budget.row(self.algo, genotype)
         if self.table is not None:
             found = self.table.lookup(genotype)
             row["nb201"] = {k: found[k] for k in ("cifar10", "cifar100", "imagenet16-120")}
@@ -209,6 +224,8 @@ class Searcher(CheckpointedLoop):
 
     def fit(self) -> SearchResult:
         cfg, logger = self.cfg, ScalarLogger(self.run, enabled=self.run is not None and self.ctx.is_main)
+        if self.budget is not None and self.ctx.is_main and not self.run.budget_file.exists():
+            self.run.write_json(self.run.budget_file, self.budget.to_dict())
         try:
             while self.epoch < cfg.epochs:
                 tau = tau_at(cfg, self.epoch)
@@ -244,9 +261,15 @@ class Searcher(CheckpointedLoop):
         finally:
             logger.close()
         genotype = self.algo.derive()
+        budget = None
+        if self.budget is not None:
+            budget = self.budget.measure(genotype, self.device)
         if self.run is not None and self.ctx.is_main:
             self.run.write_json(self.run.genotype_file, genotype.to_dict())
-        return SearchResult(self.run.path if self.run else None, genotype, self.metrics, cfg)
+            if budget is not None:
+                self.run.write_json(self.run.budget_file, {**self.budget.to_dict(), "derived": budget})
+                self.report(budget_line(budget, self.budget.table.network))
+        return SearchResult(self.run.path if self.run else None, genotype, self.metrics, cfg, budget)
 
 
 def search(config: SearchConfig | None = None, *, out: str | Path | None = None, resume: str | Path | None = None,
@@ -276,6 +299,7 @@ def search(config: SearchConfig | None = None, *, out: str | Path | None = None,
             preset = resolve_preset(preset, overrides)
             cfg = build_config(SearchConfig, overrides, preset)
             check_options(cfg.algorithm, upgrade_settings(overrides))
+            check_budget_flags(cfg, overrides)
             sources = setting_sources(SearchConfig, overrides, preset, cfg.recipe)
             if ctx.is_main and cfg.progress:
                 print(f"settings: recipe {cfg.recipe}, preset {preset or 'none'}, flags for "

@@ -117,6 +117,11 @@ class ROME(SearchAlgorithm):
             return darts_rule(self.space, self.op_probs())
         return topology_rule(self.space, self.op_probs(), {k: self.sampler.kept(b) for k, b in self.betas.items()})
 
+    def edge_inclusion(self, kind: str) -> torch.Tensor:
+        if not self.topology:
+            return super().edge_inclusion(kind)
+        return self.sampler.inclusion(self.betas[kind])
+
     def edge_probs(self) -> dict[str, torch.Tensor] | None:
         if not self.topology:
             return None

@@ -258,11 +258,15 @@ def drop_path(x: torch.Tensor, p: float) -> torch.Tensor:
 
 
 class GenotypeDAG(nn.Module):
-    """A derived (discrete) cell's DAG: the genotype's ops, nothing else."""
+    """A derived (discrete) cell's DAG: the genotype's ops, nothing else.
 
-    def __init__(self, cell: Cell, num_inputs: int, C: int, stride_of: Callable[[int], int]):
+    It remembers its cell type, width and the stride of every state's outgoing edges, so cost
+    tables (:mod:`.cost`) can price any op at any of its edges."""
+
+    def __init__(self, cell: Cell, num_inputs: int, C: int, stride_of: Callable[[int], int], kind: str = "cell"):
         super().__init__()
-        self.num_inputs = num_inputs
+        self.num_inputs, self.kind, self.C = num_inputs, kind, C
+        self.strides = tuple(stride_of(i) for i in range(num_inputs + len(cell)))
         self.nodes = [[inp for _, inp in node] for node in cell]
         self.ops = nn.ModuleList(nn.ModuleList(build_op(op, C, stride_of(inp), affine=True) for op, inp in node)
                                  for node in cell)

@@ -143,7 +143,7 @@ class DartsNetwork(DartsSkeleton):
     def __init__(self, genotype: Genotype, C: int, layers: int, num_classes: int, in_channels: int,
                  auxiliary: bool = False, stem: str = "cifar"):
         def make_cell(kind, C_pp, C_p, C_cur, reduction_prev):
-            dag = GenotypeDAG(genotype.cells[kind], 2, C_cur, _stride_of(kind == "reduce"))
+            dag = GenotypeDAG(genotype.cells[kind], 2, C_cur, _stride_of(kind == "reduce"), kind)
             return DartsCell(dag, C_pp, C_p, C_cur, reduction_prev, genotype.concat[kind], affine=True, kind=kind)
 
         super().__init__(make_cell, C, layers, in_channels, num_classes, stem=stem, auxiliary=auxiliary)

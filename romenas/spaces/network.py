@@ -1,9 +1,13 @@
-"""The derived (discrete) network of a genotype, and what it costs: parameters and FLOPs.
+"""The derived (discrete) network of a genotype, and what it costs: parameters, FLOPs and latency.
 
 Training, inference, export and the model card build networks here, from the genotype's
 cell family (romenas/registry.py), so using a trained model does not import the trainer.
 """
 from __future__ import annotations
+
+import statistics
+import time
+from typing import Callable
 
 import torch
 from torch import nn
@@ -12,7 +16,7 @@ from ..config import TrainConfig
 from ..genotype import Genotype
 from ..registry import get_family
 
-__all__ = ["build_network", "network_for", "count_parameters", "count_flops"]
+__all__ = ["build_network", "network_for", "count_parameters", "count_flops", "flops_of", "median_ms"]
 
 
 def build_network(genotype: Genotype, channels: int | None, layers: int | None, num_classes: int, in_channels: int,
@@ -38,12 +42,38 @@ def count_parameters(net: nn.Module) -> int:
 
 def count_flops(net: nn.Module, in_channels: int, size: int) -> int:
     """FLOPs of one image's forward pass (PyTorch's FlopCounterMode; MACs are half of this)."""
+    return flops_of(net, torch.zeros(1, in_channels, size, size, device=_device_of(net)))
+
+
+def flops_of(module: nn.Module, x: torch.Tensor) -> int:
+    """FLOPs of ``module(x)`` in eval mode, as PyTorch's FlopCounterMode counts them (convolutions
+    and matrix products; element-wise sums and batch norm count 0)."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    was_training = net.training
-    net.eval()
+    was_training = module.training
+    module.eval()
     counter = FlopCounterMode(display=False)
     with counter, torch.no_grad():
-        net(torch.zeros(1, in_channels, size, size, device=next(net.parameters()).device))
-    net.train(was_training)
+        module(x)
+    module.train(was_training)
     return int(counter.get_total_flops())
+
+
+def median_ms(fn: Callable[[], object], repeats: int, device: torch.device | None = None, warmup: int = 2) -> float:
+    """Median wall time of ``fn()`` in milliseconds over ``repeats`` calls after ``warmup`` calls
+    (CUDA work is synchronised before each clock read)."""
+    sync = torch.cuda.synchronize if device is not None and device.type == "cuda" else (lambda: None)
+    times = []
+    with torch.no_grad():
+        for i in range(warmup + repeats):
+            sync()
+            started = time.perf_counter()
+            fn()
+            sync()
+            if i >= warmup:
+                times.append(time.perf_counter() - started)
+    return 1000 * statistics.median(times)
+
+
+def _device_of(net: nn.Module) -> torch.device:
+    return next(iter(net.parameters()), torch.zeros(())).device

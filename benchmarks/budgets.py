@@ -1,0 +1,141 @@
+"""Search under a budget: accuracy against cost, at several targets and without one.
+
+For every algorithm, target (and no target) and seed it searches with that budget, builds
+the derived network at the budget's size, measures its MFLOPs and parameters, and reports
+its accuracy: looked up in NAS-Bench-201 (``--space nb201``, the default; the budget prices
+the benchmark's own network, C=16, N=5 on 32x32 images, so the table's accuracy is that
+network's) or from a short retrain at the budget's size (``--space darts``,
+``--train-epochs``). Writes ``budgets.csv`` (columns algorithm, metric, target, seed,
+mflops, mparams, met, accuracy, ...), ``budgets.md`` and ``budgets.png`` (accuracy against
+MFLOPs and against parameters, per algorithm).
+
+    python benchmarks/budgets.py --seeds 0 1 --targets 60 120 240              # NB201 cpu-proxy, MFLOPs
+    python benchmarks/budgets.py --metric params --targets 0.3 0.6             # parameter budgets (millions)
+    python benchmarks/budgets.py --space darts --targets 40 80 --budget-channels 8 --budget-layers 5 --train-epochs 5
+"""
+from __future__ import annotations
+
+import statistics
+from datetime import date
+from pathlib import Path
+
+from _runs import (SHARED, VARIANTS, benchmark_parser, convergence_columns, mean_std, per_seed_table, search_once,
+                   train_once, write_csv)
+from nb201_search import PRESETS as NB201_PRESETS
+from robust_spaces import PRESETS as DARTS_PRESETS
+
+#: --metric -> the search setting that sets it.
+TARGET_FLAGS = {"mflops": "target_mflops", "params": "target_params", "latency": "target_latency_ms"}
+UNITS = {"mflops": "MFLOPs", "mparams": "M parameters", "latency_ms": "ms"}
+
+
+def main() -> None:
+    p = benchmark_parser(__doc__, {**NB201_PRESETS, **DARTS_PRESETS}, "budgets", seeds=[0, 1])
+    p.add_argument("--space", choices=["nb201", "darts"], default="nb201")
+    p.add_argument("--algorithms", nargs="+", default=["rome"], choices=list(VARIANTS))
+    p.add_argument("--metric", choices=list(TARGET_FLAGS), default="mflops")
+    p.add_argument("--targets", nargs="+", type=float, default=[60.0, 120.0, 240.0],
+                   help="budgets in the metric's unit (MFLOPs, millions of parameters, ms); no budget is always run")
+    p.add_argument("--budget-weight", type=float, help="lambda of the penalty (default: romenas')")
+    p.add_argument("--budget-channels", type=int, help="C of the network the budget prices (default: the paper's)")
+    p.add_argument("--budget-layers", type=int, help="cells of that network (default: the paper's)")
+    p.add_argument("--train-epochs", type=int, default=0, help="DARTS space: retrain each derived network this long")
+    p.add_argument("--table", default=str(SHARED / "nb201" / "nb201_test_accuracy_200ep.csv"))
+    args = p.parse_args()
+    if args.space == "darts" and not args.train_epochs:
+        p.error("the DARTS space has no accuracy table: give --train-epochs N to retrain each derived network")
+
+    from romenas.data import dataset_shape
+    from romenas.spaces import build_network
+    from romenas.spaces.cost import network_cost
+
+    preset = (NB201_PRESETS if args.space == "nb201" else DARTS_PRESETS)[args.preset]
+    size = {k: v for k, v in (("budget_channels", args.budget_channels), ("budget_layers", args.budget_layers),
+                              ("budget_weight", args.budget_weight)) if v is not None}
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for algorithm in args.algorithms:
+        for target in [None, *args.targets]:
+            for seed in args.seeds:
+                label = "none" if target is None else f"{target:g}"
+                run = out / f"{args.space}-{algorithm}-{args.metric}-{label}-seed{seed}"
+                budget = {TARGET_FLAGS[args.metric]: target, **size} if target is not None else {}
+                extra = {"nb201_table": args.table} if args.space == "nb201" else {}
+                result = search_once(run, args, preset, **VARIANTS[algorithm], **budget, **extra, space=args.space,
+                                     seed=seed)
+                last = result.metrics[-1]
+                if result.budget is not None:
+                    measured = {m: r["measured"] for m, r in result.budget.items()}
+                    met = all(r["met"] for r in result.budget.values())
+                else:
+                    measured, met = {}, ""
+                if "mflops" not in measured or "mparams" not in measured:  # the metrics no target measured
+                    classes, channels, side = dataset_shape(args.dataset)
+                    net = build_network(result.genotype, args.budget_channels, args.budget_layers, classes, channels)
+                    measured = {**network_cost(net, channels, side), **measured}
+                if args.space == "nb201":
+                    accuracy = last["nb201"]["cifar10"]
+                else:
+                    accuracy = train_once(run / "train", result.genotype, args, seed, limit_train=preset.get(
+                        "limit_train"), channels=args.budget_channels, layers=args.budget_layers).test_acc
+                rows.append({"algorithm": algorithm, "metric": args.metric, "target": "" if target is None else target,
+                             "seed": seed, "mflops": round(measured["mflops"], 3),
+                             "mparams": round(measured["mparams"], 4),
+                             "latency_ms": round(measured["latency_ms"], 2) if "latency_ms" in measured else "",
+                             "met": met, "accuracy": accuracy, **convergence_columns(last),
+                             "search_seconds": round(sum(m["seconds"] for m in result.metrics)),
+                             "genotype": result.genotype.to_string()})
+                print(f"{algorithm} {args.metric} target {label} seed {seed}: {measured['mflops']:.1f} MFLOPs, "
+                      f"{measured['mparams']:.3f} M params, met {met}, accuracy {accuracy:.2f}", flush=True)
+    write_csv(out / "budgets.csv", rows)
+    source = "NAS-Bench-201 CIFAR-10 (looked up)" if args.space == "nb201" else f"test, {args.train_epochs}-epoch retrain"
+    lines = [f"Budgets: {args.space}, preset {args.preset}, {args.metric} targets {args.targets}, seeds {args.seeds}, "
+             f"{date.today()}", "",
+             f"| algorithm | target | MFLOPs | M params | met | accuracy (%, {source}) | worst seed |",
+             "|---|---|---|---|---|---|---|"]
+    groups = {}
+    for algorithm in args.algorithms:
+        for target in ["", *args.targets]:
+            rs = [r for r in rows if r["algorithm"] == algorithm and r["target"] == target]
+            groups[(algorithm, f"{target:g}" if target != "" else "none")] = rs
+            met = "-" if target == "" else f"{sum(bool(r['met']) for r in rs)}/{len(rs)}"
+            lines.append(f"| {algorithm} | {target if target != '' else 'none'} | "
+                         f"{mean_std((r['mflops'] for r in rs), 1)} | {mean_std((r['mparams'] for r in rs), 3)} | "
+                         f"{met} | {mean_std(r['accuracy'] for r in rs)} | {min(r['accuracy'] for r in rs):.2f} |")
+    lines += per_seed_table("Per seed (MFLOPs / accuracy):", ["algorithm", "target"],
+                            {k: {r["seed"]: f"{r['mflops']:.1f} / {r['accuracy']:.2f}" for r in rs}
+                             for k, rs in groups.items()}, args.seeds)
+    (out / "budgets.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    _plot(rows, groups, args, out / "budgets.png")
+
+
+def _plot(rows, groups, args, path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    ylabel = "NAS-Bench-201 CIFAR-10 accuracy (%)" if args.space == "nb201" else "test accuracy (%)"
+    for ax, metric in zip(axes, ("mflops", "mparams")):
+        for algorithm in args.algorithms:
+            mine = {k: rs for k, rs in groups.items() if k[0] == algorithm and rs}
+            xs = [statistics.mean(r[metric] for r in rs) for rs in mine.values()]
+            ys = [statistics.mean(r["accuracy"] for r in rs) for rs in mine.values()]
+            ax.scatter([r[metric] for rs in mine.values() for r in rs],
+                       [r["accuracy"] for rs in mine.values() for r in rs], s=14, alpha=0.4)
+            order = sorted(range(len(xs)), key=xs.__getitem__)
+            ax.plot([xs[i] for i in order], [ys[i] for i in order], marker="o", label=f"{algorithm} (seed mean)")
+            for (_, target), x, y in zip(mine, xs, ys):
+                ax.annotate("no budget" if target == "none" else f"target {target}", (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7)
+        ax.set(xlabel=f"derived network: {UNITS[metric]}", ylabel=ylabel,
+               title=f"accuracy against {UNITS[metric]} ({args.metric} budgets)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+if __name__ == "__main__":
+    main()

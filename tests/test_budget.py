@@ -1,0 +1,169 @@
+"""Budgets: exact cost tables, the expected cost of the architecture distribution, the penalty, the verdict."""
+import json
+from itertools import permutations
+
+import pytest
+import torch
+
+from romenas import search
+from romenas.cli import main
+from romenas.config import SearchConfig, build_config
+from romenas.errors import RomenasError
+from romenas.published import PUBLISHED
+from romenas.report import summary
+from romenas.sampling import plackett_luce_inclusion
+from romenas.search import ALGORITHMS
+from romenas.search.loop import Searcher
+from romenas.spaces import build_network, count_flops, count_parameters, get_space
+from romenas.spaces.cost import CostTable, cost_table
+
+from conftest import TINY_SEARCH, TINY_TRAIN
+
+
+@pytest.fixture(scope="module")
+def darts_table():
+    return cost_table(get_space("darts"), 36, 20, 10, 3, 32)
+
+
+@pytest.mark.parametrize("name", ["DARTS_V2", "DARTS_V1"])
+def test_darts_table_prices_published_cells_exactly(darts_table, name):
+    """DARTS_V2 at C=36, 20 cells: 3.349342 M parameters (the figure romenas and the DARTS paper's 3.3 M
+    report); the table's sum (cells + stated constant) equals the built network's counts exactly."""
+    genotype = PUBLISHED[name]
+    net = build_network(genotype, 36, 20, 10, 3)
+    cost = darts_table.genotype_cost(genotype)
+    assert cost["mparams"] == pytest.approx(count_parameters(net) / 1e6, abs=1e-9)
+    assert cost["mflops"] == pytest.approx(count_flops(net, 3, 32) / 1e6, abs=1e-6)
+    if name == "DARTS_V2":
+        assert count_parameters(net) == 3_349_342
+
+
+@pytest.mark.parametrize("name, mparams", [("NB201_OPTIMUM", 1.0735), ("NB201_ALL_SKIP", 0.0733)])
+def test_nb201_table_prices_cells_exactly(name, mparams):
+    """NAS-Bench-201's published sizes (C=16, N=5, 10 classes): the table gives the counted figures."""
+    table = cost_table(get_space("nb201"), 16, 5, 10, 3, 32)
+    genotype = PUBLISHED[name]
+    net = build_network(genotype, 16, 5, 10, 3)
+    cost = table.genotype_cost(genotype)
+    assert cost["mparams"] == pytest.approx(count_parameters(net) / 1e6, abs=1e-9)
+    assert cost["mparams"] == pytest.approx(mparams, rel=1e-3)
+    assert cost["mflops"] == pytest.approx(count_flops(net, 3, 32) / 1e6, abs=1e-6)
+    if name == "NB201_ALL_SKIP":  # skips, pools and 'none' cost no FLOPs: the cheapest cell
+        assert table.smallest(None)["mflops"] == pytest.approx(cost["mflops"])
+
+
+def test_expected_cost_of_a_decided_distribution_is_the_genotype_cost(darts_table):
+    """With one-hot op and edge probabilities, E[cost] is exactly the derived cell's table cost."""
+    genotype = PUBLISHED["DARTS_V2"]
+    ops, edges = {}, {}
+    for kind, nodes in genotype.cells.items():
+        names = darts_table.ops[kind]
+        ops[kind] = torch.zeros(len(names), len(names[0]), dtype=torch.float64)
+        edges[kind] = torch.zeros(len(names), dtype=torch.float64)
+        for j, node in enumerate(nodes):
+            for op, inp in node:
+                e = sum(2 + i for i in range(j)) + inp
+                ops[kind][e, names[e].index(op)] = 1.0
+                edges[kind][e] = 1.0
+    expected = darts_table.expected(ops, edges)
+    cost = darts_table.genotype_cost(genotype)
+    for metric in cost:
+        assert float(expected[metric]) == pytest.approx(cost[metric], rel=1e-12)
+
+
+def _subset_probabilities(p, k):
+    """P(item in the k drawn without replacement), by enumerating ordered draws (independent of romenas)."""
+    out = [0.0] * len(p)
+    for order in permutations(range(len(p)), k):
+        prob, left = 1.0, 1.0
+        for i in order:
+            prob *= p[i] / left
+            left -= p[i]
+        for i in order:
+            out[i] += prob
+    return out
+
+
+@pytest.mark.parametrize("k", [1, 2, 3])
+def test_plackett_luce_inclusion_is_exact_and_differentiable(k):
+    logits = torch.tensor([0.3, -1.0, 1.2, 0.0, 0.5], dtype=torch.float64, requires_grad=True)
+    probs = torch.softmax(logits, 0)
+    inclusion = plackett_luce_inclusion(probs, k)
+    assert inclusion.tolist() == pytest.approx(_subset_probabilities(probs.tolist(), k), abs=1e-6)
+    assert float(inclusion.detach().sum()) == pytest.approx(k, abs=1e-9)  # k distinct items are drawn
+    inclusion[2].backward()
+    assert logits.grad is not None and float(logits.grad[2]) > 0  # more weight, more often kept
+
+
+def test_rome_edge_inclusion_matches_sampled_frequencies():
+    """The expected cost reads p(edge kept) from beta; Gumbel-Top2 samples keep edges that often."""
+    algo = ALGORITHMS["rome"](get_space("darts"), torch.Generator().manual_seed(0), samples=1)
+    with torch.no_grad():
+        algo.betas["normal"].copy_(torch.randn(14, generator=torch.Generator().manual_seed(4)))
+    p = algo.edge_inclusion("normal").detach()
+    counts, n = torch.zeros(14), 4000
+    for _ in range(n):
+        on, _ = algo.sampler.sample(algo.betas["normal"].detach(), 1.0, algo.generator)
+        counts += on.float()
+    assert torch.allclose(counts / n, p, atol=0.035)
+    assert torch.allclose(ALGORITHMS["gdas"](get_space("darts"), torch.Generator()).edge_inclusion("normal"),
+                          torch.tensor([1.0, 1.0, 2 / 3, 2 / 3, 2 / 3, 0.5, 0.5, 0.5, 0.5, 0.4, 0.4, 0.4, 0.4, 0.4]))
+
+
+@pytest.mark.parametrize("algorithm", ["rome", "gdas", "darts"])
+def test_a_tight_flops_target_lowers_expected_and_derived_flops(algorithm, tmp_path):
+    """The same search (seed, data) with and without a tight MFLOPs target: the budget's penalty
+    moves the architecture toward cheaper ops, for every algorithm alike."""
+    common = dict(TINY_SEARCH, space="nb201", algorithm=algorithm, epochs=3, a_lr=0.05, a_weight_decay=0.0, seed=1)
+    if algorithm != "rome":
+        common.pop("samples")
+    free = search(**common, target_mflops=1e6, out=tmp_path / "free")  # a budget that never binds
+    tight = search(**common, target_mflops=1.0, budget_weight=5.0, out=tmp_path / "tight")
+    free_row, tight_row = free.metrics[-1]["budget"]["mflops"], tight.metrics[-1]["budget"]["mflops"]
+    assert tight_row["expected"] < free_row["expected"]
+    assert tight.budget["mflops"]["measured"] < free.budget["mflops"]["measured"]
+    assert tight.budget["mflops"]["measured"] == pytest.approx(tight_row["derived"], rel=1e-9)  # table = measured
+
+
+def test_budget_is_recorded_shown_and_reaches_the_model_card(tmp_path, capsys):
+    run, trained = tmp_path / "run", tmp_path / "trained"
+    result = search(**{**TINY_SEARCH, "epochs": 1}, target_mflops=50.0, target_params=1.0, budget_channels=4, budget_layers=3,
+                    out=run)
+    saved = json.loads((run / "budget.json").read_text())
+    assert saved["targets"] == {"mflops": 50.0, "mparams": 1.0}
+    assert saved["derived"] == result.budget and result.budget["mflops"]["met"]
+    config = json.loads((run / "config.json").read_text())["config"]
+    assert config["budget_channels"] == 4 and config["target_params"] == 1.0
+    assert "MFLOPs <= 50.0 MFLOPs met" in summary(run)
+    assert main(["train", str(run), *_train_flags(), "--channels", "4", "--layers", "3", "--out", str(trained)]) == 0
+    card = (trained / "MODEL_CARD.md").read_text()
+    assert "## Budget" in card and "against 50.0 MFLOPs: met" in card
+
+
+def test_a_run_without_budget_records_no_budget_settings():
+    config = Searcher(build_config(SearchConfig, {**TINY_SEARCH, "budget_channels": None}), None).record()
+    assert not {"budget_weight", "budget_channels", "budget_layers"} & set(config)
+    with_budget = Searcher(build_config(SearchConfig, {**TINY_SEARCH, "target_params": 9.0}), None).record()
+    assert {"budget_weight", "budget_channels", "budget_layers", "target_params"} <= set(with_budget)
+
+
+def test_resume_reads_the_saved_table_and_refuses_a_damaged_one(tmp_path):
+    run = tmp_path / "run"
+    search(**{**TINY_SEARCH, "epochs": 1}, target_mflops=50.0, out=run)
+    saved = json.loads((run / "budget.json").read_text())
+    saved["table"]["costs"]["mflops"]["normal"][0] = "x"
+    (run / "budget.json").write_text(json.dumps(saved))
+    with pytest.raises(RomenasError, match="budget.json is damaged"):
+        search(resume=run)
+    saved["derived"] = {"mflops": "met"}
+    (run / "budget.json").write_text(json.dumps(saved))
+    assert "budget.json is damaged" in summary(run)
+    with pytest.raises(RomenasError, match="damaged"):
+        CostTable.from_dict({"ops": 3}, "x")
+
+
+def _train_flags():
+    out = []
+    for key in ("limit_train", "limit_test", "epochs", "batch_size"):
+        out += ["--" + key.replace("_", "-"), str(TINY_TRAIN[key])]
+    return out + ["--no-progress"]
