@@ -95,7 +95,9 @@ def gumbel_topk_edges_st(beta: torch.Tensor, index: EdgeIndex, k: int | Sequence
     keep = torch.as_tensor(k).expand(index.num_nodes).clamp(max=index.num_preds).to(padded.device)
     ranked = (torch.arange(index.max_pred, device=padded.device) < keep[:, None]).to(soft.dtype)
     hard = torch.zeros_like(soft).scatter_(-1, perturbed.argsort(dim=-1, descending=True), ranked)
-    st = hard - soft.detach() + soft
+    # A node that keeps all of its predecessors has nothing to choose: exactly 1, no gradient to its beta.
+    decided = (keep >= index.num_preds.to(padded.device))[:, None]
+    st = torch.where(decided, hard, hard - soft.detach() + soft)
     node_of, pos_of = index.node_of.to(beta.device), index.pos_of.to(beta.device)
     return hard[node_of, pos_of].bool(), st[node_of, pos_of]
 

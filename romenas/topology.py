@@ -45,7 +45,7 @@ class TopologySampler:
         raise NotImplementedError
 
     def marginals(self, beta: torch.Tensor) -> torch.Tensor:
-        """[edges]: each edge's share of its node's probability mass (plots)."""
+        """[edges]: each edge's probability of being kept in a sampled subnet (plots, logs)."""
         raise NotImplementedError
 
     def inclusion(self, beta: torch.Tensor) -> torch.Tensor:
@@ -54,8 +54,9 @@ class TopologySampler:
         raise NotImplementedError
 
     def distributions(self, beta: torch.Tensor) -> list[torch.Tensor]:
-        """Each node's categorical distribution, over its inputs or input pairs, of which the
-        node keeps ``chosen`` entries (convergence statistics)."""
+        """Each node's distribution over its inputs or input sets (summing to 1), of which the node
+        keeps ``chosen`` entries (convergence statistics); for Gumbel-Top-k each input's probability
+        of being kept, divided by k."""
         raise NotImplementedError
 
 
@@ -81,7 +82,7 @@ class GumbelTopK(TopologySampler):
         return [self.keep] * self.index.num_nodes if isinstance(self.keep, int) else list(self.keep)
 
     def marginals(self, beta):
-        return self.index.node_softmax(beta.detach().cpu())
+        return self.inclusion(beta.detach().cpu())
 
     def inclusion(self, beta):
         out = torch.zeros_like(beta)
@@ -91,8 +92,8 @@ class GumbelTopK(TopologySampler):
         return out
 
     def distributions(self, beta):
-        beta = beta.detach().cpu()
-        return [torch.softmax(beta[es], -1) for es in self.index.node_edges]
+        incl = self.marginals(beta)
+        return [incl[es] / k for es, k in zip(self.index.node_edges, self._per_node())]
 
 
 class _GumbelSets(TopologySampler):

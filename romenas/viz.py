@@ -14,6 +14,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from .errors import RomenasError  # noqa: E402
 from .genotype import Genotype  # noqa: E402
@@ -24,7 +25,7 @@ from .runs import RunDir  # noqa: E402
 def _rows(path: str | Path) -> tuple[str, list[dict]]:
     run = RunDir(path)
     rows = run.metrics()
-    if not rows:
+    if not rows or not all(isinstance(r, dict) and "epoch" in r for r in rows):
         raise RomenasError(f"{path} has no metrics yet; plot a run that has finished at least one epoch")
     label = f"{run.path.name}"
     cfg = run.config() if run.config_file.exists() else {}
@@ -33,24 +34,49 @@ def _rows(path: str | Path) -> tuple[str, list[dict]]:
     return label, rows
 
 
+def _cell(kind: str) -> str:
+    """'normal cell', 'reduce cell'; NAS-Bench-201's one type is just 'cell'."""
+    return "cell" if kind == "cell" else f"{kind} cell"
+
+
+def _epoch_axis(ax, label: bool = True) -> None:
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    if label:
+        ax.set_xlabel("epoch")
+
+
 def _grid(n: int):
     cols = min(n, 5)
     rows = (n + cols - 1) // cols
     fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.4 * rows), squeeze=False, sharey=True)
     for ax in axes.flat[n:]:
         ax.axis("off")
+    for i, ax in enumerate(axes.flat[:n]):
+        _epoch_axis(ax, label=i + cols >= n)  # the bottom panel of each column says what x is
     return fig, axes.flat
 
 
 def _save(fig, path: Path) -> Path:
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    try:
+        fig.savefig(path, dpi=110)
+    except OSError as exc:
+        raise RomenasError(f"cannot write {path}: {exc.strerror or exc}; free space or pass another --out") from None
+    finally:
+        plt.close(fig)
     return path
 
 
+def _edge_styles(n: int) -> list[dict]:
+    """A distinct colour per edge (tab20), then line styles, so no two of up to 80 edges look alike."""
+    colours = plt.get_cmap("tab20").colors
+    styles = ("-", "--", ":", "-.")
+    return [{"color": colours[e % 20], "linestyle": styles[(e // 20) % 4]} for e in range(n)]
+
+
 def plot_runs(run: str | Path, compare: list[str | Path], out: str | Path | None, fmt: str = "png") -> list[Path]:
-    """Curves, op and edge probabilities, collapse metrics of a run (``compare`` overlays other runs)."""
+    """A run's curves over epochs (search or training), and for a search its op and edge
+    probabilities and collapse metrics; ``compare`` overlays other runs' curves (one colour per run)."""
     label, rows = _rows(run)
     runs = [(label, rows)] + [_rows(c) for c in compare]  # every input checked before anything is written
     out_dir = Path(out) if out else Path(run) / "plots"
@@ -60,59 +86,73 @@ def plot_runs(run: str | Path, compare: list[str | Path], out: str | Path | None
         raise RomenasError(f"cannot create plot folder {out_dir}: {exc.strerror or exc}; pass --out") from None
     epochs = [r["epoch"] for r in rows]
     written = []
-    if "op_probs" in rows[0]:
+    if "op_probs" in rows[0] and "ops" in rows[0]:
         for kind, ops in rows[0]["ops"].items():
             n_edges = len(rows[0]["op_probs"][kind])
             fig, axes = _grid(n_edges)
             for e, ax in zip(range(n_edges), axes):
                 for o, op in enumerate(ops):
-                    ax.plot(epochs, [r["op_probs"][kind][e][o] for r in rows], label=op)
+                    ax.plot(epochs, [r["op_probs"][kind][e][o] for r in rows], label=op, color=f"C{o}")
                 ax.set_title(f"edge {e}", fontsize=8)
+            axes[0].set_ylabel("probability")
             axes[0].legend(fontsize=6)
-            fig.suptitle(f"{label}: op probabilities softmax(alpha), {kind} cell")
+            fig.suptitle(f"{label}: op probabilities softmax(alpha), {_cell(kind)}")
             written.append(_save(fig, out_dir / f"op_probs_{kind}.{fmt}"))
     if "edge_probs" in rows[0]:
         for kind in rows[0]["edge_probs"]:
             probs = [r["edge_probs"][kind] for r in rows]
             fig, ax = plt.subplots(figsize=(7, 4))
-            for e in range(len(probs[0])):
-                ax.plot(epochs, [p[e] for p in probs], label=f"edge {e}")
-            ax.set(xlabel="epoch", ylabel="softmax(beta) over the node's inputs",
-                   title=f"{label}: topology weights, {kind} cell")
+            for e, style in enumerate(_edge_styles(len(probs[0]))):
+                ax.plot(epochs, [p[e] for p in probs], label=f"edge {e}", **style)
+            ax.set(ylabel="p(edge kept) from beta", ylim=(-0.02, 1.02), title=f"{label}: topology, {_cell(kind)}")
+            _epoch_axis(ax)
             ax.legend(fontsize=6, ncol=2)
             written.append(_save(fig, out_dir / f"edge_probs_{kind}.{fmt}"))
-    metrics = sorted(rows[0]["collapse"])
-    fig, axes = _grid(len(metrics))
-    for name, ax in zip(metrics, axes):
-        for run_label, run_rows in runs:
-            ax.plot([r["epoch"] for r in run_rows], [r["collapse"][name] for r in run_rows], label=run_label)
-        ax.set_title(name, fontsize=8)
-    axes[0].legend(fontsize=6)
-    fig.suptitle("collapse metrics of the derived genotype")
-    written.append(_save(fig, out_dir / f"collapse.{fmt}"))
+    if "collapse" in rows[0]:
+        metrics = sorted(rows[0]["collapse"])
+        fig, axes = _grid(len(metrics))
+        for name, ax in zip(metrics, axes):
+            for i, (run_label, run_rows) in enumerate(runs):
+                if all("collapse" in r and name in r["collapse"] for r in run_rows):
+                    ax.plot([r["epoch"] for r in run_rows], [r["collapse"][name] for r in run_rows], label=run_label,
+                            color=f"C{i}", marker="os^vD"[i % 5], markersize=3, alpha=0.85)
+            ax.set_title(name, fontsize=8)
+        axes[0].set_ylabel("count in the derived cell")
+        axes[0].legend(fontsize=6)
+        fig.suptitle("collapse metrics of the derived genotype")
+        written.append(_save(fig, out_dir / f"collapse.{fmt}"))
     written.append(_save(_curves(runs), out_dir / f"curves.{fmt}"))
     return written
 
 
-#: The curves figure: one axis per quantity, each with its own scale.
-_CURVE_PANELS = (("loss", ("train_loss", "val_loss")), ("accuracy (%)", ("train_acc", "val_acc")),
-                 ("normalised entropy (1 = uniform)", ("op_entropy", "edge_entropy")),
-                 ("NAS-Bench-201 CIFAR-10 (%)", ("nb201",)))
+#: The curves figure: one axis per quantity, each with its own scale (search: val; training: test).
+_CURVE_PANELS = (("loss", ("train_loss", "val_loss", "test_loss"), None),
+                 ("accuracy (%)", ("train_acc", "val_acc", "test_acc"), None),
+                 ("normalised entropy (1 = uniform)", ("op_entropy", "edge_entropy"), (0.0, 1.05)),
+                 ("NAS-Bench-201 CIFAR-10 (%)", ("nb201",), None),
+                 ("learning rate", ("lr",), None))
 
 
 def _curves(runs: list[tuple[str, list[dict]]]):
-    panels = [(title, keys) for title, keys in _CURVE_PANELS if any(k in runs[0][1][0] for k in keys)]
+    """One colour per run in every panel; solid = training/op, dashed = validation or test/edge; markers
+    tell runs apart where their curves coincide."""
+    panels = [(title, keys, ylim) for title, keys, ylim in _CURVE_PANELS
+              if any(k in run_rows[0] for _, run_rows in runs for k in keys)]
     fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.4), squeeze=False)
-    for (title, keys), ax in zip(panels, axes.flat):
-        for run_label, run_rows in runs:
+    for (title, keys, ylim), ax in zip(panels, axes.flat):
+        for i, (run_label, run_rows) in enumerate(runs):
             for key in keys:
-                if key not in run_rows[0]:
+                if not all(key in r for r in run_rows):
                     continue
                 values = [r[key]["cifar10"] if key == "nb201" else r[key] for r in run_rows]
                 label = run_label if len(keys) == 1 else f"{run_label}: {key.split('_')[0]}"
-                ax.plot([r["epoch"] for r in run_rows], values, label=label,
-                        linestyle="--" if key.startswith(("val", "edge")) else "-")
-        ax.set(xlabel="epoch", title=title)
+                ax.plot([r["epoch"] for r in run_rows], values, label=label, color=f"C{i}",
+                        linestyle="--" if key.startswith(("val", "test", "edge")) else "-",
+                        marker="os^vD"[i % 5], markersize=3, alpha=0.85)
+        ax.set(title=title)
+        if ylim:
+            ax.set_ylim(*ylim)
+        _epoch_axis(ax)
         ax.legend(fontsize=6)
     return fig
 

@@ -210,10 +210,24 @@ def test_darts_order_2_is_refused_for_other_algorithms():
 def test_convergence_measures():
     assert convergence([torch.full((4,), 0.25)]) == pytest.approx((1.0, 0.0))
     assert convergence([torch.tensor([1.0, 0.0, 0.0])]) == pytest.approx((0.0, 1.0), abs=1e-9)
-    # top-2 of 3 with the kept pair tied: margin is p(2nd) - p(3rd)
+    # top-2 of 3, as kept-probabilities / 2: two inputs kept surely is decided (entropy 0, margin 1);
+    # kept with 0.9, 0.9, 0.2 leaves a margin of 0.7 in the probability of being kept
+    assert convergence([torch.tensor([0.5, 0.5, 0.0])], chosen=2) == pytest.approx((0.0, 1.0), abs=1e-6)
     entropy, margin = convergence([torch.tensor([0.45, 0.45, 0.10])], chosen=2)
-    assert margin == pytest.approx(0.35) and 0 < entropy < 1
+    assert margin == pytest.approx(0.7) and 0 < entropy < 1
+    assert convergence([torch.tensor([1 / 3] * 3)], chosen=2) == pytest.approx((1.0, 0.0))
     assert convergence([torch.tensor([0.5, 0.5])], chosen=2) == (0.0, 1.0)  # nothing to decide: skipped
+
+
+def test_a_node_that_keeps_every_input_has_nothing_to_learn():
+    """DARTS' first node has exactly two predecessors: Gumbel-Top2 keeps both with weight 1 and gives
+    their betas no gradient; the plots show them kept with probability 1."""
+    algo = ALGORITHMS["rome"](get_space("darts"), torch.Generator().manual_seed(0), samples=1)
+    on, weights = algo.sampler.sample(algo.betas["normal"], 1.0, algo.generator)
+    weights.sum().backward()
+    assert on[:2].all() and torch.equal(weights[:2].detach(), torch.ones(2))
+    assert torch.equal(algo.betas["normal"].grad[:2], torch.zeros(2)) and algo.betas["normal"].grad[2:].abs().sum() > 0
+    assert torch.equal(algo.edge_probs()["normal"][:2], torch.ones(2))
 
 
 def test_epoch_line_reports_losses_accuracies_tau_and_convergence():

@@ -48,6 +48,24 @@ def test_plot_writes_nontrivial_pngs(two_epoch_run, tmp_path, capsys):
     assert rows[0]["edge_probs"] != rows[1]["edge_probs"]
 
 
+def test_plot_of_a_training_run_draws_its_curves_beside_a_search(two_epoch_run, tmp_path, capsys):
+    """A training run has no architecture to plot: its curves (train/test loss and accuracy, lr),
+    and --compare overlays a search's curves, one colour per run."""
+    from romenas import train
+
+    from conftest import TINY_TRAIN
+
+    trained = tmp_path / "trained"
+    train("NB201_ALL_SKIP", out=trained, **TINY_TRAIN)
+    assert main(["plot", str(trained), "--compare", str(two_epoch_run), "--out", str(tmp_path / "plots")]) == 0
+    assert {p.name for p in (tmp_path / "plots").iterdir()} == {"curves.png"}
+    assert mpimg.imread(tmp_path / "plots" / "curves.png").std() > 0.01
+    empty = tmp_path / "empty"
+    (empty / "plots").mkdir(parents=True)
+    (empty / "config.json").write_text((trained / "config.json").read_text())
+    assert main(["plot", str(empty)]) == 2 and "no metrics yet" in capsys.readouterr().err
+
+
 def test_draw_renders_darts_v2(tmp_path, capsys):
     assert main(["draw", "DARTS_V2", "--out", str(tmp_path)]) == 0
     for kind in ("normal", "reduce"):

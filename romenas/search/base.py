@@ -65,20 +65,25 @@ def weights_frozen(net: nn.Module):
 
 
 def convergence(distributions: list[torch.Tensor], chosen: int = 1) -> tuple[float, float]:
-    """(mean normalised entropy, mean margin) of categorical distributions that pick ``chosen`` entries.
+    """(mean normalised entropy, mean margin) of distributions over n entries of which ``chosen``
+    (k) are kept; each distribution sums to 1 (for k > 1: each entry's probability of being kept,
+    divided by k).
 
-    Entropy is divided by log(n) so 1 is uniform and 0 is one-hot, whatever n; the margin is
-    p(k-th) - p((k+1)-th) for k = ``chosen``, how decisively the kept entries lead. Distributions
-    with no more than ``chosen`` entries decide nothing and are skipped.
+    Entropy is rescaled so 1 is uniform (log n) and 0 is decided, i.e. k entries at 1/k each
+    (log k); the margin is k * (p(k-th) - p((k+1)-th)), the gap in probability of being kept
+    between the last kept entry and the first dropped one (1: decided). Distributions with no
+    more than k entries decide nothing and are skipped.
     """
     entropies, margins = [], []
     for p in distributions:
-        if p.numel() <= chosen:
+        n = p.numel()
+        if n <= chosen:
             continue
         p = p.clamp_min(1e-12)
-        entropies.append(float(-(p * p.log()).sum() / math.log(p.numel())))
+        entropy = float(-(p * p.log()).sum())
+        entropies.append(min(1.0, max(0.0, (entropy - math.log(chosen)) / (math.log(n) - math.log(chosen)))))
         top = p.topk(chosen + 1).values
-        margins.append(float(top[-2] - top[-1]))
+        margins.append(float(chosen * (top[-2] - top[-1])))
     if not entropies:
         return 0.0, 1.0
     return sum(entropies) / len(entropies), sum(margins) / len(margins)
