@@ -9,8 +9,7 @@ import sys
 import types
 import typing
 
-from .config import (DEFAULT_PRESET, SearchConfig, TrainConfig, build_config, field_help, preset_names,
-                     resolve_preset, to_dict)
+from .config import DEFAULT_PRESET, SearchConfig, TrainConfig, build_config, field_help, preset_names, to_dict
 from .errors import RomenasError
 
 
@@ -89,9 +88,7 @@ def cmd_train(args) -> None:
     from .train import describe, train
 
     if args.dry_run:
-        overrides = _overrides(args, TrainConfig)
-        cfg = build_config(TrainConfig, overrides, resolve_preset(args.preset, overrides))
-        info = describe(args.genotype, cfg)
+        info = describe(args.genotype, preset=args.preset, **_overrides(args, TrainConfig))
         print(f"genotype: {info['genotype']}")
         print(f"input {info['input']}, {info['classes']} classes")
         print(f"params: {info['params'] / 1e6:.3f}M (auxiliary head excluded)")

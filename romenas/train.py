@@ -40,22 +40,67 @@ class TrainResult:
     params: int
 
 
-def describe(genotype: "str | Genotype", config: TrainConfig | None = None, **overrides) -> dict[str, Any]:
-    """Build the network without training: parameters and FLOPs (``romenas train --dry-run``)."""
+#: What a new training run takes from the run folder it starts from, where the user set nothing:
+#: a search run lends its data; a trained run its data and network (so training or describing it
+#: builds the run's own network); ``--init`` lends the network shape only (fine-tuning is on new data).
+_LENT = {"search": ("dataset", "data_dir", "image_size"),
+         "train": ("dataset", "data_dir", "image_size", "channels", "layers", "stem"),
+         "init": ("channels", "layers", "stem")}
+
+
+def lent_settings(source: Any, role: str, given: dict[str, Any]) -> dict[str, Any]:
+    """The settings ``source`` (a run folder given as the genotype, or as ``--init`` when ``role``
+    is 'init') lends a new run: those of :data:`_LENT` that ``given`` leaves unset."""
+    if isinstance(source, Genotype) or source is None:
+        return {}
+    run = RunDir(str(source))
+    try:
+        if not run.config_file.is_file():
+            return {}
+        kind, saved = run.info()
+    except (RomenasError, OSError, ValueError):  # not a run folder (a genotype string), or a damaged one
+        return {}
+    keys = _LENT["init" if role == "init" else kind]
+    return {k: saved[k] for k in keys if given.get(k) is None and saved.get(k) is not None}
+
+
+def _with_lent(genotype: Any, overrides: dict[str, Any], announce: bool = True) -> dict[str, Any]:
+    lent = {**lent_settings(genotype, "genotype", overrides), **lent_settings(overrides.get("init"), "init", overrides)}
+    if lent and announce and overrides.get("progress", True):
+        print("from the run folder: " + ", ".join(f"{k} {v}" for k, v in lent.items()) + " (flags override)",
+              flush=True)
+    return {**overrides, **lent}
+
+
+def describe(genotype: "str | Genotype", config: TrainConfig | None = None, *, preset: str | None = None,
+             **overrides) -> dict[str, Any]:
+    """Build the network without training: parameters and FLOPs (``romenas train --dry-run``).
+
+    Settings resolve as :func:`train`'s: a trained run folder describes its own network."""
+    if config is None:
+        overrides = _with_lent(genotype, overrides)
+        cfg = build_config(TrainConfig, overrides, resolve_preset(preset, overrides))
+    else:
+        cfg = config.validate()
     genotype = load_genotype(genotype)
-    cfg = config.validate() if config is not None else build_config(TrainConfig, overrides)
     classes, channels, size = dataset_shape(cfg.dataset, cfg.image_size)
     net = network_for(genotype, cfg, classes, channels)
     return {"genotype": genotype.to_string(), "params": count_parameters(net),
             "flops": count_flops(net, channels, size), "input": [channels, size, size], "classes": classes}
 
 
-def initialise_from(net: nn.Module, source: str | Path, genotype: Genotype) -> None:
-    """Start from a trained run's weights (``--init``); a classifier of another class count is left new."""
-    state, metadata = trained_weights(source)
+def check_init_genotype(source: str | Path, genotype: Genotype, metadata: dict | None = None) -> None:
+    """``--init`` continues a trained network: it must be the run's own genotype."""
+    metadata = metadata if metadata is not None else trained_weights(source)[1]
     if Genotype.from_dict(metadata["genotype"]) != genotype:
         raise RomenasError(f"--init {source} holds genotype {Genotype.from_dict(metadata['genotype'])}, not "
                            f"{genotype}; train that run's own genotype (omit the genotype argument)")
+
+
+def initialise_from(net: nn.Module, source: str | Path, genotype: Genotype) -> None:
+    """Start from a trained run's weights (``--init``); a classifier of another class count is left new."""
+    state, metadata = trained_weights(source)
+    check_init_genotype(source, genotype, metadata)
     own = net.state_dict()
     heads = ("classifier.", "aux_head.")
     wrong = [k for k, v in state.items() if k in own and own[k].shape != v.shape and not k.startswith(heads)]
@@ -232,6 +277,10 @@ def train(genotype: "str | Genotype | None" = None, config: TrainConfig | None =
             raise RomenasError("no genotype given; pass a run folder, a genotype file or string, or a published name")
         source = str(genotype) if isinstance(genotype, (str, Path)) else "given"
         genotype = load_genotype(genotype)
+        if init:  # before its shape is lent: a run of another genotype cannot be continued
+            check_init_genotype(init, genotype)
+        if config is None:
+            overrides = _with_lent(None if source == "given" else source, overrides, announce=ctx.is_main)
         cfg = (config.validate() if config is not None
                else build_config(TrainConfig, overrides, resolve_preset(preset, overrides)))
         if out is not None:

@@ -10,7 +10,7 @@ from PIL import Image
 from romenas.cli import main
 from romenas.inference import TrainedModel
 from romenas.spaces import network_for
-from romenas.train import initialise_from, train
+from romenas.train import describe, initialise_from, lent_settings, train
 
 TINY = dict(epochs=2, channels=4, layers=1, batch_size=16, progress=False, device="cpu")
 
@@ -154,11 +154,32 @@ def test_fine_tune_keeps_the_body_and_replaces_the_head(trained, tmp_path, capsy
     assert all(torch.equal(mine[k], v) for k, v in theirs.items() if not k.startswith("classifier"))
     assert mine["classifier.weight"].shape == (5, 16)
     five = digit_folder(tmp_path / "five", classes=(3, 4, 5, 6, 7))
-    code, out, err = _cli(["train", "--init", root / "run", "--dataset", five, "--epochs", "1", "--channels", "4",
-                           "--layers", "1", "--batch-size", "16", "--no-progress", "--out", tmp_path / "tuned"], capsys)
+    # The network's shape comes from the run it starts from (C=4, 1 cell per stage), as the tutorial does it.
+    code, out, err = _cli(["train", "--init", root / "run", "--dataset", five, "--epochs", "1",
+                           "--batch-size", "16", "--no-progress", "--out", tmp_path / "tuned"], capsys)
     assert code == 0, err
+    tuned = TrainedModel.load(tmp_path / "tuned").config
+    assert (tuned.channels, tuned.layers) == (4, 1)
     assert TrainedModel.load(tmp_path / "tuned").classes == ["3", "4", "5", "6", "7"]
     assert "fine-tuned from" in (tmp_path / "tuned" / "MODEL_CARD.md").read_text()
+
+
+def test_a_run_folder_lends_its_data_and_network_to_what_starts_from_it(trained, tmp_path, capsys):
+    """describe() and train --dry-run of a trained run describe the run's own network; a search run
+    given as the genotype lends its dataset (training on the built-in digits by default would be wrong)."""
+    root, folder, result = trained
+    info = describe(root / "run")
+    assert info["params"] == result.params and info["input"] == [3, 16, 16]
+    code, out, _ = _cli(["train", root / "run", "--dry-run"], capsys)
+    assert code == 0 and f"params: {result.params / 1e6:.3f}M" in out and "from the run folder" in out
+    searched = tmp_path / "searched"
+    searched.mkdir()
+    (searched / "config.json").write_text(json.dumps({"kind": "search", "config": {"dataset": str(folder),
+                                                                                 "channels": 8}}))
+    (searched / "genotype.json").write_text(result.genotype.to_json())
+    assert lent_settings(searched, "genotype", {}) == {"dataset": str(folder)}  # data, never the supernet's size
+    assert lent_settings(searched, "genotype", {"dataset": "digits"}) == {}  # a flag wins
+    assert describe(searched, channels=4, layers=1)["input"] == [3, 16, 16]
 
 
 def test_bad_input_is_one_line_exit_2(trained, tmp_path, capsys):
