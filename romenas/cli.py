@@ -134,6 +134,8 @@ def cmd_export(args) -> None:
     opset = f", opset {info['opset']}, dynamic batch axis" if info["opset"] else ""
     print(f"wrote {info['file']} ({info['format']}{opset}, input {info['input']})")
     print(f"checked: max |difference| to PyTorch {info['max_abs_difference']:.2e} on {info['checked_on']}")
+    print(f"inputs: {info['metadata']['preprocessing']}; mean {info['metadata']['mean']}, std "
+          f"{info['metadata']['std']} (also in the file's metadata, with the class names and the genotype)")
 
 
 def cmd_card(args) -> None:

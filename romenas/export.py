@@ -8,7 +8,9 @@ reloaded and compared the same way. ONNX needs the optional extra ``pip install 
 """
 from __future__ import annotations
 
+import json
 import os
+import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
@@ -50,8 +52,21 @@ def _require_onnx():
     return onnx, onnxruntime
 
 
+def metadata(model: TrainedModel) -> dict[str, str]:
+    """What a deployment needs beside the weights, as text (ONNX metadata_props, TorchScript extra
+    files): classes, input shape, the normalisation the network expects, the genotype."""
+    from . import __version__
+
+    return {"romenas_version": __version__, "classes": json.dumps(model.classes),
+            "input_shape": json.dumps(list(model.input_shape)), "mean": json.dumps(model.spec["mean"]),
+            "std": json.dumps(model.spec["std"]), "genotype": model.genotype.to_string(),
+            "preprocessing": f"pixels scaled to [0, 1], resized to {model.input_shape[1]}x{model.input_shape[2]}, "
+                             "then (x - mean) / std per channel; the output is logits (softmax for probabilities)"}
+
+
 def export_onnx(model: TrainedModel, out: Path, probe: torch.Tensor) -> float:
-    """Write ``out``; returns the largest |ONNX - PyTorch| output difference on ``probe``."""
+    """Write ``out`` with :func:`metadata` in its metadata_props; returns the largest
+    |ONNX - PyTorch| output difference on ``probe``."""
     onnx, ort = _require_onnx()
     batch = torch.export.Dim("batch", min=1, max=4096)
     try:
@@ -60,6 +75,11 @@ def export_onnx(model: TrainedModel, out: Path, probe: torch.Tensor) -> float:
         program.save(str(out))
     except Exception as exc:  # the exporter's errors are long; the first line says what failed
         raise RomenasError(f"ONNX export failed ({type(exc).__name__}: {str(exc).splitlines()[0]})") from None
+    proto = onnx.load(str(out))
+    for key, value in metadata(model).items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
+    onnx.save(proto, str(out))
     try:
         onnx.checker.check_model(onnx.load(str(out)), full_check=True)
     except onnx.checker.ValidationError as exc:
@@ -76,7 +96,7 @@ def export_torchscript(model: TrainedModel, out: Path, probe: torch.Tensor) -> f
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore", FutureWarning)
         traced = torch.jit.trace(model.net, probe)
-        traced.save(str(out))
+        torch.jit.save(traced, str(out), _extra_files={f"romenas/{k}": v for k, v in metadata(model).items()})
         reloaded = torch.jit.load(str(out))
     with torch.no_grad():
         return float((reloaded(probe) - model.net(probe)).abs().max())
@@ -94,7 +114,10 @@ def export(run: str | Path, fmt: str = "onnx", out: str | Path | None = None) ->
     if out and path.exists():  # only the run's own default export file is ever replaced
         raise RomenasError(f"--out {path} already exists; remove it or pass another --out")
     probe, described = probe_batch(model)
-    tmp = path.with_name(path.name + ".tmp")  # checked before it replaces anything
+    # Written under a name of its own (never a user's file), checked, then moved into place.
+    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(handle)
+    tmp = Path(tmp)
     try:
         difference = (export_onnx if fmt == "onnx" else export_torchscript)(model, tmp, probe)
         if not difference <= TOLERANCE:
@@ -105,4 +128,4 @@ def export(run: str | Path, fmt: str = "onnx", out: str | Path | None = None) ->
         tmp.unlink(missing_ok=True)
     return {"file": str(path), "format": fmt, "opset": OPSET if fmt == "onnx" else None,
             "max_abs_difference": difference, "checked_on": described, "input": ["batch", *model.input_shape],
-            "classes": model.classes}
+            "classes": model.classes, "metadata": metadata(model)}

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import platform
+import statistics
 from pathlib import Path
 from typing import Any
 
@@ -17,15 +18,18 @@ from .inference import TrainedModel
 from .runs import RunDir, _write_atomic
 from .registry import get_family
 from .spaces import count_flops, count_parameters
-from .spaces.network import median_ms
+from .spaces.network import median_ms, timings_ms
 
 
 def cpu_speed(model: TrainedModel, repeats: int = 20, batch: int = 64) -> dict[str, float]:
-    """Median CPU latency of one image (batch 1) and images/s at ``batch``, in eval mode."""
+    """CPU latency of one image (batch 1: median and 10th/90th percentiles of ``repeats`` runs) and
+    images/s at ``batch``, in eval mode."""
     net = model.net.cpu().eval()
     one = torch.zeros(1, *model.input_shape)
     many = torch.zeros(batch, *model.input_shape)
-    return {"latency_ms": median_ms(lambda: net(one), repeats),
+    times = sorted(timings_ms(lambda: net(one), repeats))
+    return {"latency_ms": statistics.median(times), "p10": times[len(times) // 10],
+            "p90": times[(9 * len(times)) // 10], "repeats": repeats,
             "throughput": batch / (median_ms(lambda: net(many), max(3, repeats // 5)) / 1000), "batch": batch,
             "threads": torch.get_num_threads()}
 
@@ -80,7 +84,8 @@ def model_card(run: str | Path) -> str:
              f"{channels}x{size}x{size}", ""]
     lines += [f"![{p.stem} cell]({p.relative_to(run_dir.path)})" for p in diagrams if p.suffix == ".png"]
     lines += ["", "## Speed (CPU, measured when this card was written)", "",
-              f"- Latency, batch 1: {speed['latency_ms']:.2f} ms per image (median of 20)",
+              f"- Latency, batch 1: {speed['latency_ms']:.2f} ms per image (median of {speed['repeats']}; 10th-90th "
+              f"percentile {speed['p10']:.2f}-{speed['p90']:.2f} ms; other load on the machine moves it)",
               f"- Throughput, batch {speed['batch']}: {speed['throughput']:.0f} images/s",
               f"- Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
               f"{speed['threads']} torch threads, torch {torch.__version__}", "",
@@ -97,7 +102,7 @@ def model_card(run: str | Path) -> str:
     lines += [f"- Status: {status.get('state', 'unknown')}", "",
               "## Training", "",
               f"- {cfg.epochs} epochs, batch {cfg.batch_size}, SGD lr {cfg.lr} (cosine to {cfg.lr_min}), momentum "
-              f"{cfg.momentum}, weight decay {cfg.weight_decay}",
+              f"{cfg.momentum}{' (Nesterov)' if cfg.nesterov else ''}, weight decay {cfg.weight_decay}",
               f"- Cutout {cfg.cutout}, drop-path {cfg.drop_path}, auxiliary weight {cfg.auxiliary_weight}, label "
               f"smoothing {cfg.label_smoothing}, gradient clip {cfg.grad_clip}",
               f"- Precision {cfg.precision}, seed {cfg.seed}" + (f", fine-tuned from {cfg.init}" if cfg.init else "")]
@@ -105,7 +110,8 @@ def model_card(run: str | Path) -> str:
         lines += ["", "## Search", "",
                   f"- {searched.get('algorithm')} on space {searched.get('space')}, recipe {searched.get('recipe')}, "
                   f"{searched.get('epochs')} epochs, {method_summary(searched)}, dataset `{searched.get('dataset')}`, "
-                  f"seed {searched.get('seed')}"]
+                  f"seed {searched.get('seed')}"
+                  + (f", ops {', '.join(searched['ops'])}" if isinstance(searched.get("ops"), list) else ", all ops")]
     budget = _search_budget(source) if searched else None
     if budget:
         measured = {"mflops": flops / 1e6, "mparams": params / 1e6, "latency_ms": speed["latency_ms"]}

@@ -259,6 +259,7 @@ def train(genotype: "str | Genotype | None" = None, config: TrainConfig | None =
     ctx = dist.context()
     if resume is not None:
         run = RunDir.open(resume, "train")
+        finished_before = run.status().get("state") == "finished" and run.model_card.exists()
         saved = dict(run.config())
         if "genotype" not in saved:
             raise RomenasError(f"{run.config_file} has no genotype; it is damaged, start the run anew in another folder")
@@ -270,6 +271,7 @@ def train(genotype: "str | Genotype | None" = None, config: TrainConfig | None =
             trainer.load_state_dict(load_checkpoint(run.checkpoint, "train", genotype.family))
         trainer.retune(retuned(saved, cfg), {"lr": (trainer.opt, trainer.sched)})
     else:
+        finished_before = False
         init = overrides.get("init") or (config.init if config is not None else None)
         if genotype is None and init:  # fine-tuning: the trained run's own genotype
             genotype = Genotype.from_dict(trained_weights(init)[1]["genotype"])
@@ -304,5 +306,6 @@ def train(genotype: "str | Genotype | None" = None, config: TrainConfig | None =
 
         run.set_status("finished", epoch=trainer.epoch, test_acc=result.test_acc, params=result.params,
                        rank_checksums=checksums)
-        write_model_card(run.path)
+        if not finished_before:  # resuming a finished run changes nothing: its card stays as written
+            write_model_card(run.path)
     return result

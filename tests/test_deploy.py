@@ -103,7 +103,11 @@ def test_export_matches_pytorch_on_real_images(trained, tmp_path, fmt, capsys):
         pytest.importorskip("onnxruntime", reason="ONNX export needs the export extra")
         pytest.importorskip("onnxscript", reason="ONNX export needs the export extra")
     out = tmp_path / f"model.{fmt}"
+    mine = tmp_path / f"model.{fmt}.tmp"  # a user's own file, named as romenas once named its temporary file
+    mine.write_bytes(b"mine")
     code, text, err = _cli(["export", root / "run", "--format", fmt, "--out", out], capsys)
+    assert mine.read_bytes() == b"mine"
+    mine.unlink()
     assert code == 0, err
     assert "test images of" in text  # checked on the run's own test images
     model = TrainedModel.load(root / "run")
@@ -122,9 +126,17 @@ def test_export_matches_pytorch_on_real_images(trained, tmp_path, fmt, capsys):
         for batch in (images, images[:1]):  # the batch axis is dynamic
             got = torch.from_numpy(session.run(None, {"images": batch.numpy()})[0])
             assert (got - expected[:len(batch)]).abs().max() <= 1e-4
+        meta = session.get_modelmeta().custom_metadata_map
     else:
-        got = torch.jit.load(str(out))(images)
+        files = {f"romenas/{k}": "" for k in ("classes", "mean", "std", "input_shape", "genotype", "preprocessing")}
+        got = torch.jit.load(str(out), _extra_files=files)(images)
         assert (got - expected).abs().max() <= 1e-4
+        meta = {k.split("/")[1]: v.decode() if isinstance(v, bytes) else v for k, v in files.items()}
+    # What a deployment needs travels in the file: classes, normalisation, input shape, genotype.
+    assert json.loads(meta["classes"]) == model.classes and json.loads(meta["mean"]) == model.spec["mean"]
+    assert json.loads(meta["std"]) == model.spec["std"] and json.loads(meta["input_shape"]) == [3, 16, 16]
+    assert meta["genotype"] == model.genotype.to_string() and "(x - mean) / std" in meta["preprocessing"]
+    assert "(x - mean) / std" in text and not list(tmp_path.glob("*.tmp"))
 
 
 def test_export_names_the_extra_when_onnx_is_missing(trained, monkeypatch, capsys):
@@ -138,8 +150,11 @@ def test_model_card_written_and_shown(trained, capsys):
     root, _, result = trained
     card = (root / "run" / "MODEL_CARD.md").read_text()
     for needle in (result.genotype.to_string(), "Parameters:", "FLOPs per image", "Latency, batch 1",
-                   "images/s", f"{result.test_acc:.2f} %", "epochs, batch 16", "cells/cell.png"):
+                   "10th-90th percentile", "images/s", f"{result.test_acc:.2f} %", "epochs, batch 16",
+                   "cells/cell.png"):
         assert needle in card, needle
+    train(resume=root / "run", progress=False)  # a finished run: nothing to do, its card stays as written
+    assert (root / "run" / "MODEL_CARD.md").read_text() == card
     assert (root / "run" / "cells" / "cell.png").exists()
     code, out, _ = _cli(["show", root / "run"], capsys)
     assert code == 0 and "# Model card" in out

@@ -16,7 +16,7 @@ from ..config import TrainConfig
 from ..genotype import Genotype
 from ..registry import get_family
 
-__all__ = ["build_network", "network_for", "count_parameters", "count_flops", "flops_of", "median_ms"]
+__all__ = ["build_network", "network_for", "count_parameters", "count_flops", "flops_of", "median_ms", "timings_ms"]
 
 
 def build_network(genotype: Genotype, channels: int | None, layers: int | None, num_classes: int, in_channels: int,
@@ -59,9 +59,10 @@ def flops_of(module: nn.Module, x: torch.Tensor) -> int:
     return int(counter.get_total_flops())
 
 
-def median_ms(fn: Callable[[], object], repeats: int, device: torch.device | None = None, warmup: int = 2) -> float:
-    """Median wall time of ``fn()`` in milliseconds over ``repeats`` calls after ``warmup`` calls
-    (CUDA work is synchronised before each clock read)."""
+def timings_ms(fn: Callable[[], object], repeats: int, device: torch.device | None = None,
+               warmup: int = 2) -> list[float]:
+    """Wall times of ``repeats`` calls of ``fn()`` in milliseconds, after ``warmup`` calls (CUDA
+    work is synchronised before each clock read)."""
     sync = torch.cuda.synchronize if device is not None and device.type == "cuda" else (lambda: None)
     times = []
     with torch.no_grad():
@@ -71,8 +72,13 @@ def median_ms(fn: Callable[[], object], repeats: int, device: torch.device | Non
             fn()
             sync()
             if i >= warmup:
-                times.append(time.perf_counter() - started)
-    return 1000 * statistics.median(times)
+                times.append(1000 * (time.perf_counter() - started))
+    return times
+
+
+def median_ms(fn: Callable[[], object], repeats: int, device: torch.device | None = None) -> float:
+    """Median of :func:`timings_ms`."""
+    return statistics.median(timings_ms(fn, repeats, device))
 
 
 def _device_of(net: nn.Module) -> torch.device:
