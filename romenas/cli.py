@@ -16,9 +16,14 @@ from .errors import RomenasError
 def _add_config_flags(parser: argparse.ArgumentParser, cls) -> None:
     """One ``--flag`` per config field (booleans get ``--x/--no-x``); unset flags keep the preset's value."""
     hints, meaning = typing.get_type_hints(cls), field_help(cls)
-    group = parser.add_argument_group(f"{cls.__name__} settings (override the preset)")
+    group = parser.add_argument_group(
+        f"{cls.__name__} settings", "a flag overrides the preset's and the recipe's value; a setting neither sets "
+                                    "takes the default shown ('romenas config' prints what a preset resolves to)")
     for f in dataclasses.fields(cls):
-        flag, text = "--" + f.name.replace("_", "-"), meaning.get(f.name, "").replace("%", "%%")
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        shown = " ".join(map(str, default)) if isinstance(default, tuple) else default
+        flag = "--" + f.name.replace("_", "-")
+        text = f"{meaning.get(f.name, '')} [default: {shown}]".replace("%", "%%")
         hint = hints[f.name]
         args = [a for a in typing.get_args(hint) if a is not type(None)] if isinstance(hint, types.UnionType) else []
         base = args[0] if args else hint
@@ -164,10 +169,12 @@ def cmd_bench(args) -> None:
 
 
 def cmd_config(args) -> None:
-    cls = SearchConfig if args.kind == "search" else TrainConfig
-    print(f"# preset {args.preset}, {args.kind} settings, resolved")
     import yaml
-    print(yaml.safe_dump(to_dict(build_config(cls, None, args.preset)), sort_keys=False), end="")
+
+    cls = SearchConfig if args.kind == "search" else TrainConfig
+    resolved = to_dict(build_config(cls, None, args.preset))  # a bad preset fails before anything is printed
+    print(f"# preset {args.preset}, {args.kind} settings, resolved")
+    print(yaml.safe_dump(resolved, sort_keys=False), end="")
 
 
 def cmd_show(args) -> None:
@@ -179,7 +186,7 @@ def cmd_show(args) -> None:
 def cmd_list(args) -> None:
     from .report import list_runs
 
-    print(list_runs(args.root))
+    print(list_runs(args.root, args.sort, args.csv))
 
 
 def cmd_plot(args) -> None:
@@ -270,8 +277,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run", help="a run folder (search or training)")
     p.set_defaults(func=cmd_show)
 
-    p = sub.add_parser("list", help="the runs under a folder")
+    p = sub.add_parser("list", help="the runs under a folder, as a results table")
     p.add_argument("root", nargs="?", default="runs", help="folder holding run folders (default runs)")
+    p.add_argument("--sort", default="run", help="column to sort by: run, kind, algorithm, space, dataset, epochs, "
+                                                 "accuracy, nb201, param_free, status (numbers: best first)")
+    p.add_argument("--csv", action="store_true", help="print CSV (for spreadsheets and scripts)")
     p.set_defaults(func=cmd_list)
 
     p = sub.add_parser("plot", help="plot a run's architecture weights, collapse metrics and curves")

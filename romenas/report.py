@@ -5,6 +5,7 @@ import os
 import socket
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from .config import budget_line, format_cost, method_summary
 from .errors import RomenasError
@@ -44,7 +45,7 @@ def summary(path: str | Path) -> str:
     lines = [f"run:      {run.path}  ({kind})", f"status:   {state}"]
     if status.get("error"):
         lines.append(f"error:    {status['error']}")
-    if state in ("crashed", "failed"):
+    if state in ("crashed", "failed", "interrupted"):
         lines.append(f"resume:   romenas {kind} --resume {run.path}")
     started = status.get("started")
     if isinstance(started, (int, float)) and not isinstance(started, bool) and 0 < started < 1e11:
@@ -120,20 +121,70 @@ def _complete(row, kind: str) -> bool:
     return isinstance(row, dict) and all(isinstance(row.get(k), (int, float)) for k in need)
 
 
-def list_runs(root: str | Path) -> str:
+#: The columns of ``romenas list``, in order.
+LIST_COLUMNS = ("run", "kind", "algorithm", "space", "dataset", "epochs", "accuracy", "nb201", "param_free",
+                "status")
+
+
+def run_rows(root: str | Path) -> list[dict[str, Any]]:
+    """One row per run folder under ``root``: what it is, how far it got, its result ('accuracy' is a
+    search's last val_acc or a training's test_acc; 'nb201' the looked-up CIFAR-10 accuracy; 'param_free'
+    the parameter-free ops of the derived normal cell / NB201 cell). A damaged run is a row that says so."""
     root = Path(root)
     if not root.is_dir():
         raise RomenasError(f"{root} is not a folder; pass the folder that holds your runs")
-    lines = [f"{'run':48s} {'kind':6s} {'status':9s} {'epochs':>7s}  result"]
+    rows = []
     for config in sorted(root.glob("*/config.json")):
         run = RunDir(config.parent)
+        row = dict.fromkeys(LIST_COLUMNS, "")
+        row["run"] = run.path.name
         try:
             kind, cfg = run.info()
-            rows = run.metrics()
-            key = "val_acc" if kind == "search" else "test_acc"
-            result = f"{key} {rows[-1][key]:.2f}%" if rows else "-"
-            lines.append(f"{run.path.name:48s} {kind:6s} {run_state(run):9s} "
-                         f"{len(rows):>3d}/{cfg.get('epochs', '?')!s:<3s}  {result}")
-        except (RomenasError, KeyError, TypeError, ValueError) as exc:  # one damaged run must not hide the rest
-            lines.append(f"{run.path.name:48s} {'?':6s} {'damaged':9s} {'':>7s}  {exc}")
-    return "\n".join(lines)
+            metrics = [r for r in run.metrics() if _complete(r, kind)]
+            last = metrics[-1] if metrics else {}
+            collapse = last.get("collapse") if isinstance(last.get("collapse"), dict) else {}
+            nb201 = last.get("nb201") if isinstance(last.get("nb201"), dict) else {}
+            row.update(kind=kind, algorithm=cfg.get("algorithm", "-") if kind == "search" else "-",
+                       space=cfg.get("space", "-") if kind == "search" else _family(cfg),
+                       dataset=str(cfg.get("dataset", "?")), epochs=f"{len(metrics)}/{cfg.get('epochs', '?')}",
+                       accuracy=round(last[_ACCURACY[kind]], 2) if last else "",
+                       nb201=round(nb201["cifar10"], 2) if isinstance(nb201.get("cifar10"), (int, float)) else "",
+                       param_free=collapse.get("param_free/normal", collapse.get("param_free/cell", "")),
+                       status=run_state(run))
+        except (RomenasError, KeyError, TypeError, ValueError, AttributeError):  # one damaged run must not hide the rest
+            row.update(kind="?", status="damaged")
+        rows.append(row)
+    return rows
+
+
+_ACCURACY = {"search": "val_acc", "train": "test_acc"}
+
+
+def _family(cfg: dict[str, Any]) -> str:
+    genotype = cfg.get("genotype")
+    return str(genotype.get("family", "?")) if isinstance(genotype, dict) else "?"
+
+
+def list_runs(root: str | Path, sort: str = "run", csv: bool = False) -> str:
+    """``romenas list``: the runs under ``root`` as a table (or CSV), sorted by a column (numbers
+    descending, so the best accuracy comes first; text ascending)."""
+    if sort not in LIST_COLUMNS:
+        raise RomenasError(f"unknown column {sort!r} for --sort; use one of {list(LIST_COLUMNS)}")
+    rows = run_rows(root)
+    numbers = [r for r in rows if isinstance(r[sort], (int, float))]
+    others = [r for r in rows if not isinstance(r[sort], (int, float))]
+    rows = sorted(numbers, key=lambda r: -r[sort]) + sorted(others, key=lambda r: str(r[sort]))
+    if csv:
+        import csv as csv_module
+        import io
+
+        buffer = io.StringIO()
+        writer = csv_module.DictWriter(buffer, fieldnames=LIST_COLUMNS, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        return buffer.getvalue().rstrip("\n")
+    if not rows:
+        return f"no runs under {root} (a run folder holds a config.json)"
+    header = {c: c.replace("_", "-") for c in LIST_COLUMNS}
+    widths = {c: max(len(str(r[c])) for r in [header, *rows]) for c in LIST_COLUMNS}
+    return "\n".join("  ".join(f"{str(r[c]):{widths[c]}s}" for c in LIST_COLUMNS).rstrip() for r in [header, *rows])

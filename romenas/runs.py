@@ -165,7 +165,8 @@ class CheckpointedLoop:
             if self.run is not None:
                 exc.run_dir = self.run.path  # so an interrupt can name the folder to resume
                 if self.ctx.is_main:
-                    self.run.set_status("failed", error=str(exc) or type(exc).__name__, epoch=self.epoch)
+                    state = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+                    self.run.set_status(state, error=str(exc) or type(exc).__name__, epoch=self.epoch)
             raise
 
     def load_parts(self, state: dict[str, Any], parts: dict[str, Any]) -> None:

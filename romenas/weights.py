@@ -6,6 +6,7 @@ data spec (classes, input size and channels, augmentation, normalisation).
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from pathlib import Path
@@ -20,6 +21,7 @@ WEIGHTS_FILE = "model.safetensors"
 
 def save_weights(state: dict[str, torch.Tensor], path: str | Path, metadata: dict[str, Any]) -> None:
     """Write atomically (temp file, rename); ``metadata`` values are stored as JSON."""
+    from safetensors import SafetensorError
     from safetensors.torch import save_file
 
     path = Path(path)
@@ -27,10 +29,15 @@ def save_weights(state: dict[str, torch.Tensor], path: str | Path, metadata: dic
     tensors = {k: v.detach().cpu().contiguous() for k, v in state.items()}
     try:
         save_file(tensors, str(tmp), metadata={k: json.dumps(v) for k, v in metadata.items()})
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # safetensors writes 0600; the run's other files follow the umask
         os.replace(tmp, path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise RomenasError(f"could not write weights {path}: {exc.strerror or exc}; free space and rerun") from None
+    except (OSError, SafetensorError) as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise RomenasError(f"could not write weights {path}: {getattr(exc, 'strerror', None) or exc}; "
+                           "free space and rerun") from None
 
 
 def load_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:

@@ -1,5 +1,6 @@
 """From a trained run to use: safetensors, predict, evaluate, export, model card, fine-tuning."""
 import json
+import os
 import sys
 
 import numpy as np
@@ -153,6 +154,10 @@ def test_model_card_written_and_shown(trained, capsys):
                    "10th-90th percentile", "images/s", f"{result.test_acc:.2f} %", "epochs, batch 16",
                    "cells/cell.png"):
         assert needle in card, needle
+    umask = os.umask(0)
+    os.umask(umask)
+    for name in ("model.safetensors", "MODEL_CARD.md"):  # one mode for the run's files: others may read them
+        assert (root / "run" / name).stat().st_mode & 0o777 == 0o666 & ~umask, name
     train(resume=root / "run", progress=False)  # a finished run: nothing to do, its card stays as written
     assert (root / "run" / "MODEL_CARD.md").read_text() == card
     assert (root / "run" / "cells" / "cell.png").exists()

@@ -1,6 +1,7 @@
 """Reliability: SIGKILL-and-resume, checkpoint faults, safe loading, the bad-input matrix."""
 import errno
 import hashlib
+import json
 import os
 import pickle
 import random
@@ -152,6 +153,7 @@ def test_interrupt_names_the_run_to_resume(tmp_path, capsys, monkeypatch):
     run = tmp_path / "run"
     assert main(["search", *SEARCH_ARGS[1:], "--out", str(run)]) == 130
     assert f"romenas search --resume {run}" in capsys.readouterr().err
+    assert json.loads((run / "status.json").read_text())["state"] == "interrupted"  # a user's stop, not a failure
 
 
 class _Exploit:

@@ -93,6 +93,23 @@ def test_show_finished_and_crashed_runs(two_epoch_run, tmp_path, capsys):
     assert "crashed" in capsys.readouterr().out
 
 
+def test_list_is_a_sortable_results_table_with_csv(two_epoch_run, tmp_path, capsys):
+    import shutil
+
+    for name, acc in (("low", 10.0), ("high", 90.0)):
+        shutil.copytree(two_epoch_run, tmp_path / name)
+        rows = [json.loads(line) for line in (tmp_path / name / "metrics.jsonl").read_text().splitlines()]
+        rows[-1]["val_acc"] = acc
+        (tmp_path / name / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert main(["list", str(tmp_path), "--sort", "accuracy", "--csv"]) == 0
+    table = list(csv.DictReader(capsys.readouterr().out.splitlines()))
+    assert [r["run"] for r in table] == ["high", "low"]  # best first
+    assert table[0]["algorithm"] == "rome" and table[0]["space"] == "darts" and table[0]["epochs"] == "2/2"
+    assert table[0]["param_free"] == str(rows[-1]["collapse"]["param_free/normal"]) and table[0]["status"] == "finished"
+    assert main(["list", str(tmp_path), "--sort", "speed"]) == 2 and "unknown column" in capsys.readouterr().err
+    assert main(["list", str(tmp_path / "high" / "tb")]) == 0 and "no runs under" in capsys.readouterr().out
+
+
 def test_collapse_metrics_of_published_cells():
     assert collapse_metrics(PUBLISHED["DARTS_V1"])["param_free/reduce"] == 8
     assert collapse_metrics(PUBLISHED["GDAS"])["skip/normal"] == 4
