@@ -192,3 +192,74 @@ def test_compiled_training_matches_eager_loss(tmp_path):
     eager = train("NB201_OPTIMUM", out=tmp_path / "eager", **settings)
     compiled = train("NB201_OPTIMUM", out=tmp_path / "compiled", compile=True, **settings)
     assert compiled.metrics[0]["train_loss"] == pytest.approx(eager.metrics[0]["train_loss"], rel=1e-3)
+
+
+# ---- decoding: every Pillow mode as a viewer shows it, or refused ------------------------------
+def _rgb(array):
+    return torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1)
+
+
+_PIXELS = np.random.default_rng(0).integers(0, 256, (6, 5, 4), dtype=np.uint8)
+_WIDE = np.random.default_rng(1).integers(0, 65536, (6, 5)).astype(np.uint16)
+
+
+@pytest.mark.parametrize("mode, make, expected", [
+    ("L", lambda: Image.fromarray(_PIXELS[..., 0], "L"), lambda: np.repeat(_PIXELS[..., :1], 3, 2)),
+    ("LA", lambda: Image.fromarray(_PIXELS[..., :2], "LA"), lambda: np.repeat(_PIXELS[..., :1], 3, 2)),
+    ("RGBA", lambda: Image.fromarray(_PIXELS, "RGBA"), lambda: _PIXELS[..., :3]),  # alpha dropped, not composited
+    ("P", lambda: Image.fromarray(_PIXELS[..., :3], "RGB").quantize(16),
+     lambda: np.asarray(Image.fromarray(_PIXELS[..., :3], "RGB").quantize(16).getpalette(), np.uint8
+                        ).reshape(-1, 3)[np.asarray(Image.fromarray(_PIXELS[..., :3], "RGB").quantize(16))]),
+    ("1", lambda: Image.fromarray(_PIXELS[..., 0] > 127), lambda: np.repeat((_PIXELS[..., :1] > 127) * 255, 3, 2)),
+    ("I;16", lambda: Image.fromarray(_WIDE), lambda: np.repeat(np.rint(_WIDE / 257.0)[..., None], 3, 2)),
+    ("F 0..1", lambda: Image.fromarray((_PIXELS[..., 0] / 255).astype(np.float32), "F"),
+     lambda: np.repeat(_PIXELS[..., :1], 3, 2)),
+    ("F 0..255", lambda: Image.fromarray(_PIXELS[..., 0].astype(np.float32), "F"),
+     lambda: np.repeat(_PIXELS[..., :1], 3, 2)),
+])
+def test_every_image_mode_decodes_to_the_pixels_a_viewer_shows(tmp_path, mode, make, expected):
+    """Checked against an independent numpy conversion; float TIFFs once decoded 0.5 as 0."""
+    from romenas.data import decode_image
+
+    path = tmp_path / ("x.tif" if mode.startswith(("I", "F")) else "x.png")
+    make().save(path)
+    assert torch.equal(decode_image(path), _rgb(expected().astype(np.uint8)))
+
+
+@pytest.mark.parametrize("values, needle", [
+    (np.full((4, 4), 300.0, np.float32), "outside"), (np.full((4, 4), -0.5, np.float32), "outside"),
+    (np.full((4, 4), np.nan, np.float32), "NaN"), (np.full((4, 4), 70000, np.int32), "outside"),
+])
+def test_pixels_that_cannot_be_converted_faithfully_are_refused(tmp_path, values, needle):
+    from romenas.data import decode_image
+
+    Image.fromarray(values).save(tmp_path / "x.tif")
+    with pytest.raises(RomenasError, match=needle):
+        decode_image(tmp_path / "x.tif")
+
+
+def test_exif_orientation_is_applied(tmp_path):
+    from romenas.data import decode_image
+
+    image = Image.fromarray(np.zeros((32, 48, 3), np.uint8))  # 48 wide, 32 high as stored
+    exif = image.getexif()
+    exif[0x0112] = 6  # rotate 90 degrees for display
+    image.save(tmp_path / "x.jpg", exif=exif)
+    assert tuple(decode_image(tmp_path / "x.jpg").shape) == (3, 48, 32)  # as a viewer shows it
+
+
+def test_folders_are_read_as_they_are_meant(tmp_path):
+    """A pipe named like an image is skipped (reading it would block), '.tar' in a folder's path does not
+    make it shards, one large image sorting first does not set everyone's size, and a class folder
+    whose name is not UTF-8 is refused in one line."""
+    import os
+
+    root = make_folder(tmp_path / "my.tar.d", 12, size=(8, 8))
+    Image.fromarray(np.zeros((64, 64, 3), np.uint8)).save(root / "train" / "c0" / "00000.png")  # sorts first
+    os.mkfifo(root / "train" / "c1" / "pipe.png")
+    data = load_data(str(root), None, False, None, None, None, "none")
+    assert data.image_size == 8 and len(data.train) == 12
+    os.mkdir(os.fsencode(root / "train") + b"/caf\xe9")
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(os.fsencode(root / "train") + b"/caf\xe9/x.png")
+    with pytest.raises(RomenasError, match="not valid UTF-8; rename it"):
+        load_data(str(root), None, False, None, None, None, "none")

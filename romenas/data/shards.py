@@ -28,7 +28,13 @@ IMAGE_EXTS = ("jpg", "jpeg", "png", "webp", "bmp", "ppm")
 
 
 def is_shard_pattern(dataset: str) -> bool:
-    return ".tar" in dataset.lower()
+    """Tar shards (``shards/{0000..0009}.tar``), not an image folder whose path happens to hold '.tar'."""
+    if ".tar" not in dataset.lower():
+        return False
+    try:
+        return not Path(dataset).expanduser().is_dir()
+    except (OSError, ValueError):  # too long or invalid as a path: a pattern
+        return True
 
 
 def _expand(pattern: str) -> list[str]:

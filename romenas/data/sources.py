@@ -10,6 +10,7 @@ Every source answers ``len``, ``labels`` and ``read(j)`` (uint8 ``[C, H, W]``).
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, Sequence
@@ -68,16 +69,47 @@ class MemoryImages:
         return MemoryImages(resize(self.images, [size, size], antialias=True), self.labels)
 
 
-def decode_image(path: Path | str) -> torch.Tensor:
-    """One image file as uint8 RGB ``[3, H, W]``; a damaged file is a one-line error naming it."""
-    from PIL import Image, UnidentifiedImageError
+#: Pillow modes whose values are not 8-bit, with the range their data is scaled from (None: read from the image).
+_WIDE_MODES = {"I;16": 65535.0, "I;16L": 65535.0, "I;16B": 65535.0, "I;16N": 65535.0, "I": 65535.0, "F": None}
+
+
+def decode_image(path) -> torch.Tensor:
+    """One image file (a path or a file object) as uint8 RGB ``[3, H, W]``, as a viewer shows it.
+
+    EXIF orientation is applied. Modes Pillow converts to RGB itself (1, L, LA, P, PA, RGBA,
+    CMYK, YCbCr, ...) go through ``convert('RGB')`` (alpha dropped); 16-bit images are scaled
+    from 0..65535, float images from 0..1 (or 0..255 when a value exceeds 1). What cannot be
+    converted faithfully (32-bit integers beyond 16 bits, floats outside 0..255, NaN, colour
+    spaces Pillow cannot convert) and damaged files are a one-line error naming the file.
+    """
+    from PIL import Image, ImageOps, UnidentifiedImageError
     from torchvision.transforms.v2.functional import pil_to_tensor
 
     try:
         with Image.open(path) as pil:
+            pil = ImageOps.exif_transpose(pil)
+            if pil.mode in _WIDE_MODES:
+                return _wide_to_rgb(pil, path)
             return pil_to_tensor(pil.convert("RGB"))
-    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError) as exc:
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError, SyntaxError) as exc:
+        if isinstance(exc, ValueError) and "conversion" in str(exc):
+            raise RomenasError(f"image {path} is in mode {pil.mode!r}, which cannot be converted to RGB faithfully; "
+                               "save it as RGB or grayscale") from None
         raise RomenasError(f"cannot read image {path} ({exc}); remove or replace the file") from None
+
+
+def _wide_to_rgb(pil, path) -> torch.Tensor:
+    import numpy as np
+
+    values = np.asarray(pil, dtype=np.float64)
+    if not np.isfinite(values).all():
+        raise RomenasError(f"image {path} holds NaN or infinite pixel values; replace the file")
+    top = _WIDE_MODES[pil.mode] or (1.0 if values.max(initial=0.0) <= 1.0 else 255.0)
+    if values.min(initial=0.0) < 0 or values.max(initial=0.0) > top:
+        raise RomenasError(f"image {path} ({pil.mode}) has values in [{values.min():g}, {values.max():g}], outside "
+                           f"the 0..{top:g} this mode is read from; save it as 8- or 16-bit RGB or grayscale")
+    gray = torch.from_numpy(np.rint(values * (255.0 / top)).astype(np.uint8))
+    return gray.unsqueeze(0).expand(3, -1, -1).contiguous()
 
 
 def fit_size(image: torch.Tensor, size: int | None) -> torch.Tensor:
@@ -173,13 +205,42 @@ def _torchvision(name: str, data_dir: str | None, download: bool) -> tuple[Memor
 
 # ---- image folders -----------------------------------------------------------------------
 def _scan(folder: Path) -> tuple[list[str], list[tuple[Path, int]]]:
+    """Class folders (sorted) and their image files: regular files with an image suffix (a pipe or
+    device named like an image would block reading it)."""
     try:
         classes = sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+        for name in classes:  # class names go into UTF-8 files (metadata, cards, reports)
+            try:
+                name.encode("utf-8")
+            except UnicodeEncodeError:
+                raise RomenasError(f"class folder {os.fsencode(folder / name)!r} has a name that is not valid "
+                                   "UTF-8; rename it") from None
         files = [(f, c) for c, name in enumerate(classes) for f in sorted((folder / name).iterdir())
-                 if f.suffix.lower() in IMAGE_SUFFIXES]
+                 if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file()]
     except OSError as exc:
         raise RomenasError(f"cannot read data folder {folder} ({exc}); check its permissions") from None
     return classes, files
+
+
+def common_side(files: Sequence[Path], sample: int = 64) -> int:
+    """The most common image width among up to ``sample`` files spread over the list (headers only):
+    one odd image sorting first must not set the size of all."""
+    from collections import Counter
+
+    from PIL import Image
+
+    step = max(1, len(files) // sample)
+    sides = []
+    for path in list(files)[::step][:sample]:
+        try:
+            with Image.open(path) as pil:
+                width, height = pil.size
+                sides.append(height if pil.getexif().get(0x0112) in (5, 6, 7, 8) else width)  # EXIF-rotated
+        except (OSError, ValueError, SyntaxError):
+            continue  # a damaged file is named when it is read
+    if not sides:
+        return int(decode_image(files[0]).shape[-1])
+    return Counter(sides).most_common(1)[0][0]
 
 
 def _check_folder(root: Path) -> None:
@@ -221,7 +282,7 @@ def _file_images(files: list[tuple[Path, int]], limit: int | None, size: int | N
 def _image_folder(root: Path, limit_train, limit_test, image_size, augment) -> DataBundle:
     train_dir, classes, files = _train_files(root)
     # Without --image-size the first image sets the size; every other image is resized to it.
-    size = image_size or int(decode_image(files[0][0]).shape[-1])
+    size = image_size or common_side([f for f, _ in files])
     native = augment == "resized-crop"  # the transform crops each image to the size itself
     train = _file_images(files, limit_train, None if native else size)
     test = None
@@ -268,4 +329,4 @@ def source_shape(dataset: str, image_size: int | None = None) -> tuple[int, int,
         classes, channels, size = KNOWN_SHAPES[key]
         return classes, channels, image_size or size
     _, classes, files = _train_files(Path(dataset).expanduser())
-    return len(classes), 3, image_size or int(decode_image(files[0][0]).shape[-1])
+    return len(classes), 3, image_size or common_side([f for f, _ in files])
