@@ -65,7 +65,7 @@ def _print_json(data) -> None:
 def cmd_search(args) -> None:
     from .search.loop import search
 
-    result = search(out=args.out, resume=args.resume, preset=None if args.resume else args.preset,
+    result = search(out=args.out, resume=args.resume, preset=args.preset,
                     **_overrides(args, SearchConfig))
     if not _is_main():
         return
@@ -99,7 +99,7 @@ def cmd_train(args) -> None:
         print(f"params: {info['params'] / 1e6:.3f}M (auxiliary head excluded)")
         print(f"FLOPs: {info['flops'] / 1e6:.1f}M ({info['flops'] / 2e6:.1f}M MACs)")
         return
-    result = train(args.genotype, out=args.out, resume=args.resume, preset=None if args.resume else args.preset,
+    result = train(args.genotype, out=args.out, resume=args.resume, preset=args.preset,
                    **_overrides(args, TrainConfig))
     if not _is_main():
         return

@@ -193,6 +193,9 @@ class TrainConfig(RunSettings):
         _check_seed_and_sgd(self.seed, self.momentum, self.nesterov, "--")
         if self.drop_path >= 1.0:
             raise RomenasError(f"drop_path must be below 1, got {self.drop_path}")
+        if self.auxiliary_weight > 0 and self.batch_size < 2:
+            raise RomenasError("the auxiliary head's batch norm sees one value per channel at batch size 1; "
+                               "raise --batch-size to 2 or more, or drop --auxiliary-weight")
         _check_device(self.device)
         return self
 

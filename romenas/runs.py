@@ -77,6 +77,18 @@ class RunDir:
                                          **({"sources": sources} if sources else {})})
         return run
 
+    @staticmethod
+    def check_resume_arguments(resume: str | Path, kind: str, **given: Any) -> None:
+        """``--resume`` continues a run with its own genotype, folder and settings: an argument that
+        would name others (a genotype, ``--out``, ``--preset``) is refused, not silently ignored."""
+        named = [name for name, value in given.items() if value is not None
+                 and not (name == "out" and Path(value).resolve() == Path(resume).resolve())]
+        if named:
+            what = {"genotype": "a genotype", "out": "--out", "preset": "--preset"}
+            raise RomenasError(f"--resume {resume} continues that run with its own genotype, folder and settings; "
+                               f"drop {', '.join(what.get(n, n) for n in named)}, or start a new {kind} run without "
+                               "--resume")
+
     @classmethod
     def open(cls, path: str | Path, kind: str) -> "RunDir":
         run = cls(path)

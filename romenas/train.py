@@ -258,6 +258,7 @@ def train(genotype: "str | Genotype | None" = None, config: TrainConfig | None =
     """Train ``genotype`` (a run folder, JSON file, string or published name) from scratch, or resume a run."""
     ctx = dist.context()
     if resume is not None:
+        RunDir.check_resume_arguments(resume, "train", genotype=genotype, out=out, preset=preset)
         run = RunDir.open(resume, "train")
         finished_before = run.status().get("state") == "finished" and run.model_card.exists()
         saved = dict(run.config())

@@ -388,6 +388,12 @@ def _bad_inputs(tmp_path, run: Path, trained: Path):
         (["search", "--algorithm", "gdas", "--samples", "3", *tiny], "gdas does not use --samples"),
         (["search", "--algorithm", "darts", "--fair", *tiny], "darts does not use --weight-sampling"),
         (["search", "--weight-sampling", "uniform"], "unknown weight_sampling"),
+        # --resume continues a run as it is: another genotype, folder or preset is refused, not ignored.
+        (["train", "DARTS_V2", "--resume", str(trained)], "drop a genotype"),
+        (["train", "--resume", str(trained), "--out", str(tmp_path / "elsewhere")], "drop --out"),
+        (["search", "--resume", str(run), "--preset", "quickstart"], "drop --preset"),
+        (["train", "DARTS_V2", "--batch-size", "1", "--auxiliary-weight", "0.4", "--dry-run"],
+         "auxiliary head's batch norm"),
         # Budgets: out of range, unreachable, or shaping no budget at all.
         (["search", "--target-mflops", "0", *tiny], "target_mflops must be positive"),
         (["search", "--target-params", "nan", *tiny], "target_params must be a finite number"),

@@ -236,7 +236,7 @@ def common_side(files: Sequence[Path], sample: int = 64) -> int:
             with Image.open(path) as pil:
                 width, height = pil.size
                 sides.append(height if pil.getexif().get(0x0112) in (5, 6, 7, 8) else width)  # EXIF-rotated
-        except (OSError, ValueError, SyntaxError):
+        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
             continue  # a damaged file is named when it is read
     if not sides:
         return int(decode_image(files[0]).shape[-1])

@@ -284,6 +284,7 @@ def search(config: SearchConfig | None = None, *, out: str | Path | None = None,
     """
     ctx = dist.context()
     if resume is not None:
+        RunDir.check_resume_arguments(resume, "search", out=out, preset=preset)
         run = RunDir.open(resume, "search")
         cfg = resumed_config(SearchConfig, run.config(), overrides)
         searcher = Searcher(cfg, run)
