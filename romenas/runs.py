@@ -89,6 +89,32 @@ class RunDir:
                                f"drop {', '.join(what.get(n, n) for n in named)}, or start a new {kind} run without "
                                "--resume")
 
+    @contextlib.contextmanager
+    def lock(self):
+        """Hold the run folder for this process (an advisory lock on ``.lock``): a second romenas
+        resuming the same run at the same time is refused instead of writing over it."""
+        try:
+            import fcntl
+        except ImportError:  # no fcntl (Windows): no lock
+            yield
+            return
+        with open(self.path / ".lock", "a+") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                handle.seek(0)
+                owner = handle.read().strip() or "?"
+                raise RomenasError(f"{self.path} is in use by another romenas process (pid {owner}); wait for it "
+                                   "to end, or stop it, then resume") from None
+            handle.seek(0)
+            handle.truncate()
+            handle.write(str(os.getpid()))
+            handle.flush()
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
     @classmethod
     def open(cls, path: str | Path, kind: str) -> "RunDir":
         run = cls(path)
@@ -245,14 +271,37 @@ class CheckpointedLoop:
 
             tqdm.write(line)
 
+    def progress_state(self) -> dict[str, Any]:
+        """What a checkpoint records beside the model: the process count and the data it ran on."""
+        return {"world": self.ctx.world, "data_fingerprint": self.data_fingerprint}
+
     def restore_progress(self, state: dict[str, Any]) -> None:
+        """Progress (epoch, step, metrics, sums, random states) from a checkpoint, each field checked:
+        a resume must continue the run exactly, or say why it cannot."""
         from .checkpoint import restore_rng
 
+        world, data = state.get("world"), state.get("data_fingerprint")
+        if world is not None and world != self.ctx.world:
+            raise RomenasError(f"the checkpoint was written by {world} process(es), this resume runs {self.ctx.world}; "
+                               f"batches are split by process count, so resume with {world} (torchrun "
+                               f"--nproc_per_node {world}, or plain romenas for 1)")
+        if data is not None and data != self.data_fingerprint:
+            raise RomenasError(f"the data of {self.cfg.dataset} changed since this run's checkpoint (fingerprint {data}, "
+                               f"now {self.data_fingerprint}); resume cannot be exact: restore the data, or start a new "
+                               "run with --out")
+        fresh = self.accum
         try:
+            metrics, accum = state["metrics"], state["accum"]
+            if not (isinstance(metrics, list) and all(isinstance(r, dict) and isinstance(r.get("epoch"), int)
+                                                      for r in metrics)):
+                raise TypeError("metric rows must be objects with an epoch")
+            if not (isinstance(accum, dict) and set(accum) == set(fresh)
+                    and all(isinstance(v, (int, float)) for v in accum.values())):
+                raise TypeError(f"epoch sums must hold {sorted(fresh)}")
             restore_rng(state["rng"])
             self.epoch, self.step = int(state["epoch"]), int(state["step"])
-            self.metrics, self.accum = list(state["metrics"]), dict(state["accum"])
-        except (KeyError, TypeError, ValueError) as exc:
+            self.metrics, self.accum = list(metrics), dict(accum)
+        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
             raise RomenasError(f"checkpoint progress is damaged ({type(exc).__name__}: {exc}); "
                                "it cannot be resumed, start the run anew in another folder") from None
 

@@ -6,6 +6,7 @@ an uninterrupted run.
 """
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -133,6 +134,7 @@ class Trainer(CheckpointedLoop):
         if data.test is None:
             raise RomenasError(f"dataset {cfg.dataset} has no test split; give an image folder with train/ and test/, "
                                "or --test-dataset FOLDER|SHARDS")
+        self.data_fingerprint = data.fingerprint()
         self.stats = data.stats()
         self.data_spec = data.spec(self.stats)
         # DistributedSampler's role: each rank takes every world-th batch of one shared order.
@@ -171,7 +173,7 @@ class Trainer(CheckpointedLoop):
                 "config": to_dict(self.cfg), "epoch": self.epoch, "step": self.step, "net": self.net.state_dict(),
                 "opt": self.opt.state_dict(), "sched": self.sched.state_dict(), "rng": capture_rng(),
                 "metrics": self.metrics, "accum": self.accum, "scalers": self.runtime.state_dict(),
-                "data": self.data_spec}
+                "data": self.data_spec, **self.progress_state()}
 
     def save(self) -> None:
         """The checkpoint, then the weights alone as safetensors beside it (inference reads those)."""
@@ -182,8 +184,12 @@ class Trainer(CheckpointedLoop):
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.load_parts(state, {"net": self.net, "opt": self.opt, "sched": self.sched})
-        self.runtime.load_state_dict(state.get("scalers"))
         self.restore_progress(state)
+        try:
+            self.runtime.load_state_dict(state.get("scalers"))
+        except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as exc:
+            raise RomenasError(f"checkpoint scaler state is damaged ({type(exc).__name__}); it cannot be resumed, "
+                               "start the run anew in another folder") from None
 
     @torch.no_grad()
     def evaluate(self) -> tuple[float, float]:
@@ -256,57 +262,64 @@ def train(genotype: "str | Genotype | None" = None, config: TrainConfig | None =
           out: str | Path | None = None, resume: str | Path | None = None, preset: str | None = None,
           **overrides: Any) -> TrainResult:
     """Train ``genotype`` (a run folder, JSON file, string or published name) from scratch, or resume a run."""
-    ctx = dist.context()
-    if resume is not None:
-        RunDir.check_resume_arguments(resume, "train", genotype=genotype, out=out, preset=preset)
-        run = RunDir.open(resume, "train")
-        finished_before = run.status().get("state") == "finished" and run.model_card.exists()
-        saved = dict(run.config())
-        if "genotype" not in saved:
-            raise RomenasError(f"{run.config_file} has no genotype; it is damaged, start the run anew in another folder")
-        genotype = Genotype.from_dict(saved.pop("genotype"))
-        saved.pop("genotype_source", None)
-        cfg = resumed_config(TrainConfig, saved, overrides)
-        trainer = Trainer(genotype, cfg, run)
-        if run.has_checkpoint():  # a run stopped before its first checkpoint starts from its beginning
-            trainer.load_state_dict(load_checkpoint(run.checkpoint, "train", genotype.family))
-        trainer.retune(retuned(saved, cfg), {"lr": (trainer.opt, trainer.sched)})
-    else:
-        finished_before = False
-        init = overrides.get("init") or (config.init if config is not None else None)
-        if genotype is None and init:  # fine-tuning: the trained run's own genotype
-            genotype = Genotype.from_dict(trained_weights(init)[1]["genotype"])
-        if genotype is None:
-            raise RomenasError("no genotype given; pass a run folder, a genotype file or string, or a published name")
-        source = str(genotype) if isinstance(genotype, (str, Path)) else "given"
-        genotype = load_genotype(genotype)
-        if init:  # before its shape is lent: a run of another genotype cannot be continued
-            check_init_genotype(init, genotype)
-        if config is None:
-            overrides = _with_lent(None if source == "given" else source, overrides, announce=ctx.is_main)
-        cfg = (config.validate() if config is not None
-               else build_config(TrainConfig, overrides, resolve_preset(preset, overrides)))
-        if out is not None:
-            RunDir.check_new(out)
-        trainer = Trainer(genotype, cfg, None)  # data and network first: bad input leaves no run folder
-        path = dist.shared_path(out or default_run_path("train", genotype.family), ctx)
-        record = {**to_dict(cfg), "genotype": genotype.to_dict(), "genotype_source": source}
-        run = RunDir.create(path, "train", record) if ctx.is_main else RunDir(path)
-        dist.barrier(ctx)
-        trainer.run = run
-    if ctx.is_main:
-        run.set_status("running", epoch=trainer.epoch, params=trainer.params)
-        run.write_json(run.genotype_file, genotype.to_dict())
-    result = trainer.fit_recording_failure()
-    checksums = dist.parameter_checksums(trainer.net, ctx)
-    if len(set(checksums)) > 1:
-        raise RomenasError(f"distributed ranks ended with different weights ({checksums}); "
-                           "this is a bug: please report it with the run folder")
-    if ctx.is_main:
-        from .model_card import write_model_card
+    with contextlib.ExitStack() as hold:  # the run folder's lock, held until the run ends
+        ctx = dist.context()
+        if resume is not None:
+            RunDir.check_resume_arguments(resume, "train", genotype=genotype, out=out, preset=preset)
+            run = RunDir.open(resume, "train")
+            if ctx.is_main:
+                hold.enter_context(run.lock())
+            finished_before = run.status().get("state") == "finished" and run.model_card.exists()
+            saved = dict(run.config())
+            if "genotype" not in saved:
+                raise RomenasError(f"{run.config_file} has no genotype; it is damaged, start the run anew in another "
+                                   "folder")
+            genotype = Genotype.from_dict(saved.pop("genotype"))
+            saved.pop("genotype_source", None)
+            cfg = resumed_config(TrainConfig, saved, overrides)
+            trainer = Trainer(genotype, cfg, run)
+            if run.has_checkpoint():  # a run stopped before its first checkpoint starts from its beginning
+                trainer.load_state_dict(load_checkpoint(run.checkpoint, "train", genotype.family))
+            trainer.retune(retuned(saved, cfg), {"lr": (trainer.opt, trainer.sched)})
+        else:
+            finished_before = False
+            init = overrides.get("init") or (config.init if config is not None else None)
+            if genotype is None and init:  # fine-tuning: the trained run's own genotype
+                genotype = Genotype.from_dict(trained_weights(init)[1]["genotype"])
+            if genotype is None:
+                raise RomenasError("no genotype given; pass a run folder, a genotype file or string, or a published "
+                                   "name")
+            source = str(genotype) if isinstance(genotype, (str, Path)) else "given"
+            genotype = load_genotype(genotype)
+            if init:  # before its shape is lent: a run of another genotype cannot be continued
+                check_init_genotype(init, genotype)
+            if config is None:
+                overrides = _with_lent(None if source == "given" else source, overrides, announce=ctx.is_main)
+            cfg = (config.validate() if config is not None
+                   else build_config(TrainConfig, overrides, resolve_preset(preset, overrides)))
+            if out is not None:
+                RunDir.check_new(out)
+            trainer = Trainer(genotype, cfg, None)  # data and network first: bad input leaves no run folder
+            path = dist.shared_path(out or default_run_path("train", genotype.family), ctx)
+            record = {**to_dict(cfg), "genotype": genotype.to_dict(), "genotype_source": source}
+            run = RunDir.create(path, "train", record) if ctx.is_main else RunDir(path)
+            if ctx.is_main:
+                hold.enter_context(run.lock())
+            dist.barrier(ctx)
+            trainer.run = run
+        if ctx.is_main:
+            run.set_status("running", epoch=trainer.epoch, params=trainer.params)
+            run.write_json(run.genotype_file, genotype.to_dict())
+        result = trainer.fit_recording_failure()
+        checksums = dist.parameter_checksums(trainer.net, ctx)
+        if len(set(checksums)) > 1:
+            raise RomenasError(f"distributed ranks ended with different weights ({checksums}); "
+                               "this is a bug: please report it with the run folder")
+        if ctx.is_main:
+            from .model_card import write_model_card
 
-        run.set_status("finished", epoch=trainer.epoch, test_acc=result.test_acc, params=result.params,
-                       rank_checksums=checksums)
-        if not finished_before:  # resuming a finished run changes nothing: its card stays as written
-            write_model_card(run.path)
-    return result
+            run.set_status("finished", epoch=trainer.epoch, test_acc=result.test_acc, params=result.params,
+                           rank_checksums=checksums)
+            if not finished_before:  # resuming a finished run changes nothing: its card stays as written
+                write_model_card(run.path)
+        return result

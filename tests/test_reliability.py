@@ -556,3 +556,64 @@ def test_weights_made_non_finite_by_the_last_step_are_a_divergence_not_a_finishe
         train("NB201_OPTIMUM", out=tmp_path / "run", **{**TINY_TRAIN, "limit_train": 32, "batch_size": 32})
     assert json.loads((tmp_path / "run" / "status.json").read_text())["state"] == "failed"
     assert main(["predict", str(tmp_path / "run"), "x.png", "--json"]) == 2  # no weights were ever kept
+
+
+def test_a_run_in_use_is_not_resumed_twice(finished_run, tmp_path):
+    """Two resumes of one run at once: the second is refused in one line, nothing is written."""
+    import shutil
+
+    from romenas.runs import RunDir
+
+    run = tmp_path / "run"
+    shutil.copytree(finished_run / "run", run)
+    before = (run / "status.json").read_text()
+    with RunDir(run).lock():
+        with pytest.raises(RomenasError, match="in use by another romenas process"):
+            search(resume=run)
+    assert (run / "status.json").read_text() == before
+    search(resume=run)  # released: resumes (a finished run has nothing left to do)
+
+
+@pytest.mark.parametrize("damage, needle", [
+    ("world", "written by 2 process"), ("data", "changed since this run's checkpoint"),
+    ("generator", "sampler or scaler state is damaged"), ("scalers", "sampler or scaler state is damaged"),
+    ("metrics", "progress is damaged"), ("accum", "progress is damaged"),
+])
+def test_a_resume_that_cannot_be_exact_is_refused(finished_run, tmp_path, damage, needle):
+    """Another process count, other data, or crafted checkpoint fields: one line, never a KeyError."""
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(finished_run / "run", run)
+    state = load_checkpoint(run / "checkpoint.pt", "search")
+    if damage == "world":
+        state["world"] = 2
+    elif damage == "data":
+        state["data_fingerprint"] = "0" * 16
+    elif damage == "generator":
+        del state["generator"]
+    elif damage == "scalers":
+        state["scalers"] = {"arch": "junk"}
+    elif damage == "metrics":
+        state["metrics"] = [{"loss": 1.0}]
+    else:
+        state["accum"] = {"junk": "x"}
+    (run / "checkpoint.pt.prev").unlink(missing_ok=True)
+    save_checkpoint(state, run / "checkpoint.pt")
+    (run / "checkpoint.pt.prev").unlink(missing_ok=True)
+    with pytest.raises(RomenasError, match=needle):
+        search(resume=run)
+
+
+def test_edited_training_data_is_caught_on_resume(tmp_path):
+    from conftest import make_folder
+
+    folder = make_folder(tmp_path / "data", 24, size=(8, 8))
+    run = tmp_path / "run"
+    search(out=run, **{**TINY_SEARCH, "dataset": str(folder), "epochs": 2, "batch_size": 4})
+    state = load_checkpoint(run / "checkpoint.pt", "search")
+    state["epoch"], state["metrics"] = 1, state["metrics"][:1]  # as if stopped after epoch 1
+    save_checkpoint(state, run / "checkpoint.pt")
+    (folder / "train" / "c0" / "00000.png").write_bytes((folder / "train" / "c1" / "00001.png").read_bytes() * 2)
+    with pytest.raises(RomenasError, match="changed since this run's checkpoint"):
+        search(resume=run)

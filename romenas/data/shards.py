@@ -13,6 +13,7 @@ Needs the optional extra: ``pip install -e ".[shards]"``.
 from __future__ import annotations
 
 import io
+import itertools
 import tarfile
 import zlib
 from pathlib import Path
@@ -25,6 +26,11 @@ from .loading import epoch_generator, one_line_errors, seeded
 from .sources import DataBundle, decode_image, fit_size
 
 IMAGE_EXTS = ("jpg", "jpeg", "png", "webp", "bmp", "ppm")
+
+
+#: Bounds on what a pattern or a label may make romenas allocate (ImageNet-21k has 21,841 classes).
+MAX_SHARDS = 100_000
+MAX_CLASSES = 100_000
 
 
 def is_shard_pattern(dataset: str) -> bool:
@@ -42,7 +48,9 @@ def _expand(pattern: str) -> list[str]:
         from braceexpand import braceexpand
     except ImportError:
         raise RomenasError("tar shards need the webdataset extra; pip install -e \".[shards]\"") from None
-    urls = list(braceexpand(pattern))
+    urls = list(itertools.islice(braceexpand(pattern), MAX_SHARDS + 1))
+    if len(urls) > MAX_SHARDS:
+        raise RomenasError(f"shard pattern {pattern} names more than {MAX_SHARDS:,} shards; check the braces")
     missing = [u for u in urls if not Path(u).is_file()]
     if missing:
         raise RomenasError(f"{len(missing)} of {len(urls)} shard(s) of {pattern} do not exist (first: {missing[0]}); "
@@ -118,6 +126,11 @@ class ShardImages:
             j -= len(samples)
         raise IndexError(j)
 
+    def fingerprint(self, h) -> None:
+        """Feed each shard's name and its samples' keys, labels and sizes into the hash ``h``."""
+        for url, samples in zip(self.urls, self.samples):
+            h.update(f"{Path(url).name}:{samples}\n".encode())
+
     def shards_of(self, rank: int, world: int) -> list[int]:
         """The shards rank ``rank`` of ``world`` reads: rank, rank + world, ..."""
         return list(range(rank, len(self.urls), world))
@@ -130,6 +143,9 @@ def shard_bundle(pattern: str, limit: int | None, image_size: int | None, augmen
     source = ShardImages(pattern, limit)
     names_file = Path(source.urls[0]).with_name("classes.txt")
     count = max(source.labels) + 1
+    if count > MAX_CLASSES:
+        raise RomenasError(f"shards {pattern} have a .cls label of {count - 1:,}; labels are class indices 0..N-1 "
+                           f"with N up to {MAX_CLASSES:,}; fix the labels")
     classes = names_file.read_text().split("\n") if names_file.is_file() else [str(i) for i in range(count)]
     classes = [c.strip() for c in classes if c.strip()]
     if len(classes) < max(count, 2):

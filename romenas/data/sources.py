@@ -31,6 +31,8 @@ class ImageSource(Protocol):
 
     def read(self, j: int) -> torch.Tensor: ...
 
+    def fingerprint(self, h) -> None: ...
+
 
 def balanced_order(labels: Sequence[int], limit: int | None) -> list[int]:
     """The first ``limit`` indices taken class by class in turn (all, in order, when None)."""
@@ -57,6 +59,11 @@ class MemoryImages:
 
     def read(self, j: int) -> torch.Tensor:
         return self.images[j]
+
+    def fingerprint(self, h) -> None:
+        """Feed the images and labels into the hash ``h``."""
+        h.update(self.images.contiguous().numpy().tobytes())
+        h.update(str(self.labels).encode())
 
     def subset(self, limit: int | None) -> "MemoryImages":
         keep = balanced_order(self.labels, limit)
@@ -135,6 +142,16 @@ class FileImages:
     def read(self, j: int) -> torch.Tensor:
         return fit_size(decode_image(self.files[j]), self.size)
 
+    def fingerprint(self, h) -> None:
+        """Feed each file's class folder, name and size into the hash ``h`` (not its full path: a moved
+        copy of the folder is the same data)."""
+        for path, label in zip(self.files, self.labels):
+            try:
+                size = path.stat().st_size
+            except OSError:
+                size = -1
+            h.update(f"{label}/{path.parent.name}/{path.name}:{size}\n".encode("utf-8", "surrogateescape"))
+
 
 @dataclass
 class DataBundle:
@@ -147,6 +164,16 @@ class DataBundle:
     augment: str             # 'pad-crop' (CIFAR style), 'resized-crop' (ImageNet style) or 'none'
     image_size: int          # the side of the images the network sees
     in_channels: int
+
+    def fingerprint(self) -> str:
+        """A short hash of what the splits hold; a resumed run compares it (changed data cannot resume exactly)."""
+        import hashlib
+
+        h = hashlib.sha256()
+        for split in (self.train, self.test):
+            if split is not None:
+                split.fingerprint(h)
+        return h.hexdigest()[:16]
 
     @property
     def num_classes(self) -> int:

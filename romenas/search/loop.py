@@ -7,6 +7,7 @@ them, one subnet's activations in memory at a time, and applied once.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import time
 from dataclasses import dataclass
@@ -94,6 +95,7 @@ class Searcher(CheckpointedLoop):
         self.arch_first = cfg.step_order == "arch-first"
         seed_everything(cfg.seed)
         data = load_data(cfg.dataset, cfg.data_dir, cfg.download, cfg.limit_train, None, cfg.image_size, cfg.augment)
+        self.data_fingerprint = data.fingerprint()
         transform = make_transform(data, train=True)
         data_parallel = self.ctx.world > 1 and cfg.parallel == "data"
         shard = dict(rank=self.ctx.rank, world=self.ctx.world) if data_parallel else {}
@@ -138,7 +140,7 @@ class Searcher(CheckpointedLoop):
                 "net": self.net.state_dict(), "algo": self.algo.state_dict(), "w_opt": self.w_opt.state_dict(),
                 "w_sched": self.w_sched.state_dict(), "a_opt": self.a_opt.state_dict(), "rng": capture_rng(),
                 "generator": self.generator.get_state(), "metrics": self.metrics, "accum": self.accum,
-                "scalers": self.runtime.state_dict()}
+                "scalers": self.runtime.state_dict(), **self.progress_state()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if state.get("algorithm") != self.cfg.algorithm:
@@ -146,9 +148,13 @@ class Searcher(CheckpointedLoop):
                                f"{self.cfg.algorithm!r}; resume each run from its own folder")
         self.load_parts(state, {"net": self.net, "algo": self.algo, "w_opt": self.w_opt, "w_sched": self.w_sched,
                                 "a_opt": self.a_opt})
-        self.generator.set_state(state["generator"])
-        self.runtime.load_state_dict(state.get("scalers"))
         self.restore_progress(state)
+        try:
+            self.generator.set_state(state["generator"])
+            self.runtime.load_state_dict(state.get("scalers"))
+        except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as exc:
+            raise RomenasError(f"checkpoint sampler or scaler state is damaged ({type(exc).__name__}); it cannot be "
+                               "resumed, start the run anew in another folder") from None
 
     # -- one iteration ------------------------------------------------------------------------
     def accumulate(self, x, y, plans: list[Plan], scale: float, where: str, optimizer: str) -> tuple[float, float]:
@@ -282,40 +288,46 @@ def search(config: SearchConfig | None = None, *, out: str | Path | None = None,
     and no ``preset`` the recipe applies. ``resume`` continues the run in that folder exactly
     where its checkpoint ends.
     """
-    ctx = dist.context()
-    if resume is not None:
-        RunDir.check_resume_arguments(resume, "search", out=out, preset=preset)
-        run = RunDir.open(resume, "search")
-        cfg = resumed_config(SearchConfig, run.config(), overrides)
-        searcher = Searcher(cfg, run)
-        if run.has_checkpoint():  # a run stopped before its first checkpoint starts from its beginning
-            searcher.load_state_dict(load_checkpoint(run.checkpoint, "search", cfg.space))
-        searcher.retune(retuned(run.config(), cfg), {"w_lr": (searcher.w_opt, searcher.w_sched),
-                                                     "a_lr": (searcher.a_opt, None)})
-    else:
-        if config is not None:  # a config built by hand holds exactly its own values: no recipe applies
-            cfg = dataclasses.replace(config, recipe="none" if config.recipe == "auto" else config.recipe).validate()
-            sources = None
+    with contextlib.ExitStack() as hold:  # the run folder's lock, held until the run ends
+        ctx = dist.context()
+        if resume is not None:
+            RunDir.check_resume_arguments(resume, "search", out=out, preset=preset)
+            run = RunDir.open(resume, "search")
+            if ctx.is_main:
+                hold.enter_context(run.lock())
+            cfg = resumed_config(SearchConfig, run.config(), overrides)
+            searcher = Searcher(cfg, run)
+            if run.has_checkpoint():  # a run stopped before its first checkpoint starts from its beginning
+                searcher.load_state_dict(load_checkpoint(run.checkpoint, "search", cfg.space))
+            searcher.retune(retuned(run.config(), cfg), {"w_lr": (searcher.w_opt, searcher.w_sched),
+                                                         "a_lr": (searcher.a_opt, None)})
         else:
-            preset = resolve_preset(preset, overrides)
-            cfg = build_config(SearchConfig, overrides, preset)
-            check_options(cfg.algorithm, upgrade_settings(overrides))
-            check_budget_flags(cfg, overrides)
-            sources = setting_sources(SearchConfig, overrides, preset, cfg.recipe)
-            if ctx.is_main and cfg.progress:
-                print(f"settings: recipe {cfg.recipe}, preset {preset or 'none'}, flags for "
-                      f"{sorted(k for k, v in sources.items() if v == 'flag') or 'nothing'} "
-                      "(config.json 'sources' says where each value came from)", flush=True)
-        if out is not None:
-            RunDir.check_new(out)
-        searcher = Searcher(cfg, None)  # data and supernet first: bad input leaves no run folder behind
-        path = dist.shared_path(out or default_run_path("search", cfg.algorithm, cfg.space), ctx)
-        run = RunDir.create(path, "search", searcher.record(), sources) if ctx.is_main else RunDir(path)
-        dist.barrier(ctx)
-        searcher.run = run
-    if ctx.is_main:
-        run.set_status("running", epoch=searcher.epoch)
-    result = searcher.fit_recording_failure()
-    if ctx.is_main:
-        run.set_status("finished", epoch=searcher.epoch, genotype=result.genotype.to_string())
-    return result
+            if config is not None:  # a config built by hand holds exactly its own values: no recipe applies
+                recipe = "none" if config.recipe == "auto" else config.recipe
+                cfg = dataclasses.replace(config, recipe=recipe).validate()
+                sources = None
+            else:
+                preset = resolve_preset(preset, overrides)
+                cfg = build_config(SearchConfig, overrides, preset)
+                check_options(cfg.algorithm, upgrade_settings(overrides))
+                check_budget_flags(cfg, overrides)
+                sources = setting_sources(SearchConfig, overrides, preset, cfg.recipe)
+                if ctx.is_main and cfg.progress:
+                    print(f"settings: recipe {cfg.recipe}, preset {preset or 'none'}, flags for "
+                          f"{sorted(k for k, v in sources.items() if v == 'flag') or 'nothing'} "
+                          "(config.json 'sources' says where each value came from)", flush=True)
+            if out is not None:
+                RunDir.check_new(out)
+            searcher = Searcher(cfg, None)  # data and supernet first: bad input leaves no run folder behind
+            path = dist.shared_path(out or default_run_path("search", cfg.algorithm, cfg.space), ctx)
+            run = RunDir.create(path, "search", searcher.record(), sources) if ctx.is_main else RunDir(path)
+            if ctx.is_main:
+                hold.enter_context(run.lock())
+            dist.barrier(ctx)
+            searcher.run = run
+        if ctx.is_main:
+            run.set_status("running", epoch=searcher.epoch)
+        result = searcher.fit_recording_failure()
+        if ctx.is_main:
+            run.set_status("finished", epoch=searcher.epoch, genotype=result.genotype.to_string())
+        return result
