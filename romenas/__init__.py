@@ -14,8 +14,8 @@ from .config import SearchConfig, TrainConfig
 from .errors import RomenasError
 from .genotype import Genotype
 from .published import load_genotype, parse_genotype
+from .version import __version__
 
-__version__ = "0.1.0"
 __all__ = ["search", "SearchResult", "train", "TrainResult", "describe", "SearchConfig", "TrainConfig", "Genotype",
            "load_genotype", "parse_genotype", "TrainedModel", "RomenasError", "__version__"]
 

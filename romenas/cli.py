@@ -110,8 +110,11 @@ def cmd_train(args) -> None:
 def cmd_evaluate(args) -> None:
     from .inference import evaluate_run
 
-    report, written = evaluate_run(args.run, args.dataset, args.batch_size)
+    report, written = evaluate_run(args.run, args.dataset, args.batch_size, args.data_dir, args.download,
+                                   progress=sys.stderr.isatty())
     print(f"{report['folder']}: {report['images']} images")
+    if "note" in report:
+        print(f"note: {report['note']}")
     print(f"top-1 {report['top1']:.2f}%   top-{report['top5_k']} {report['top5']:.2f}%")
     width = max(len(name) for name in report["per_class"])
     print(f"{'class':{width}s}  images  accuracy")
@@ -119,6 +122,8 @@ def cmd_evaluate(args) -> None:
         print(f"{name:{width}s}  {row['images']:6d}  {row['accuracy']:7.2f}%")
     for path in written:
         print(f"wrote {path}")
+    if len(written) == 1:
+        print(f"confusion matrix: {len(report['classes'])} classes are too many to draw; it is in the JSON report")
 
 
 def cmd_predict(args) -> None:
@@ -204,7 +209,7 @@ def cmd_draw(args) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import __version__
+    from .version import __version__
 
     parser = argparse.ArgumentParser(prog="romenas", description="ROME neural architecture search and its workflow.")
     parser.add_argument("--version", action="version", version=f"romenas {__version__}")
@@ -238,8 +243,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("evaluate", help="top-1/top-5, per-class accuracy and confusion matrix on a labelled folder")
     p.add_argument("run", help="a training run folder")
-    p.add_argument("--dataset", required=True, help="folder of <class>/ images (its test/ or val/ split if present)")
+    p.add_argument("--dataset", required=True, help="folder of <class>/ images (its test/ or val/ split if present), "
+                                                    "or a built-in dataset's test split: digits, cifar10, ...")
     p.add_argument("--batch-size", type=int, default=256, help="images per forward pass (default 256)")
+    p.add_argument("--data-dir", help="where torchvision datasets live (built-in datasets)")
+    p.add_argument("--download", action="store_true", help="let torchvision download a built-in dataset")
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("predict", help="classify image files with a trained network")

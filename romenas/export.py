@@ -55,7 +55,7 @@ def _require_onnx():
 def metadata(model: TrainedModel) -> dict[str, str]:
     """What a deployment needs beside the weights, as text (ONNX metadata_props, TorchScript extra
     files): classes, input shape, the normalisation the network expects, the genotype."""
-    from . import __version__
+    from .version import __version__
 
     return {"romenas_version": __version__, "classes": json.dumps(model.classes),
             "input_shape": json.dumps(list(model.input_shape)), "mean": json.dumps(model.spec["mean"]),

@@ -6,6 +6,7 @@ size, crop and normalisation.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -22,6 +23,38 @@ from .spaces import network_for
 from .weights import trained_weights
 
 
+def check_spec(spec: Any, where: str) -> dict[str, Any]:
+    """The preprocessing stored with trained weights, checked field by field (weights files are
+    untrusted input): class names, image size, channels, augmentation, mean and std."""
+    from .data import AUGMENTS
+
+    def number_list(value, n):
+        return (isinstance(value, list) and len(value) == n
+                and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value))
+
+    problem = None
+    if not isinstance(spec, dict):
+        problem = "it is not an object"
+    elif not (isinstance(spec.get("classes"), list) and len(spec["classes"]) >= 2
+              and all(isinstance(c, str) for c in spec["classes"])):
+        problem = "'classes' must be a list of at least 2 names"
+    elif not (isinstance(spec.get("image_size"), int) and not isinstance(spec["image_size"], bool)
+              and 0 < spec["image_size"] <= 4096):
+        problem = "'image_size' must be a side in pixels"
+    elif spec.get("in_channels") not in (1, 3) or isinstance(spec.get("in_channels"), bool):
+        problem = "'in_channels' must be 1 or 3"
+    elif spec.get("augment") not in AUGMENTS:
+        problem = f"'augment' must be one of {list(AUGMENTS)}"
+    elif not number_list(spec.get("mean"), spec["in_channels"]):
+        problem = f"'mean' must be {spec['in_channels']} finite number(s)"
+    elif not (number_list(spec.get("std"), spec["in_channels"]) and all(v > 0 for v in spec["std"])):
+        problem = f"'std' must be {spec['in_channels']} positive number(s)"
+    if problem:
+        raise RomenasError(f"the preprocessing stored with the weights of {where} is damaged ({problem}); "
+                           "train the network again")
+    return spec
+
+
 @dataclass
 class TrainedModel:
     net: nn.Module
@@ -34,14 +67,20 @@ class TrainedModel:
     def load(cls, run: str | Path) -> "TrainedModel":
         state, metadata = trained_weights(run)
         genotype = Genotype.from_dict(metadata["genotype"])
-        config = from_dict(TrainConfig, metadata["config"])
-        spec = metadata["data"]
+        try:
+            config = from_dict(TrainConfig, metadata["config"]).validate()
+        except (TypeError, ValueError, AttributeError, RomenasError) as exc:
+            reason = exc if isinstance(exc, RomenasError) else type(exc).__name__
+            raise RomenasError(f"the settings stored with the weights of {run} are damaged ({reason}); "
+                               "train the network again") from None
+        spec = check_spec(metadata["data"], str(run))
         net = network_for(genotype, config, len(spec["classes"]), spec["in_channels"])
         try:
             net.load_state_dict(state)
         except RuntimeError as exc:
-            raise RomenasError(f"weights of {run} do not fit its genotype and settings "
-                               f"({str(exc).splitlines()[0]}); they are damaged, train again") from None
+            raise RomenasError(f"the weights of {run} do not fit its genotype and settings "
+                               f"({str(exc).splitlines()[0]}); the file is damaged: delete model.safetensors (a "
+                               f"checkpoint rewrites it: romenas train --resume {run}) or train again") from None
         return cls(net.eval(), genotype, config, spec, Path(run))
 
     @property
@@ -87,28 +126,27 @@ class TrainedModel:
                         for p, pr, ix in zip(chunk, probs, idx)]
         return results
 
-    def evaluate(self, folder: str | Path, batch_size: int = 256, workers: int | None = None) -> dict[str, Any]:
-        """Top-1/top-5, per-class accuracy and the confusion matrix on a labelled folder.
+    def evaluate(self, dataset: str | Path, batch_size: int = 256, workers: int | None = None,
+                 data_dir: str | None = None, download: bool = False, progress: bool = False) -> dict[str, Any]:
+        """Top-1/top-5, per-class accuracy and the confusion matrix on labelled images.
 
-        The folder's test/ (or val/) split is used when it has one, else all of its class folders;
-        its classes must be among the trained ones (matched by name)."""
-        root = Path(folder).expanduser()
-        split = next((root / s for s in ("test", "val", "train") if (root / s).is_dir()), root)
-        names, files = labelled_files(split)
+        ``dataset`` is a folder (its test/ or val/ split when it has one, else its train/ split
+        or its own class folders, which the report's ``note`` says) or a built-in dataset's test
+        split ('digits', 'cifar10', ...). Its classes must be among the trained ones (matched by name)."""
+        source, names, where, note = self._labelled(dataset, data_dir, download)
         unknown = sorted(set(names) - set(self.classes))
         if unknown:
-            raise RomenasError(f"{split} has class folder(s) {unknown} the network was not trained on; its classes "
+            raise RomenasError(f"{where} has class folder(s) {unknown} the network was not trained on; its classes "
                                f"are {self.classes}; evaluate on a folder with those class folders")
-        index = {name: self.classes.index(name) for name in names}
-        resize = self.spec["augment"] != "resized-crop"
-        source = FileImages([f for f, _ in files], [index[names[c]] for _, c in files],
-                            self.spec["image_size"] if resize else None)
-        bundle = DataBundle(root.name, source, None, self.classes, self.spec["augment"], self.spec["image_size"], 3)
+        source.labels = [self.classes.index(names[c]) for c in source.labels]
+        bundle = DataBundle(where, source, None, self.classes, self.spec["augment"], self.spec["image_size"], 3)
         loader = epoch_loader(bundle, "train", self.transform(), batch_size, seed=0, train=False, workers=workers)
         n = len(self.classes)
         confusion = torch.zeros(n, n, dtype=torch.long)
         top5_hits, k = 0, min(5, n)
-        for x, y in loader:
+        from tqdm.auto import tqdm
+
+        for x, y in tqdm(loader, desc="evaluate", leave=False, disable=not progress):
             probs = self.probabilities(x)
             top = probs.topk(k, dim=1).indices
             top5_hits += int((top == y[:, None]).any(1).sum())
@@ -117,28 +155,63 @@ class TrainedModel:
         per_class = {self.classes[c]: {"images": int(confusion[c].sum()),
                                        "accuracy": 100.0 * int(confusion[c, c]) / int(confusion[c].sum())}
                      for c in range(n) if confusion[c].sum() > 0}
-        return {"folder": str(split), "images": seen, "top1": 100.0 * int(confusion.diag().sum()) / seen,
+        return {"folder": where, "images": seen, "top1": 100.0 * int(confusion.diag().sum()) / seen,
                 "top5": 100.0 * top5_hits / seen, "top5_k": k, "per_class": per_class, "classes": self.classes,
-                "confusion": confusion.tolist()}
+                "confusion": confusion.tolist(), **({"note": note} if note else {})}
+
+    def _labelled(self, dataset: str | Path, data_dir: str | None, download: bool):
+        """(source with labels indexing ``names``, names, what it is, a note or None)."""
+        from .data import BUILTIN, load_data
+
+        root = Path(dataset).expanduser()
+        if str(dataset).lower() in BUILTIN and not root.exists():
+            data = load_data(str(dataset).lower(), data_dir, download, None, None, None, self.spec["augment"])
+            size = self.spec["image_size"] if self.spec["augment"] != "resized-crop" else None
+            return data.test.resized(size), list(data.classes), f"{str(dataset).lower()} (test split)", None
+        split = next((root / s for s in ("test", "val") if (root / s).is_dir()), None)
+        note = None
+        if split is None:
+            split = root / "train" if (root / "train").is_dir() else root
+            note = (f"{root} has no test/ or val/ split: these are its {'train/ ' if split != root else ''}images, "
+                    "which a network trained on them has seen")
+        names, files = labelled_files(split)
+        resize = self.spec["augment"] != "resized-crop"
+        source = FileImages([f for f, _ in files], [c for _, c in files], self.spec["image_size"] if resize else None)
+        return source, names, str(split), note
 
 
-def evaluate_run(run: str | Path, folder: str | Path, batch_size: int = 256) -> tuple[dict[str, Any], list[Path]]:
-    """Evaluate a training run on ``folder``; the report (JSON) and confusion matrix (PNG) go to
-    RUN/evaluations/. Returns the report and the files written."""
+#: Classes beyond which the confusion matrix is not drawn (the figure grows with the square of the
+#: class count; ImageNet's 1,000 would need gigabytes). The JSON report always holds it.
+MAX_DRAWN_CLASSES = 60
+
+
+def evaluate_run(run: str | Path, dataset: str | Path, batch_size: int = 256, data_dir: str | None = None,
+                 download: bool = False, progress: bool = False) -> tuple[dict[str, Any], list[Path]]:
+    """Evaluate a training run on ``dataset`` (see :meth:`TrainedModel.evaluate`); the report (JSON)
+    and, up to :data:`MAX_DRAWN_CLASSES` classes, the confusion matrix (PNG) go to RUN/evaluations/
+    under a name of their own per dataset (two folders of one name do not replace each other's
+    report). Returns the report and the files written."""
+    import hashlib
+
     from .runs import RunDir
     from .viz import plot_confusion
 
     if batch_size < 1:
         raise RomenasError(f"--batch-size must be at least 1, got {batch_size}")
     model = TrainedModel.load(run)
-    report = model.evaluate(folder, batch_size)
+    report = model.evaluate(dataset, batch_size, data_dir=data_dir, download=download, progress=progress)
     out = Path(run) / "evaluations"
     try:
         out.mkdir(exist_ok=True)
     except OSError as exc:
         raise RomenasError(f"cannot write the evaluation into {out} ({exc.strerror or exc}); "
                            "check the run folder's permissions") from None
-    name = Path(folder).expanduser().resolve().name or "folder"
+    resolved = Path(dataset).expanduser().resolve()
+    digest = hashlib.sha256(str(resolved).encode("utf-8", "surrogateescape")).hexdigest()[:6]
+    name = f"{resolved.name or 'folder'}-{digest}" if resolved.exists() else str(dataset).lower()
     json_path = out / f"{name}.json"
     RunDir(run).write_json(json_path, report)
-    return report, [json_path, plot_confusion(report["confusion"], report["classes"], out / f"{name}-confusion.png")]
+    written = [json_path]
+    if len(report["classes"]) <= MAX_DRAWN_CLASSES:
+        written.append(plot_confusion(report["confusion"], report["classes"], out / f"{name}-confusion.png"))
+    return report, written

@@ -64,9 +64,10 @@ def test_evaluate_agrees_with_training_and_with_predict(trained, capsys):
     root, folder, result = trained
     code, out, err = _cli(["evaluate", root / "run", "--dataset", folder], capsys)
     assert code == 0, err
-    report = json.loads((root / "run" / "evaluations" / "digits.json").read_text())
-    assert report["top1"] == pytest.approx(result.test_acc, abs=1e-9)
-    assert (root / "run" / "evaluations" / "digits-confusion.png").stat().st_size > 2000
+    [report_file] = (root / "run" / "evaluations").glob("digits-*.json")
+    report = json.loads(report_file.read_text())
+    assert report["top1"] == pytest.approx(result.test_acc, abs=1e-9) and "note" not in report
+    assert report_file.with_name(report_file.stem + "-confusion.png").stat().st_size > 2000
     assert report["images"] == 24 and sum(map(sum, report["confusion"])) == 24
     assert report["top1"] <= report["top5"] == 100.0  # 3 classes: the top 3 always hold the truth
     assert "top-1" in out and "accuracy" in out
@@ -145,6 +146,24 @@ def test_export_names_the_extra_when_onnx_is_missing(trained, monkeypatch, capsy
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import now fails as if not installed
     code, _, err = _cli(["export", root / "run", "--format", "onnx"], capsys)
     assert code == 2 and len(err.splitlines()) == 1 and '.[export]' in err
+
+
+def test_evaluate_takes_built_in_data_says_which_split_and_keeps_every_report(trained, tmp_path, capsys):
+    """--dataset digits is the built-in test split; a folder without test/ is evaluated on its train/
+    images with a note; two folders of one name keep two reports."""
+    import shutil
+
+    root, folder, _ = trained
+    code, out, err = _cli(["evaluate", root / "run", "--dataset", "digits"], capsys)
+    assert code == 2 and "not trained on" in err  # digits has 10 classes, the run 3: refused by name
+    only_train = tmp_path / "a" / "digits"
+    shutil.copytree(folder / "train", only_train / "train")
+    same_name = tmp_path / "b" / "digits"
+    shutil.copytree(folder, same_name)
+    code, out, _ = _cli(["evaluate", root / "run", "--dataset", only_train], capsys)
+    assert code == 0 and "note: " in out and "has no test/ or val/ split" in out
+    assert _cli(["evaluate", root / "run", "--dataset", same_name], capsys)[0] == 0
+    assert len(list((root / "run" / "evaluations").glob("digits-*.json"))) >= 3  # folder, a/digits, b/digits
 
 
 def test_model_card_written_and_shown(trained, capsys):
@@ -231,3 +250,36 @@ def test_bad_input_is_one_line_exit_2(trained, tmp_path, capsys):
         assert code == 2 and len(err.splitlines()) == 1 and needle in err, (argv, err)
     assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
     assert (tmp_path / "bad.png").read_bytes() == b"not an image"  # a user's file is never overwritten
+
+
+@pytest.mark.parametrize("field, value, needle", [
+    ("config", {"channels": "16"}, "settings stored with the weights"),
+    ("data", {"std": [0.0, 0.0, 0.0]}, "'std' must be 3 positive"),
+    ("data", {"classes": 3}, "'classes' must be a list"),
+    ("data", {"mean": [0.5]}, "'mean' must be 3 finite"),
+    ("data", {"augment": "rotate"}, "'augment' must be one of"),
+    ("config", {"stem": "mobile"}, "settings stored with the weights"),
+    ("genotype", {"family": ["darts"]}, "unknown genotype family"),
+    ("shape", None, "delete model.safetensors"),
+])
+def test_weights_metadata_is_untrusted_input(trained, tmp_path, capsys, field, value, needle):
+    """Every field of the safetensors metadata is checked: one line naming the problem, never a traceback."""
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    from romenas.weights import load_weights
+
+    root, folder, _ = trained
+    run = tmp_path / "run"
+    shutil.copytree(root / "run", run, ignore=shutil.ignore_patterns("checkpoint.pt*"))
+    state, metadata = load_weights(run / "model.safetensors")
+    if field == "shape":
+        key = next(k for k, v in state.items() if v.dim() == 4)
+        state[key] = torch.zeros(1, *state[key].shape[1:])
+    else:
+        metadata[field] = {**metadata[field], **value}
+    save_file(state, str(run / "model.safetensors"), metadata={k: json.dumps(v) for k, v in metadata.items()})
+    assert load_file(str(run / "model.safetensors"))  # still a readable safetensors file
+    code, _, err = _cli(["predict", run, *sorted((folder / "test").rglob("*.png"))[:1]], capsys)
+    assert code == 2 and len(err.splitlines()) == 1 and needle in err, err

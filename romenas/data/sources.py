@@ -227,6 +227,9 @@ def _torchvision(name: str, data_dir: str | None, download: bool) -> tuple[Memor
             classes = list(parts[0].classes)
     except RuntimeError as exc:
         raise RomenasError(f"{name} not found under {root} ({exc}); pass --download, or --data-dir pointing at it") from None
+    except OSError as exc:  # a download without a network (URLError), a full disk, a read-only folder
+        raise RomenasError(f"could not get {name} into {root} ({getattr(exc, 'reason', None) or exc}); check the "
+                           "network, or download it elsewhere and pass --data-dir") from None
     return sets[0], sets[1], classes
 
 

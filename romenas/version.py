@@ -1,0 +1,2 @@
+"""The release of romenas (pyproject.toml holds the same number)."""
+__version__ = "0.1.0"
