@@ -64,7 +64,7 @@ def model_card(run: str | Path) -> str:
     channels, size, _ = model.input_shape
     params, flops = count_parameters(model.net), count_flops(model.net, channels, size)
     speed = cpu_speed(model)
-    diagrams = draw_genotype(model.genotype, run_dir.path / "cells", "png")
+    diagrams = draw_genotype(model.genotype, run_dir.path / "cells", "png", replace=True)
     source = run_dir.config().get("genotype_source")
     searched = _search_settings(source)
     classes = spec["classes"]

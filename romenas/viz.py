@@ -227,22 +227,47 @@ def _draw_matplotlib(genotype: Genotype, kind: str, path: Path) -> None:
     _save(fig, path)
 
 
-def draw_genotype(genotype: "str | Genotype", out: str | Path, fmt: str = "png") -> list[Path]:
-    """One diagram per cell type (graphviz when installed, else matplotlib), plus the .dot source."""
+def draw_genotype(genotype: "str | Genotype", out: str | Path, fmt: str = "png", replace: bool = False
+                  ) -> list[Path]:
+    """One diagram per cell type (graphviz when installed, else matplotlib), plus the .dot source.
+
+    A file already in ``out`` is replaced only if romenas drew it (``out/.romenas-drawn`` lists
+    those) or ``replace`` is set (a run's own cells/ folder); a user's file is refused."""
     genotype = load_genotype(genotype)
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    manifest = out / ".romenas-drawn"
+    try:
+        ours = set(manifest.read_text().split("\n")) if manifest.is_file() else set()
+    except (OSError, UnicodeDecodeError):
+        ours = set()
+    targets = [out / f"{kind}.{ext}" for kind in genotype.cells for ext in (fmt, "dot")]
+    taken = [p for p in targets if p.exists() and p.name not in ours]
+    if taken and not replace:
+        raise RomenasError(f"{taken[0]} already exists; romenas does not overwrite files it did not write: remove "
+                           "it or pass another --out")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise RomenasError(f"cannot create {out}: {exc.strerror or exc}; pass another --out") from None
     written = []
     dot = shutil.which("dot")
     for kind in genotype.cells:
         dot_path = out / f"{kind}.dot"
-        dot_path.write_text(to_dot(genotype, kind))
+        try:
+            dot_path.write_text(to_dot(genotype, kind))
+        except OSError as exc:
+            raise RomenasError(f"cannot write {dot_path}: {exc.strerror or exc}; free space or pass another "
+                               "--out") from None
         image = out / f"{kind}.{fmt}"
         rendered = dot is not None and subprocess.run([dot, f"-T{fmt}", str(dot_path), "-o", str(image)],
                                                       capture_output=True).returncode == 0
         if not rendered:
             _draw_matplotlib(genotype, kind, image)
         written += [image, dot_path]
+    try:
+        manifest.write_text("\n".join(sorted(ours | {p.name for p in written})) + "\n")
+    except OSError:
+        pass  # the diagrams are written; only a later redraw will ask before replacing them
     return written
 
 

@@ -72,6 +72,13 @@ def test_draw_renders_darts_v2(tmp_path, capsys):
         assert (tmp_path / f"{kind}.png").read_bytes()[:4] == b"\x89PNG"
         dot = (tmp_path / f"{kind}.dot").read_text()
         assert dot.count("->") == 8 + 4  # eight ops, four nodes into the output
+    assert main(["draw", "GDAS", "--out", str(tmp_path)]) == 0  # its own diagrams: redrawn
+    assert "skip_connect" in (tmp_path / "normal.dot").read_text()
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "normal.png").write_bytes(b"a user's picture")
+    assert main(["draw", "DARTS_V2", "--out", str(mine)]) == 2 and "does not overwrite" in capsys.readouterr().err
+    assert (mine / "normal.png").read_bytes() == b"a user's picture"
 
 
 def test_show_finished_and_crashed_runs(two_epoch_run, tmp_path, capsys):
