@@ -1,4 +1,4 @@
-"""Samplers: Gumbel-max with straight-through, Gumbel-Top2 edges, pair edges, fair op permutations.
+"""Samplers: Gumbel-max with straight-through, Gumbel-Top-k edges and their inclusion probabilities, fair op permutations.
 
 Every sampler draws its noise from an explicit ``torch.Generator`` so a search is
 reproducible, resumable and identical across distributed ranks. Straight-through
@@ -7,13 +7,13 @@ sample, the gradient is that of the relaxed sample (GDAS, ROME Eq. 2-3 and 7-8).
 """
 from __future__ import annotations
 
-from itertools import combinations, permutations
+from itertools import permutations
 from typing import Sequence
 
 import torch
 import torch.nn.functional as F
 
-__all__ = ["gumbel", "gumbel_max_st", "EdgeIndex", "gumbel_topk_edges_st", "gumbel_pair_edges_st",
+__all__ = ["gumbel", "gumbel_max_st", "EdgeIndex", "gumbel_topk_edges_st", "plackett_luce_inclusion",
            "fair_op_indices"]
 
 
@@ -47,7 +47,7 @@ def gumbel_max_st(logits: torch.Tensor, tau: float, generator: torch.Generator) 
 
 
 class EdgeIndex:
-    """Maps a cell's flat edge list to (node, position among its predecessors) and to predecessor pairs."""
+    """Maps a cell's flat edge list to (node, position among its predecessors)."""
 
     def __init__(self, edges: list[tuple[int, int]]):
         nodes = sorted({n for n, _ in edges})
@@ -58,21 +58,9 @@ class EdgeIndex:
         self.max_pred = int(self.num_preds.max())
         self.node_of = torch.tensor([nodes.index(n) for n, _ in edges])
         self.pos_of = torch.tensor([self.node_edges[nodes.index(n)].index(e) for e, (n, _) in enumerate(edges)])
-        # ROME-v1: one parameter per pair of predecessors, node by node.
-        self.pairs = [list(combinations(es, 2)) for es in self.node_edges]
-        self.num_pairs = sum(len(p) for p in self.pairs)
-        self.max_pairs = max(len(p) for p in self.pairs)
-        flat = [(j, q) for j, ps in enumerate(self.pairs) for q in range(len(ps))]
-        self.pair_node = torch.tensor([j for j, _ in flat])
-        self.pair_pos = torch.tensor([q for _, q in flat])
-        incidence = torch.zeros(self.num_nodes * self.max_pairs, self.num_edges)
-        for j, ps in enumerate(self.pairs):
-            for q, (a, b) in enumerate(ps):
-                incidence[j * self.max_pairs + q, [a, b]] = 1.0
-        self.incidence = incidence
 
     def pad(self, values: torch.Tensor, node_of: torch.Tensor, pos_of: torch.Tensor, width: int) -> torch.Tensor:
-        """Scatter flat per-edge (or per-pair) values into [nodes, width], -inf elsewhere."""
+        """Scatter flat per-edge (or per-input-set) values into [nodes, width], -inf elsewhere."""
         padded = values.new_full((self.num_nodes, width), float("-inf"))
         return padded.index_put((node_of.to(values.device), pos_of.to(values.device)), values)
 
@@ -118,15 +106,6 @@ def plackett_luce_inclusion(probs: torch.Tensor, k: int) -> torch.Tensor:
         for i in order:
             terms[i].append(prob)
     return torch.stack([torch.stack(t).sum() for t in terms])
-
-
-def gumbel_pair_edges_st(pair_logits: torch.Tensor, index: EdgeIndex, tau: float,
-                         generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """ROME-v1: Gumbel-max over each node's predecessor pairs; an edge is on if its pair is chosen."""
-    padded = index.pad(pair_logits, index.pair_node, index.pair_pos, index.max_pairs)
-    _, st = gumbel_max_st(padded, tau, generator)
-    weights = st.flatten() @ index.incidence.to(st.device)
-    return weights.detach() > 0.5, weights
 
 
 def fair_op_indices(num_edges: int, num_ops: int, generator: torch.Generator) -> torch.Tensor:

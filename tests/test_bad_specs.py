@@ -15,7 +15,8 @@ from romenas.cli import main
 from romenas.errors import RomenasError
 from romenas.genotype import MAX_NODES, MAX_SPEC_BYTES, Genotype
 from romenas.published import PUBLISHED, load_genotype, parse_genotype
-from romenas.sampling import EdgeIndex, gumbel_max_st, gumbel_pair_edges_st, gumbel_topk_edges_st
+from romenas.sampling import EdgeIndex, gumbel_max_st, gumbel_topk_edges_st
+from romenas.topology import GumbelPairs
 from romenas.spaces.base import cell_edges
 
 #: DARTS_V2 as DARTS' train logs print it: 416 characters, too long a name for a path test.
@@ -218,7 +219,8 @@ def test_gumbel_top2_at_tiny_tau_is_prompt_exact_and_finite(tau):
             assert torch.isfinite(weights).all() and torch.equal(weights.detach(), on.float())
             weights.sum().backward()
             assert torch.isfinite(beta.grad).all()
-            on, weights = gumbel_pair_edges_st(_logits(seed, (INDEX.num_pairs,)), INDEX, tau, g)
+            pairs = GumbelPairs(cell_edges(2, 4), 2)
+            on, weights = pairs.sample(_logits(seed, (pairs.num_params,)), tau, g)
             assert all(int(on[edges].sum()) == 2 for edges in INDEX.node_edges)
             assert torch.isfinite(weights).all()
 

@@ -4,8 +4,8 @@ from itertools import permutations
 import pytest
 import torch
 
-from romenas.sampling import (EdgeIndex, fair_op_indices, gumbel_max_st, gumbel_pair_edges_st,
-                              gumbel_topk_edges_st)
+from romenas.sampling import EdgeIndex, fair_op_indices, gumbel_max_st, gumbel_topk_edges_st
+from romenas.topology import GumbelPairs
 from romenas.errors import RomenasError
 from romenas.spaces.base import cell_edges
 
@@ -54,9 +54,10 @@ def test_topk_frequencies_match_plackett_luce(k):
 
 def test_pair_sampler_turns_on_one_pair_per_node():
     g = torch.Generator().manual_seed(3)
-    logits = torch.randn(INDEX.num_pairs, generator=g, requires_grad=True)
-    on, weights = gumbel_pair_edges_st(logits, INDEX, 1.0, g)
-    assert INDEX.num_pairs == 1 + 3 + 6 + 10
+    pairs = GumbelPairs(cell_edges(2, 4), 2)
+    assert pairs.num_params == 1 + 3 + 6 + 10
+    logits = torch.randn(pairs.num_params, generator=g, requires_grad=True)
+    on, weights = pairs.sample(logits, 1.0, g)
     for node_edges in INDEX.node_edges:
         assert int(on[node_edges].sum()) == 2
     weights.sum().backward()
