@@ -319,8 +319,13 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     except KeyboardInterrupt as exc:
         where = getattr(exc, "run_dir", None)
-        resume = f"romenas {args.command} --resume {where}" if where else "--resume and the run folder"
-        print(f"romenas: interrupted; the last checkpoint is kept — continue with {resume}", file=sys.stderr)
+        if where is not None:
+            print(f"romenas: interrupted; the last checkpoint is kept — continue with romenas {args.command} "
+                  f"--resume {where}", file=sys.stderr)
+        elif args.command in ("search", "train"):
+            print("romenas: interrupted before the run's first checkpoint; start it again", file=sys.stderr)
+        else:  # export, evaluate, plot...: nothing to resume, and nothing half-written is kept
+            print(f"romenas: interrupted; '{args.command}' kept no partial output, run it again", file=sys.stderr)
         return 130
     except Exception as exc:  # the last resort: every known kind of bad input is a RomenasError above
         print(f"romenas: internal error in '{args.command}': {type(exc).__name__}; the full traceback is in "

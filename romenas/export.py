@@ -115,7 +115,10 @@ def export(run: str | Path, fmt: str = "onnx", out: str | Path | None = None) ->
         raise RomenasError(f"--out {path} already exists; remove it or pass another --out")
     probe, described = probe_batch(model)
     # Written under a name of its own (never a user's file), checked, then moved into place.
-    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise RomenasError(f"cannot write into {path.parent} ({exc.strerror or exc}); pass another --out") from None
     os.close(handle)
     tmp = Path(tmp)
     try:
@@ -124,6 +127,10 @@ def export(run: str | Path, fmt: str = "onnx", out: str | Path | None = None) ->
             raise RomenasError(f"the {fmt} export differs from PyTorch by {difference:.2e} (> {TOLERANCE:g}) on "
                                f"{described}; not kept. Please report this with the run folder")
         os.replace(tmp, path)
+    except (OSError, RuntimeError) as exc:  # a full disk: torch.jit.save reports it as RuntimeError
+        reason = getattr(exc, "strerror", None) or str(exc).splitlines()[0]
+        raise RomenasError(f"could not write {path} ({reason}); nothing was kept: free space or pass another "
+                           "--out") from None
     finally:
         tmp.unlink(missing_ok=True)
     return {"file": str(path), "format": fmt, "opset": OPSET if fmt == "onnx" else None,

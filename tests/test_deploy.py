@@ -141,6 +141,27 @@ def test_export_matches_pytorch_on_real_images(trained, tmp_path, fmt, capsys):
     assert "(x - mean) / std" in text and not list(tmp_path.glob("*.tmp"))
 
 
+@pytest.mark.parametrize("fault", ["full-disk", "interrupt"])
+def test_an_export_that_cannot_finish_keeps_nothing_and_says_so(trained, tmp_path, monkeypatch, capsys, fault):
+    """A full disk (torch.jit.save raises RuntimeError) is one line, exit 2; Ctrl-C says there is nothing
+    to resume (no checkpoint talk); neither leaves a temporary file or a partial export behind."""
+    root, _, _ = trained
+
+    def failing(*args, **kwargs):
+        if fault == "interrupt":
+            raise KeyboardInterrupt
+        raise RuntimeError("[enforce fail at inline_container.cc:626] . PytorchStreamWriter failed writing file")
+
+    monkeypatch.setattr(torch.jit, "save", failing)
+    out = tmp_path / "m.pt"
+    code, _, err = _cli(["export", root / "run", "--format", "torchscript", "--out", out], capsys)
+    if fault == "interrupt":
+        assert code == 130 and "kept no partial output" in err and "checkpoint" not in err
+    else:
+        assert code == 2 and len(err.splitlines()) == 1 and "nothing was kept" in err
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_export_names_the_extra_when_onnx_is_missing(trained, monkeypatch, capsys):
     root, _, _ = trained
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import now fails as if not installed

@@ -117,6 +117,28 @@ def test_list_is_a_sortable_results_table_with_csv(two_epoch_run, tmp_path, caps
     assert main(["list", str(tmp_path / "high" / "tb")]) == 0 and "no runs under" in capsys.readouterr().out
 
 
+@needs_nb201
+@pytest.mark.parametrize("dialect", ["excel", "semicolons", "no-unique-key"])
+def test_nb201_tables_as_spreadsheets_save_them(tmp_path, dialect, capsys):
+    """A BOM and CRLF (Excel), ';' with decimal commas (a comma-decimal locale), or no UniqueString
+    column: read, with the same accuracy."""
+    lines = NB201_TABLE.read_text().splitlines()[:200]
+    arch = lines[5].split(",")[3]
+    if dialect == "excel":
+        (tmp_path / "t.csv").write_bytes(("\r\n".join(lines) + "\r\n").encode("utf-8-sig"))
+    elif dialect == "semicolons":
+        rows = [lines[0].replace(",", ";")] + [";".join(f.replace(".", ",") if i < 3 else f
+                                                         for i, f in enumerate(line.split(","))) for line in lines[1:]]
+        (tmp_path / "t.csv").write_text("\n".join(rows) + "\n")
+    else:
+        (tmp_path / "t.csv").write_text("\n".join(",".join(line.split(",")[:4]) for line in lines) + "\n")
+    expected = NB201Table(NB201_TABLE).lookup(arch)["cifar10"]
+    assert NB201Table(tmp_path / "t.csv").lookup(arch)["cifar10"] == pytest.approx(expected, abs=1e-9)
+    (tmp_path / "bad.csv").write_text("arch,acc\n|x~0|,1\n")
+    assert main(["bench", "nb201", arch, "--table", str(tmp_path / "bad.csv")]) == 2
+    assert "lacks the column(s)" in capsys.readouterr().err
+
+
 def test_collapse_metrics_of_published_cells():
     assert collapse_metrics(PUBLISHED["DARTS_V1"])["param_free/reduce"] == 8
     assert collapse_metrics(PUBLISHED["GDAS"])["skip/normal"] == 4

@@ -26,20 +26,29 @@ class NB201Table:
             self._nats = _nats_api(path)
             return
         self._nats = None
-        try:
-            with open(path, newline="", encoding="utf-8") as f:
-                rows = list(csv.DictReader(f))
+        try:  # as spreadsheets save it too: a UTF-8 BOM, CRLF lines, ';' or tab between fields
+            with open(path, newline="", encoding="utf-8-sig") as f:
+                header = f.readline()
+                f.seek(0)
+                delimiter = max(",;\t", key=header.count)
+                rows = list(csv.DictReader(f, delimiter=delimiter))
         except (OSError, UnicodeDecodeError, csv.Error) as exc:
             raise RomenasError(f"cannot read NAS-Bench-201 table {path}: {getattr(exc, 'strerror', None) or exc}; "
                                "pass the CSV exported from NATS-Bench") from None
-        needed = {"ArchitectureString", "UniqueString", *COLUMNS.values()}
-        if not rows or not needed <= set(rows[0]):
-            raise RomenasError(f"{path} is not a NAS-Bench-201 table; it needs the columns {sorted(needed)}")
-        self.acc = {r["ArchitectureString"]: _accuracies(r, path, line) for line, r in enumerate(rows, start=2)}
-        self.key = {r["ArchitectureString"]: r["UniqueString"] for r in rows}
+        needed = {"ArchitectureString", *COLUMNS.values()}
+        found = {str(k).strip() for k in rows[0]} if rows else set()
+        if not rows or not needed <= found:
+            missing = sorted(needed - found) if rows else sorted(needed)
+            raise RomenasError(f"{path} is not a NAS-Bench-201 table: it lacks the column(s) {missing} (it has "
+                               f"{sorted(found)[:8]}); export the table with the columns {sorted(needed)}")
+        rows = [{str(k).strip(): v for k, v in r.items()} for r in rows]
+        self.acc = {r["ArchitectureString"].strip(): _accuracies(r, path, line) for line, r in enumerate(rows, start=2)}
+        # Without an isomorphism key, every cell is its own class.
+        self.key = {r["ArchitectureString"].strip(): r.get("UniqueString") or r["ArchitectureString"].strip()
+                    for r in rows}
         self.canonical: dict[str, str] = {}
-        for r in rows:
-            self.canonical.setdefault(r["UniqueString"], r["ArchitectureString"])
+        for arch, key in self.key.items():
+            self.canonical.setdefault(key, arch)
 
     @classmethod
     @lru_cache(maxsize=4)
@@ -81,8 +90,8 @@ def _benchmark_cell(genotype: Genotype) -> Genotype:
 
 def _accuracies(row: dict, path: Path, line: int) -> dict[str, float]:
     """A row's three accuracies, each a number in [0, 100]; a short or damaged row is a one-line error."""
-    try:
-        values = {k: float(row[c]) for k, c in COLUMNS.items()}
+    try:  # a spreadsheet in a comma-decimal locale writes 93,5
+        values = {k: float(str(row[c]).strip().replace(",", ".")) for k, c in COLUMNS.items()}
     except (TypeError, ValueError):
         raise RomenasError(f"{path} line {line}: the accuracies {[row.get(c) for c in COLUMNS.values()]} are not "
                            "all numbers; the table is damaged, export it again") from None
