@@ -8,7 +8,7 @@ import pytest
 
 from romenas.bench import NB201Table, collapse_metrics
 from romenas.cli import main
-from romenas.published import PUBLISHED
+from romenas.published import PUBLISHED, parse_genotype
 
 from conftest import CIFAR_FOLDER, NB201_TABLE, needs_cifar, needs_nb201
 
@@ -143,6 +143,13 @@ def test_collapse_metrics_of_published_cells():
     assert collapse_metrics(PUBLISHED["DARTS_V1"])["param_free/reduce"] == 8
     assert collapse_metrics(PUBLISHED["GDAS"])["skip/normal"] == 4
     assert collapse_metrics(PUBLISHED["NB201_ALL_SKIP"]) == {"param_free/cell": 6, "skip/cell": 6, "depth/cell": 3}
+    # What the cell computes: node 2 is zero (both inputs 'none'), so the output (node 3 = skip of
+    # node 2) does not depend on the input: depth 0, though node 1 holds a convolution.
+    dead = parse_genotype("|nor_conv_3x3~0|+|none~0|none~1|+|none~0|none~1|skip_connect~2|")
+    assert collapse_metrics(dead)["depth/cell"] == 0
+    # The output is the last node: a deep chain that does not reach it does not count.
+    side = parse_genotype("|nor_conv_3x3~0|+|nor_conv_3x3~1|none~0|+|skip_connect~0|none~1|none~2|")
+    assert collapse_metrics(side)["depth/cell"] == 1
 
 
 def test_train_dry_run_prints_published_parameter_count(capsys):

@@ -6,16 +6,22 @@ A collapsed DARTS/GDAS search fills its cells with skip connections, pooling, 'n
 from __future__ import annotations
 
 from ..genotype import Genotype
-from ..registry import PARAMETER_FREE
+from ..registry import FAMILIES, PARAMETER_FREE
 
 
 def cell_depth(genotype: Genotype, kind: str) -> int:
-    """Longest chain of (non-'none') ops from a cell input to an intermediate node."""
-    depth = [0] * genotype.num_inputs
+    """Longest chain of ops from a cell input to the cell's output, counting only what the cell
+    computes: a node whose every input is 'none' (or such a node) is zero and adds no depth, and
+    a cell whose output does not depend on its input has depth 0. The output is the concatenated
+    nodes (DARTS family) or the last node (NAS-Bench-201, whose nodes keep every input)."""
+    n_in = genotype.num_inputs
+    depth: list[int | None] = [0] * n_in  # None: the node is identically zero
     for node in genotype.cells[kind]:
-        reachable = [depth[i] + 1 for op, i in node if op != "none"]
-        depth.append(max(reachable, default=0))
-    return max(depth[genotype.num_inputs:])
+        live = [depth[i] + 1 for op, i in node if op != "none" and depth[i] is not None]
+        depth.append(max(live) if live else None)
+    last_only = FAMILIES[genotype.family].inputs_per_node is None
+    outputs = [len(depth) - 1] if last_only else list(genotype.concat[kind])
+    return max((depth[i] for i in outputs if depth[i] is not None), default=0)
 
 
 def collapse_metrics(genotype: Genotype) -> dict[str, int]:
