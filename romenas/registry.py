@@ -27,6 +27,11 @@ def _resolve(path: str) -> Any:
     return getattr(importlib.import_module(module), attr)
 
 
+#: Bounds on a network's size (cells, initial channels): far above any published network.
+MAX_LAYERS = 1000
+MAX_CHANNELS = 4096
+
+
 @dataclass(frozen=True)
 class CellFamily:
     """One cell family's facts and builders (``'module:attribute'`` paths, imported when used)."""
@@ -43,7 +48,12 @@ class CellFamily:
     even_channels: bool = False
 
     def check_size(self, channels: int, layers: int) -> None:
-        """The size rule of the family's networks (search and training alike)."""
+        """The size rule of the family's networks (search and training alike), and bounds no
+        published network comes near (a typo like 100000 cells would build for minutes)."""
+        if layers > MAX_LAYERS or channels > MAX_CHANNELS:
+            raise RomenasError(f"a network of {layers} cells and {channels} channels is beyond romenas' bounds "
+                               f"({MAX_LAYERS} cells, {MAX_CHANNELS} channels; published ones have at most 20 cells "
+                               "and 48 channels); check --layers and --channels")
         if layers < self.min_layers or (self.even_channels and channels % 2):
             rule = f"layers >= {self.min_layers}" + (" and an even channel count" if self.even_channels else "")
             raise RomenasError(f"a {self.name}-family network needs {rule} (got layers={layers}, "
