@@ -396,7 +396,7 @@ def _bad_inputs(tmp_path, run: Path, trained: Path):
          "auxiliary head's batch norm"),
         # Sizes no network comes near (a typo would build for minutes): refused at once.
         (["train", "DARTS_V2", "--dry-run", "--channels", "36", "--layers", "100000"], "beyond romenas' bounds"),
-        (["search", "--channels", "100000", *tiny], "beyond romenas' bounds"),
+        (["search", *tiny, "--channels", "100000"], "beyond romenas' bounds"),
         # Budgets: out of range, unreachable, or shaping no budget at all.
         (["search", "--target-mflops", "0", *tiny], "target_mflops must be positive"),
         (["search", "--target-params", "nan", *tiny], "target_params must be a finite number"),
