@@ -11,7 +11,7 @@ import contextlib
 import errno
 import os
 import random
-import warnings
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -90,7 +90,8 @@ def load_checkpoint(path: str | Path, kind: str, space: str | None = None) -> di
             error = exc
             continue
         if candidate is not path and path.exists():
-            warnings.warn(f"{path} is unreadable; resuming from the previous checkpoint {candidate}")
+            print(f"romenas: warning: {path} is unreadable; resuming from the previous checkpoint {candidate}",
+                  file=sys.stderr)
         if state.get("kind") != kind:
             raise RomenasError(f"checkpoint {candidate} belongs to a {state.get('kind')} run, not a {kind} run")
         if space is not None and state.get("space") != space:

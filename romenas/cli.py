@@ -69,6 +69,7 @@ def cmd_search(args) -> None:
                     **_overrides(args, SearchConfig))
     if not _is_main():
         return
+    args.finished_run = result.run_dir  # a Ctrl-C from here on interrupts only the report
     print(f"run folder: {result.run_dir}")
     if result.metrics:
         last = result.metrics[-1]
@@ -318,20 +319,30 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout = open(os.devnull, "w")
         return 0
     except KeyboardInterrupt as exc:
-        where = getattr(exc, "run_dir", None)
-        if where is not None:
-            print(f"romenas: interrupted; the last checkpoint is kept — continue with romenas {args.command} "
-                  f"--resume {where}", file=sys.stderr)
-        elif args.command in ("search", "train"):
-            print("romenas: interrupted before the run's first checkpoint; start it again", file=sys.stderr)
-        else:  # export, evaluate, plot...: nothing to resume, and nothing half-written is kept
-            print(f"romenas: interrupted; '{args.command}' kept no partial output, run it again", file=sys.stderr)
+        print(f"romenas: interrupted; {_after_interrupt(args, getattr(exc, 'run_dir', None))}", file=sys.stderr)
         return 130
     except Exception as exc:  # the last resort: every known kind of bad input is a RomenasError above
         print(f"romenas: internal error in '{args.command}': {type(exc).__name__}; the full traceback is in "
               f"{_write_traceback()} (please report it)", file=sys.stderr)
         return 1
     return 0
+
+
+def _after_interrupt(args, where) -> str:
+    """What a Ctrl-C left, in words: checked against the run folder, not assumed."""
+    from .runs import RunDir
+
+    where = where or getattr(args, "finished_run", None)
+    if where is None:
+        if args.command in ("search", "train"):
+            return "no run folder was made yet; start it again"
+        return f"'{args.command}' kept no partial output; run it again"
+    run = RunDir(where)
+    if run.status().get("state") == "finished":
+        return f"the run had finished and its results are kept (romenas show {where})"
+    if run.has_checkpoint():
+        return f"the last checkpoint is kept; continue with romenas {args.command} --resume {where}"
+    return f"no checkpoint was written yet; romenas {args.command} --resume {where} starts it from the beginning"
 
 
 def _write_traceback() -> str:

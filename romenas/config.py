@@ -133,6 +133,9 @@ class SearchConfig(RunSettings):
         _positive_or_none(self, "limit_train", "image_size", "target_mflops", "target_params", "target_latency_ms",
                           "budget_channels", "budget_layers")
         _positive(self, "budget_weight")
+        if self.budget_weight > 1e3:
+            raise RomenasError(f"budget_weight {self.budget_weight:g} is beyond 1000; the penalty's gradient would "
+                               "overflow the architecture step (lambda 1-10 is the useful range)")
         _check_seed_and_sgd(self.seed, self.w_momentum, self.w_nesterov, "--w-")
         if not all(0.0 <= b < 1.0 for b in self.a_betas) or len(self.a_betas) != 2:
             raise RomenasError(f"a_betas must be two numbers in [0, 1), got {list(self.a_betas)}")
@@ -149,7 +152,10 @@ class SearchConfig(RunSettings):
             family = get_family(entry.family)
             family.check_size(self.channels, self.layers)
             if self.budget_channels or self.budget_layers:
-                family.check_size(self.budget_channels or family.channels, self.budget_layers or family.layers)
+                try:
+                    family.check_size(self.budget_channels or family.channels, self.budget_layers or family.layers)
+                except RomenasError as exc:
+                    raise RomenasError(f"--budget-channels/--budget-layers: {exc}") from None
         _check_device(self.device)
         return self
 
@@ -214,8 +220,14 @@ def _choice(name: str, value: str, options) -> None:
         raise RomenasError(f"unknown {name} {value!r}; use one of {sorted(options)}")
 
 
+#: Image sides beyond this are refused (a 100000-pixel side would allocate tens of GB per batch).
+MAX_IMAGE_SIZE = 4096
+
+
 def _check_runtime(cfg) -> None:
     """Data and runtime settings both configs share."""
+    if cfg.image_size is not None and cfg.image_size > MAX_IMAGE_SIZE:
+        raise RomenasError(f"image_size {cfg.image_size} is beyond {MAX_IMAGE_SIZE} pixels; pass a smaller --image-size")
     _choice("augment", cfg.augment, ("auto", "pad-crop", "resized-crop", "none"))
     _choice("precision", cfg.precision, PRECISIONS)
     if cfg.workers is not None and cfg.workers < 0:
@@ -377,7 +389,8 @@ TARGETS = {"target_mflops": "mflops", "target_params": "mparams", "target_latenc
 
 
 def format_cost(metric: str, value: float) -> str:
-    return f"{value:.3f} {METRICS[metric]}" if metric == "mparams" else f"{value:.1f} {METRICS[metric]}"
+    """'46.4 MFLOPs', '0.802 M params', '3.6 ms': four significant digits, whatever the size."""
+    return f"{value:.4g} {METRICS[metric]}"
 
 
 def budget_line(result: dict[str, dict[str, Any]], network: dict[str, Any] | None = None) -> str:

@@ -117,6 +117,9 @@ class TrainedModel:
         if topk < 1:
             raise RomenasError(f"--topk must be at least 1, got {topk}")
         k = min(topk, len(self.classes))
+        odd = [p for p in images if not Path(p).is_file()]
+        if odd:  # a pipe or a device would block the read; a folder is not an image
+            raise RomenasError(f"{odd[0]} is not an image file (missing, a folder or not a regular file); pass image files")
         transform, results = self.transform(), []
         for start in range(0, len(images), 256):  # bounded memory for any number of files
             chunk = images[start:start + 256]

@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from .config import METRICS, format_cost, method_summary
+from .config import METRICS, budget_line, format_cost, method_summary
 from .inference import TrainedModel
 from .runs import RunDir, _write_atomic
 from .registry import get_family
@@ -117,14 +117,17 @@ def model_card(run: str | Path) -> str:
         measured = {"mflops": flops / 1e6, "mparams": params / 1e6, "latency_ms": speed["latency_ms"]}
         size = budget["table"]["network"]
         same = (size["channels"], size["layers"], size["image_size"]) == (width, layers, model.input_shape[1])
-        lines += ["", "## Budget", "",
-                  f"- The search's budget, for C={size['channels']}, {size['layers']} layers, {size['image_size']}px"
-                  + ("" if same else " (not this network's size: the figures below are this network's)") + ":"]
-        for metric, target in budget["targets"].items():
-            value = measured[metric]
-            lines.append(f"- {format_cost(metric, value)} against {format_cost(metric, target)}: "
-                         f"{'met' if value <= target else 'NOT met'}"
-                         + (" (latency measured here, on CPU)" if metric == "latency_ms" else ""))
+        lines += ["", "## Budget", ""]
+        if isinstance(budget.get("derived"), dict):
+            lines.append(f"- The search's verdict: {budget_line(budget['derived'], size)}")
+        if same:
+            lines.append("- This network (the size the budget priced), measured here: " + "; ".join(
+                f"{format_cost(m, measured[m])} against {format_cost(m, t)}: {'met' if measured[m] <= t else 'NOT met'}"
+                for m, t in budget["targets"].items()) + (" (latency on this machine's CPU)"
+                                                          if "latency_ms" in budget["targets"] else ""))
+        else:
+            lines.append(f"- This network is not the size the budget priced (C={width}, {layers} layers, "
+                         f"{model.input_shape[1]}px): its own parameters, FLOPs and latency are above")
     lines += ["", "## Use", "", "```bash",
               f"romenas predict {run_dir.path} IMAGE.png --topk 3",
               f"romenas evaluate {run_dir.path} --dataset FOLDER",

@@ -60,9 +60,15 @@ class RunDir:
     def check_new(path: str | Path) -> None:
         """Refuse a folder that already holds files: a new run never overwrites an old one."""
         path = Path(path)
-        if path.exists() and (not path.is_dir() or any(path.iterdir())):
-            raise RomenasError(f"run folder {path} already holds a run; continue it with --resume {path} "
-                               "or pass another --out")
+        if str(path) in ("", "."):
+            raise RomenasError("--out needs the name of a new folder for the run")
+        if path.exists() and not path.is_dir():
+            raise RomenasError(f"--out {path} is a file; pass the name of a new folder for the run")
+        if path.exists() and any(path.iterdir()):
+            if (path / "config.json").exists():
+                raise RomenasError(f"run folder {path} already holds a run; continue it with --resume {path} "
+                                   "or pass another --out")
+            raise RomenasError(f"--out {path} already holds other files; pass a new or empty folder for the run")
 
     @classmethod
     def create(cls, path: str | Path, kind: str, config: dict[str, Any],
@@ -98,7 +104,12 @@ class RunDir:
         except ImportError:  # no fcntl (Windows): no lock
             yield
             return
-        with open(self.path / ".lock", "a+") as handle:
+        try:
+            handle = open(self.path / ".lock", "a+")
+        except OSError as exc:
+            raise RomenasError(f"cannot write in run folder {self.path} ({exc.strerror or exc}); a run needs a writable "
+                               "folder: copy it somewhere writable and resume there") from None
+        with handle:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:

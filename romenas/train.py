@@ -106,6 +106,10 @@ def initialise_from(net: nn.Module, source: str | Path, genotype: Genotype) -> N
     heads = ("classifier.", "aux_head.")
     wrong = [k for k, v in state.items() if k in own and own[k].shape != v.shape and not k.startswith(heads)]
     missing = [k for k in own if k not in state and not k.startswith(heads)]
+    stem = next((k for k in wrong if k.startswith("stem")), None)
+    if stem is not None and state[stem].dim() == 4 and state[stem].shape[1] != own[stem].shape[1]:
+        raise RomenasError(f"--init {source} was trained on {state[stem].shape[1]}-channel images and this data has "
+                           f"{own[stem].shape[1]}; fine-tune on images with the same channels (grayscale or colour)")
     if wrong or missing:
         key = (wrong or missing)[0]
         raise RomenasError(f"--init {source} has a network of another size ({key}); use its --channels "

@@ -134,10 +134,10 @@ def test_budget_is_recorded_shown_and_reaches_the_model_card(tmp_path, capsys):
     assert saved["derived"] == result.budget and result.budget["mflops"]["met"]
     config = json.loads((run / "config.json").read_text())["config"]
     assert config["budget_channels"] == 4 and config["target_params"] == 1.0
-    assert "MFLOPs <= 50.0 MFLOPs met" in summary(run)
+    assert "MFLOPs <= 50 MFLOPs met" in summary(run)
     assert main(["train", str(run), *_train_flags(), "--channels", "4", "--layers", "3", "--out", str(trained)]) == 0
     card = (trained / "MODEL_CARD.md").read_text()
-    assert "## Budget" in card and "against 50.0 MFLOPs: met" in card
+    assert "## Budget" in card and "<= 50 MFLOPs met" in card
 
 
 def test_a_run_without_budget_records_no_budget_settings():

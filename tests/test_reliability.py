@@ -86,15 +86,16 @@ def _state():
     return {"kind": "search", "space": "darts", "x": torch.arange(5.0)}
 
 
-def test_fault_truncated_checkpoint_falls_back_to_previous(tmp_path):
+def test_fault_truncated_checkpoint_falls_back_to_previous(tmp_path, capsys):
     path = tmp_path / "checkpoint.pt"
     save_checkpoint(_state(), path)
     save_checkpoint({**_state(), "x": torch.arange(6.0)}, path)
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])
-    with pytest.warns(UserWarning, match="previous checkpoint"):
-        state = load_checkpoint(path, "search", "darts")
+    state = load_checkpoint(path, "search", "darts")
     assert torch.equal(state["x"], torch.arange(5.0))
+    err = capsys.readouterr().err  # one line, not a Python warning with its source line
+    assert len(err.splitlines()) == 1 and err.startswith("romenas: warning:") and "previous checkpoint" in err
 
 
 def test_fault_corrupt_checkpoint_without_fallback_is_refused(tmp_path):
@@ -397,6 +398,13 @@ def _bad_inputs(tmp_path, run: Path, trained: Path):
         # Sizes no network comes near (a typo would build for minutes): refused at once.
         (["train", "DARTS_V2", "--dry-run", "--channels", "36", "--layers", "100000"], "beyond romenas' bounds"),
         (["search", *tiny, "--channels", "100000"], "beyond romenas' bounds"),
+        (["search", *tiny, "--image-size", "100000"], "beyond 4096 pixels"),
+        (["search", *tiny, "--dataset", "fake{.tar"], "is malformed"),
+        (["search", *tiny, "--out", "."], "--out needs the name of a new folder"),
+        (["search", *tiny, "--out", str(tmp_path / "other_space" / "checkpoint.pt")], "is a file"),
+        (["predict", str(trained), str(tmp_path)], "is not an image file"),
+        (["search", *tiny, "--target-mflops", "50", "--budget-weight", "1e300"], "beyond 1000"),
+        (["search", *tiny, "--target-mflops", "50", "--budget-channels", "5"], "--budget-channels/--budget-layers"),
         # Budgets: out of range, unreachable, or shaping no budget at all.
         (["search", "--target-mflops", "0", *tiny], "target_mflops must be positive"),
         (["search", "--target-params", "nan", *tiny], "target_params must be a finite number"),

@@ -41,11 +41,15 @@ class NB201Table:
             missing = sorted(needed - found) if rows else sorted(needed)
             raise RomenasError(f"{path} is not a NAS-Bench-201 table: it lacks the column(s) {missing} (it has "
                                f"{sorted(found)[:8]}); export the table with the columns {sorted(needed)}")
-        rows = [{str(k).strip(): v for k, v in r.items()} for r in rows]
-        self.acc = {r["ArchitectureString"].strip(): _accuracies(r, path, line) for line, r in enumerate(rows, start=2)}
-        # Without an isomorphism key, every cell is its own class.
-        self.key = {r["ArchitectureString"].strip(): r.get("UniqueString") or r["ArchitectureString"].strip()
-                    for r in rows}
+        self.acc, self.key = {}, {}
+        for line, row in enumerate(rows, start=2):
+            row = {str(k).strip(): v for k, v in row.items()}
+            accuracies = _accuracies(row, path, line)
+            arch = str(row.get("ArchitectureString") or "").strip()
+            if not arch:
+                raise RomenasError(f"{path} line {line} has no ArchitectureString; the table is damaged, export it again")
+            self.acc[arch] = accuracies
+            self.key[arch] = row.get("UniqueString") or arch  # without an isomorphism key, a cell is its own class
         self.canonical: dict[str, str] = {}
         for arch, key in self.key.items():
             self.canonical.setdefault(key, arch)

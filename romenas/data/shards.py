@@ -48,7 +48,11 @@ def _expand(pattern: str) -> list[str]:
         from braceexpand import braceexpand
     except ImportError:
         raise RomenasError("tar shards need the webdataset extra; pip install -e \".[shards]\"") from None
-    urls = list(itertools.islice(braceexpand(pattern), MAX_SHARDS + 1))
+    try:
+        urls = list(itertools.islice(braceexpand(pattern), MAX_SHARDS + 1))
+    except Exception as exc:  # braceexpand's UnbalancedBracesError and kin
+        raise RomenasError(f"shard pattern {pattern} is malformed ({type(exc).__name__}); write shards like "
+                           "path/{0000..0009}.tar") from None
     if len(urls) > MAX_SHARDS:
         raise RomenasError(f"shard pattern {pattern} names more than {MAX_SHARDS:,} shards; check the braces")
     missing = [u for u in urls if not Path(u).is_file()]

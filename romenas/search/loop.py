@@ -228,6 +228,17 @@ class Searcher(CheckpointedLoop):
             row["nb201"] = {k: found[k] for k in ("cifar10", "cifar100", "imagenet16-120")}
         return row
 
+    def _measured_budget(self, genotype: Genotype) -> dict[str, Any]:
+        """The derived network measured against the budget; a run resumed after it finished keeps
+        the verdict it wrote (latency would be timed again under another load)."""
+        try:
+            saved = self.run.read_json(self.run.budget_file) if self.run is not None else {}
+            if saved.get("genotype") == genotype.to_string() and isinstance(saved.get("derived"), dict):
+                return saved["derived"]
+        except (RomenasError, AttributeError):
+            pass
+        return self.budget.measure(genotype, self.device)
+
     def fit(self) -> SearchResult:
         cfg, logger = self.cfg, ScalarLogger(self.run, enabled=self.run is not None and self.ctx.is_main)
         if self.budget is not None and self.ctx.is_main and not self.run.budget_file.exists():
@@ -269,11 +280,12 @@ class Searcher(CheckpointedLoop):
         genotype = self.algo.derive()
         budget = None
         if self.budget is not None:
-            budget = self.budget.measure(genotype, self.device)
+            budget = self._measured_budget(genotype)
         if self.run is not None and self.ctx.is_main:
             self.run.write_json(self.run.genotype_file, genotype.to_dict())
             if budget is not None:
-                self.run.write_json(self.run.budget_file, {**self.budget.to_dict(), "derived": budget})
+                self.run.write_json(self.run.budget_file, {**self.budget.to_dict(), "genotype": genotype.to_string(),
+                                                           "derived": budget})
                 self.report(budget_line(budget, self.budget.table.network))
         return SearchResult(self.run.path if self.run else None, genotype, self.metrics, cfg, budget)
 
