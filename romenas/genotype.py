@@ -96,7 +96,7 @@ class Genotype:
         num_inputs, kinds, per_node = record.num_inputs, record.cell_types, record.inputs_per_node
         if tuple(self.cells) != kinds:
             raise GenotypeError(f"a {self.family} genotype needs cells {list(kinds)}, got {_short(list(self.cells))}")
-        allowed = set(allowed_ops) if allowed_ops is not None else set(OP_NAMES)
+        allowed = set(allowed_ops) if allowed_ops is not None else set(record.ops or OP_NAMES)
         for kind, nodes in self.cells.items():
             if not nodes:
                 raise GenotypeError(f"{kind} cell has no intermediate nodes")

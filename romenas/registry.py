@@ -46,6 +46,7 @@ class CellFamily:
     layers: int                      # paper-scale depth (cells, or cells per stage)
     min_layers: int = 1
     even_channels: bool = False
+    ops: tuple[str, ...] = ()        # the ops its cells may hold (empty: any op romenas has)
 
     def check_size(self, channels: int, layers: int) -> None:
         """The size rule of the family's networks (search and training alike), and bounds no
@@ -119,9 +120,11 @@ def space_entry(name: str) -> SpaceEntry:
 
 register_family(CellFamily("darts", 2, ("normal", "reduce"), 2, supernet="romenas.spaces.darts:DartsSupernet",
                            network="romenas.spaces.darts:DartsNetwork", channels=36, layers=20, min_layers=3,
-                           even_channels=True))
+                           even_channels=True, ops=("none", "noise", "skip_connect", "max_pool_3x3", "avg_pool_3x3",
+                                                    "sep_conv_3x3", "sep_conv_5x5", "dil_conv_3x3", "dil_conv_5x5")))
 register_family(CellFamily("nb201", 1, ("cell",), None, supernet="romenas.spaces.nb201:NB201Supernet",
-                           network="romenas.spaces.nb201:NB201Network", channels=16, layers=5))
+                           network="romenas.spaces.nb201:NB201Network", channels=16, layers=5,
+                           ops=("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")))
 
 register_space(SpaceEntry("darts", "darts", "darts", "romenas.spaces.darts:darts_space"))
 register_space(SpaceEntry("nb201", "nb201", "nb201", "romenas.spaces.nb201:nb201_space"))

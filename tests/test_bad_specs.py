@@ -387,3 +387,15 @@ def test_genotype_files_up_to_the_limit_are_read(tmp_path):
     text = PUBLISHED["GDAS"].to_json()
     path.write_text(text + " " * (MAX_SPEC_BYTES - len(text)))
     assert load_genotype(path) == PUBLISHED["GDAS"]
+
+
+@pytest.mark.parametrize("spec, needle", [
+    ("|sep_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_1x1~2|",
+     "op 'sep_conv_3x3' is not in the space"),
+    (PUBLISHED["DARTS_V2"].to_string().replace("'dil_conv_3x3'", "'nor_conv_3x3'"),
+     "op 'nor_conv_3x3' is not in the space"),
+])
+def test_ops_of_another_family_are_refused(spec, needle, capsys):
+    """train built NAS-Bench-201 cells holding DARTS ops (and the reverse) that bench nb201 refused."""
+    assert main(["train", spec, "--dry-run"]) == 2
+    assert needle in capsys.readouterr().err
