@@ -97,7 +97,8 @@ def model_card(run: str | Path) -> str:
               "## Results", ""]
     if rows:
         best = max(rows, key=lambda r: r["test_acc"])
-        lines += [f"- Test accuracy (top-1) after epoch {rows[-1]['epoch']}: {rows[-1]['test_acc']:.2f} %",
+        on = f" on the first {cfg.limit_test} test images" if cfg.limit_test else ""
+        lines += [f"- Test accuracy (top-1) after epoch {rows[-1]['epoch']}: {rows[-1]['test_acc']:.2f} %{on}",
                   f"- Best epoch: {best['epoch']} ({best['test_acc']:.2f} %)"]
     lines += [f"- Status: {status.get('state', 'unknown')}", "",
               "## Training", "",
