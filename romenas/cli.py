@@ -289,7 +289,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("list", help="the runs under a folder, as a results table")
     p.add_argument("root", nargs="?", default="runs", help="folder holding run folders (default runs)")
     p.add_argument("--sort", default="run", help="column to sort by: run, kind, algorithm, space, dataset, epochs, "
-                                                 "accuracy, nb201, param_free, status (numbers: best first)")
+                                                 "accuracy, nb201, param_free, budget, status (numbers: best first)")
     p.add_argument("--csv", action="store_true", help="print CSV (for spreadsheets and scripts)")
     p.set_defaults(func=cmd_list)
 

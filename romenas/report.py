@@ -123,13 +123,14 @@ def _complete(row, kind: str) -> bool:
 
 #: The columns of ``romenas list``, in order.
 LIST_COLUMNS = ("run", "kind", "algorithm", "space", "dataset", "epochs", "accuracy", "nb201", "param_free",
-                "status")
+                "budget", "status")
 
 
 def run_rows(root: str | Path) -> list[dict[str, Any]]:
     """One row per run folder under ``root``: what it is, how far it got, its result ('accuracy' is a
     search's last val_acc or a training's test_acc; 'nb201' the looked-up CIFAR-10 accuracy; 'param_free'
-    the parameter-free ops of the derived normal cell / NB201 cell). A damaged run is a row that says so."""
+    the parameter-free ops of the derived normal cell / NB201 cell; 'budget' met or NOT met). A damaged
+    run is a row that says so."""
     root = Path(root)
     if not root.is_dir():
         raise RomenasError(f"{root} is not a folder; pass the folder that holds your runs")
@@ -150,7 +151,7 @@ def run_rows(root: str | Path) -> list[dict[str, Any]]:
                        accuracy=round(last[_ACCURACY[kind]], 2) if last else "",
                        nb201=round(nb201["cifar10"], 2) if isinstance(nb201.get("cifar10"), (int, float)) else "",
                        param_free=collapse.get("param_free/normal", collapse.get("param_free/cell", "")),
-                       status=run_state(run))
+                       budget=_budget_verdict(run) if kind == "search" else "", status=run_state(run))
         except (RomenasError, KeyError, TypeError, ValueError, AttributeError):  # one damaged run must not hide the rest
             row.update(kind="?", status="damaged")
         rows.append(row)
@@ -158,6 +159,17 @@ def run_rows(root: str | Path) -> list[dict[str, Any]]:
 
 
 _ACCURACY = {"search": "val_acc", "train": "test_acc"}
+
+
+def _budget_verdict(run: RunDir) -> str:
+    """'met' / 'NOT met' once a budgeted search has measured its derived network ('' without a budget)."""
+    if not run.budget_file.exists():
+        return ""
+    try:
+        derived = run.read_json(run.budget_file)["derived"]
+        return "met" if all(r["met"] for r in derived.values()) else "NOT met"
+    except (RomenasError, KeyError, TypeError, AttributeError):
+        return "pending" if run_state(run) == "running" else "?"
 
 
 def _family(cfg: dict[str, Any]) -> str:

@@ -10,7 +10,7 @@ from romenas.cli import main
 from romenas.config import SearchConfig, build_config
 from romenas.errors import RomenasError
 from romenas.published import PUBLISHED
-from romenas.report import summary
+from romenas.report import run_rows, summary
 from romenas.sampling import plackett_luce_inclusion
 from romenas.search import ALGORITHMS
 from romenas.search.loop import Searcher
@@ -135,6 +135,9 @@ def test_budget_is_recorded_shown_and_reaches_the_model_card(tmp_path, capsys):
     config = json.loads((run / "config.json").read_text())["config"]
     assert config["budget_channels"] == 4 and config["target_params"] == 1.0
     assert "MFLOPs <= 50 MFLOPs met" in summary(run)
+    assert main(["list", str(tmp_path), "--csv"]) == 0
+    assert "run,search,rome,darts,digits,1/1," in capsys.readouterr().out.replace("\r", "") and \
+        run_rows(tmp_path)[0]["budget"] == "met"
     assert main(["train", str(run), *_train_flags(), "--channels", "4", "--layers", "3", "--out", str(trained)]) == 0
     card = (trained / "MODEL_CARD.md").read_text()
     assert "## Budget" in card and "<= 50 MFLOPs met" in card
