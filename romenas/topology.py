@@ -46,7 +46,7 @@ class TopologySampler:
 
     def marginals(self, beta: torch.Tensor) -> torch.Tensor:
         """[edges]: each edge's probability of being kept in a sampled subnet (plots, logs)."""
-        raise NotImplementedError
+        return self.inclusion(beta.detach().cpu())
 
     def inclusion(self, beta: torch.Tensor) -> torch.Tensor:
         """[edges]: the probability that a sampled subnet has each edge, differentiable in beta
@@ -80,9 +80,6 @@ class GumbelTopK(TopologySampler):
 
     def _per_node(self) -> list[int]:
         return [self.keep] * self.index.num_nodes if isinstance(self.keep, int) else list(self.keep)
-
-    def marginals(self, beta):
-        return self.inclusion(beta.detach().cpu())
 
     def inclusion(self, beta):
         out = torch.zeros_like(beta)
@@ -134,9 +131,6 @@ class _GumbelSets(TopologySampler):
 
     def kept(self, beta):
         return [list(sets[int(scores.argmax())]) for sets, scores in zip(self.sets, self._groups(beta))]
-
-    def marginals(self, beta):
-        return self.inclusion(beta.detach().cpu())
 
     def inclusion(self, beta):
         return torch.softmax(self._padded(beta), -1).flatten() @ self.incidence.to(beta.device)

@@ -25,9 +25,9 @@ from torch import nn
 
 from ..config import METRICS
 from ..errors import RomenasError
-from ..genotype import Genotype
+from ..genotype import MAX_NODES, Genotype
 from ..ops import build_op
-from .base import GenotypeDAG, SearchSpace
+from .base import GenotypeDAG, SearchSpace, cell_edges
 from .network import build_network, count_parameters, flops_of, median_ms
 
 __all__ = ["CostTable", "cost_table", "network_cost", "reference_genotype"]
@@ -47,6 +47,7 @@ class CostTable:
     network: dict[str, Any]
     family: str
     num_inputs: int
+    num_nodes: int
     device: str | None = None
     _tensors: dict = field(default_factory=dict, repr=False, compare=False)
 
@@ -62,9 +63,7 @@ class CostTable:
         return self._tensors[key]
 
     def _edge_of(self, kind: str) -> dict[tuple[int, int], int]:
-        edges = [(self.num_inputs + j, i) for j in range(len(self.ops[kind]))
-                 for i in range(self.num_inputs + j)]
-        return {edge: e for e, edge in enumerate(edges) if e < len(self.ops[kind])}
+        return {edge: e for e, edge in enumerate(cell_edges(self.num_inputs, self.num_nodes))}
 
     def genotype_cost(self, genotype: Genotype) -> dict[str, float]:
         """The table's cost of ``genotype``'s network (constant included). 'none' costs nothing
@@ -120,7 +119,8 @@ class CostTable:
 
     # -- the JSON form (run folders cache it: latency is measured once) -----------------
     def to_dict(self) -> dict[str, Any]:
-        return {"family": self.family, "num_inputs": self.num_inputs, "network": self.network, "device": self.device,
+        return {"family": self.family, "num_inputs": self.num_inputs, "num_nodes": self.num_nodes,
+                "network": self.network, "device": self.device,
                 "constant": self.constant, "ops": self.ops, "costs": self.costs}
 
     @classmethod
@@ -132,8 +132,12 @@ class CostTable:
                                for m, per in data["costs"].items()},
                         constant={m: float(v) for m, v in data["constant"].items()},
                         network=dict(data["network"]), family=str(data["family"]),
-                        num_inputs=int(data["num_inputs"]), device=data.get("device"))
-            shapes_fit = all(len(table.costs[m][k]) == len(table.ops[k]) and
+                        num_inputs=int(data["num_inputs"]), num_nodes=int(data["num_nodes"]),
+                        device=data.get("device"))
+            if not (0 < table.num_nodes <= MAX_NODES and 0 < table.num_inputs <= MAX_NODES):  # before lists are built
+                raise ValueError
+            edges = len(cell_edges(table.num_inputs, table.num_nodes))
+            shapes_fit = all(len(table.costs[m][k]) == len(table.ops[k]) == edges and
                              all(len(c) == len(o) for c, o in zip(table.costs[m][k], table.ops[k]))
                              for m in table.costs for k in table.ops)
             finite = all(math.isfinite(c) for per in table.costs.values() for v in per.values() for e in v for c in e)
@@ -222,7 +226,7 @@ def cost_table(space: SearchSpace, channels: int, layers: int, num_classes: int,
     table = CostTable(ops, costs, dict.fromkeys(metrics, 0.0),
                       {"channels": channels, "layers": layers, "image_size": image_size, "in_channels": in_channels,
                        "num_classes": num_classes, "stem": stem},
-                      space.family, space.num_inputs,
+                      space.family, space.num_inputs, space.num_nodes,
                       device_name(latency_device) if latency_device is not None else None)
     whole = network_cost(net, in_channels, image_size, latency_device, repeats)
     cells = table.genotype_cost(reference)
