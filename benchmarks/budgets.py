@@ -1,13 +1,18 @@
 """Search under a budget: accuracy against cost, at several targets and without one.
 
-For every algorithm, target (and no target) and seed it searches with that budget, builds
+For every algorithm, target (and no target) and seed it finds a cell within that budget, builds
 the derived network at the budget's size, measures its MFLOPs and parameters, and reports
 its accuracy: looked up in NAS-Bench-201 (``--space nb201``, the default; the budget prices
 the benchmark's own network, C=16, N=5 on 32x32 images, so the table's accuracy is that
 network's) or from a short retrain at the budget's size (``--space darts``,
 ``--train-epochs``). Writes ``budgets.csv`` (columns algorithm, metric, target, seed,
 mflops, mparams, met, accuracy, ...), ``budgets.md`` and ``budgets.png`` (accuracy against
-MFLOPs and against parameters, per algorithm).
+MFLOPs and against parameters, per algorithm and strategy).
+
+Two strategies side by side (``--strategies``): "penalty" searches under the budget (the hinge on
+the expected cost, then the most probable cell within it); "derive" reuses the search without a
+budget and derives the most probable cell within each target afterwards (``romenas derive RUN
+--target-mflops X``), one search for every target.
 
     python benchmarks/budgets.py --seeds 0 1 --targets 60 120 240              # NB201 cpu-proxy, MFLOPs
     python benchmarks/budgets.py --metric params --targets 0.3 0.6             # parameter budgets (millions)
@@ -26,6 +31,11 @@ from robust_spaces import PRESETS as DARTS_PRESETS
 
 #: --metric -> the search setting that sets it.
 TARGET_FLAGS = {"mflops": "target_mflops", "params": "target_params", "latency": "target_latency_ms"}
+#: --metric -> the cost table's metric.
+METRIC_KEYS = {"mflops": "mflops", "params": "mparams", "latency": "latency_ms"}
+#: How a budget acts: "penalty" searches with it (the hinge on E[cost], then the most probable cell
+#: within it); "derive" searches without one and derives the most probable cell within it afterwards.
+STRATEGIES = ("penalty", "derive")
 UNITS = {"mflops": "MFLOPs", "mparams": "M parameters", "latency_ms": "ms"}
 
 
@@ -36,6 +46,8 @@ def main() -> None:
     p.add_argument("--metric", choices=list(TARGET_FLAGS), default="mflops")
     p.add_argument("--targets", nargs="+", type=float, default=[60.0, 120.0, 240.0],
                    help="budgets in the metric's unit (MFLOPs, millions of parameters, ms); no budget is always run")
+    p.add_argument("--strategies", nargs="+", choices=STRATEGIES, default=list(STRATEGIES),
+                   help="penalty: search under the budget; derive: search without one, derive within it afterwards")
     p.add_argument("--budget-weight", type=float, help="lambda of the penalty (default: romenas')")
     p.add_argument("--budget-channels", type=int, help="C of the network the budget prices (default: the paper's)")
     p.add_argument("--budget-layers", type=int, help="cells of that network (default: the paper's)")
@@ -45,7 +57,9 @@ def main() -> None:
     if args.space == "darts" and not args.train_epochs:
         p.error("the DARTS space has no accuracy table: give --train-epochs N to retrain each derived network")
 
+    from romenas.bench.nb201 import NB201Table
     from romenas.data import dataset_shape
+    from romenas.search.loop import derive_within
     from romenas.spaces import build_network
     from romenas.spaces.cost import network_cost
 
@@ -54,56 +68,74 @@ def main() -> None:
                               ("budget_weight", args.budget_weight)) if v is not None}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    table = NB201Table.load(args.table) if args.space == "nb201" else None
     rows = []
+
+    def add(algorithm, strategy, target, seed, run, genotype, last, budget_result, searched):
+        if budget_result is not None:
+            measured = {m: r["measured"] for m, r in budget_result.items()}
+            met = all(r["met"] for r in budget_result.values())
+        else:
+            measured, met = {}, ""
+        if "mflops" not in measured or "mparams" not in measured:  # the metrics no target measured
+            classes, channels, side = dataset_shape(args.dataset)
+            net = build_network(genotype, args.budget_channels, args.budget_layers, classes, channels)
+            measured = {**network_cost(net, channels, side), **measured}
+            if target is not None:
+                met = measured[METRIC_KEYS[args.metric]] <= target
+        if table is not None:
+            accuracy = table.lookup(genotype)["cifar10"]
+        else:
+            accuracy = train_once(run / "train", genotype, args, seed, limit_train=preset.get("limit_train"),
+                                  channels=args.budget_channels, layers=args.budget_layers).test_acc
+        label = "none" if target is None else f"{target:g}"
+        rows.append({"algorithm": algorithm, "strategy": strategy if target is not None else "-",
+                     "metric": args.metric, "target": "" if target is None else target,
+                     "seed": seed, "mflops": round(measured["mflops"], 3), "mparams": round(measured["mparams"], 4),
+                     "latency_ms": round(measured["latency_ms"], 2) if "latency_ms" in measured else "",
+                     "met": met, "accuracy": accuracy, **convergence_columns(last),
+                     "search_seconds": round(sum(m["seconds"] for m in searched.metrics)),
+                     "genotype": genotype.to_string()})
+        print(f"{algorithm} {strategy} {args.metric} target {label} seed {seed}: {measured['mflops']:.1f} MFLOPs, "
+              f"{measured['mparams']:.3f} M params, met {met}, accuracy {accuracy:.2f}", flush=True)
+
     for algorithm in args.algorithms:
-        for target in [None, *args.targets]:
-            for seed in args.seeds:
-                label = "none" if target is None else f"{target:g}"
-                run = out / f"{args.space}-{algorithm}-{args.metric}-{label}-seed{seed}"
-                budget = {TARGET_FLAGS[args.metric]: target, **size} if target is not None else {}
-                extra = {"nb201_table": args.table} if args.space == "nb201" else {}
-                result = search_once(run, args, preset, **VARIANTS[algorithm], **budget, **extra, space=args.space,
-                                     seed=seed)
-                last = result.metrics[-1]
-                if result.budget is not None:
-                    measured = {m: r["measured"] for m, r in result.budget.items()}
-                    met = all(r["met"] for r in result.budget.values())
-                else:
-                    measured, met = {}, ""
-                if "mflops" not in measured or "mparams" not in measured:  # the metrics no target measured
-                    classes, channels, side = dataset_shape(args.dataset)
-                    net = build_network(result.genotype, args.budget_channels, args.budget_layers, classes, channels)
-                    measured = {**network_cost(net, channels, side), **measured}
-                if args.space == "nb201":
-                    accuracy = last["nb201"]["cifar10"]
-                else:
-                    accuracy = train_once(run / "train", result.genotype, args, seed, limit_train=preset.get(
-                        "limit_train"), channels=args.budget_channels, layers=args.budget_layers).test_acc
-                rows.append({"algorithm": algorithm, "metric": args.metric, "target": "" if target is None else target,
-                             "seed": seed, "mflops": round(measured["mflops"], 3),
-                             "mparams": round(measured["mparams"], 4),
-                             "latency_ms": round(measured["latency_ms"], 2) if "latency_ms" in measured else "",
-                             "met": met, "accuracy": accuracy, **convergence_columns(last),
-                             "search_seconds": round(sum(m["seconds"] for m in result.metrics)),
-                             "genotype": result.genotype.to_string()})
-                print(f"{algorithm} {args.metric} target {label} seed {seed}: {measured['mflops']:.1f} MFLOPs, "
-                      f"{measured['mparams']:.3f} M params, met {met}, accuracy {accuracy:.2f}", flush=True)
+        for seed in args.seeds:
+            free = out / f"{args.space}-{algorithm}-{args.metric}-none-seed{seed}"
+            extra = {"nb201_table": args.table} if args.space == "nb201" else {}
+            unconstrained = search_once(free, args, preset, **VARIANTS[algorithm], **extra, space=args.space, seed=seed)
+            add(algorithm, "-", None, seed, free, unconstrained.genotype, unconstrained.metrics[-1], None,
+                unconstrained)
+            for target in args.targets:
+                label = f"{target:g}"
+                if "penalty" in args.strategies:
+                    run = out / f"{args.space}-{algorithm}-{args.metric}-{label}-seed{seed}"
+                    budget = {TARGET_FLAGS[args.metric]: target, **size}
+                    result = search_once(run, args, preset, **VARIANTS[algorithm], **budget, **extra,
+                                         space=args.space, seed=seed)
+                    add(algorithm, "penalty", target, seed, run, result.genotype, result.metrics[-1], result.budget,
+                        result)
+                if "derive" in args.strategies:
+                    genotype, _, _ = derive_within(free, {METRIC_KEYS[args.metric]: target},
+                                                   channels=args.budget_channels, layers=args.budget_layers)
+                    add(algorithm, "derive", target, seed, free / f"derive-{label}", genotype,
+                        unconstrained.metrics[-1], None, unconstrained)
     write_csv(out / "budgets.csv", rows)
     source = "NAS-Bench-201 CIFAR-10 (looked up)" if args.space == "nb201" else f"test, {args.train_epochs}-epoch retrain"
     lines = [f"Budgets: {args.space}, preset {args.preset}, {args.metric} targets {args.targets}, seeds {args.seeds}, "
              f"{date.today()}", "",
-             f"| algorithm | target | MFLOPs | M params | met | accuracy (%, {source}) | worst seed |",
-             "|---|---|---|---|---|---|---|"]
+             f"| algorithm | strategy | target | MFLOPs | M params | met | accuracy (%, {source}) | worst seed |",
+             "|---|---|---|---|---|---|---|---|"]
     groups = {}
     for algorithm in args.algorithms:
-        for target in ["", *args.targets]:
-            rs = [r for r in rows if r["algorithm"] == algorithm and r["target"] == target]
-            groups[(algorithm, f"{target:g}" if target != "" else "none")] = rs
+        for strategy, target in [("-", ""), *((s, t) for t in args.targets for s in args.strategies)]:
+            rs = [r for r in rows if r["algorithm"] == algorithm and r["target"] == target and r["strategy"] == strategy]
+            groups[(algorithm, strategy, f"{target:g}" if target != "" else "none")] = rs
             met = "-" if target == "" else f"{sum(bool(r['met']) for r in rs)}/{len(rs)}"
-            lines.append(f"| {algorithm} | {target if target != '' else 'none'} | "
+            lines.append(f"| {algorithm} | {strategy} | {target if target != '' else 'none'} | "
                          f"{mean_std((r['mflops'] for r in rs), 1)} | {mean_std((r['mparams'] for r in rs), 3)} | "
                          f"{met} | {mean_std(r['accuracy'] for r in rs)} | {min(r['accuracy'] for r in rs):.2f} |")
-    lines += per_seed_table("Per seed (MFLOPs / accuracy):", ["algorithm", "target"],
+    lines += per_seed_table("Per seed (MFLOPs / accuracy):", ["algorithm", "strategy", "target"],
                             {k: {r["seed"]: f"{r['mflops']:.1f} / {r['accuracy']:.2f}" for r in rs}
                              for k, rs in groups.items()}, args.seeds)
     (out / "budgets.md").write_text("\n".join(lines) + "\n")
@@ -120,15 +152,18 @@ def _plot(rows, groups, args, path: Path) -> None:
     ylabel = "NAS-Bench-201 CIFAR-10 accuracy (%)" if args.space == "nb201" else "test accuracy (%)"
     for ax, metric in zip(axes, ("mflops", "mparams")):
         for algorithm in args.algorithms:
-            mine = {k: rs for k, rs in groups.items() if k[0] == algorithm and rs}
-            xs = [statistics.mean(r[metric] for r in rs) for rs in mine.values()]
-            ys = [statistics.mean(r["accuracy"] for r in rs) for rs in mine.values()]
-            ax.scatter([r[metric] for rs in mine.values() for r in rs],
-                       [r["accuracy"] for rs in mine.values() for r in rs], s=14, alpha=0.4)
-            order = sorted(range(len(xs)), key=xs.__getitem__)
-            ax.plot([xs[i] for i in order], [ys[i] for i in order], marker="o", label=f"{algorithm} (seed mean)")
-            for (_, target), x, y in zip(mine, xs, ys):
-                ax.annotate("no budget" if target == "none" else f"target {target}", (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7)
+            for strategy in args.strategies:
+                mine = {k: rs for k, rs in groups.items() if k[0] == algorithm and k[1] in ("-", strategy) and rs}
+                xs = [statistics.mean(r[metric] for r in rs) for rs in mine.values()]
+                ys = [statistics.mean(r["accuracy"] for r in rs) for rs in mine.values()]
+                ax.scatter([r[metric] for rs in mine.values() for r in rs],
+                           [r["accuracy"] for rs in mine.values() for r in rs], s=14, alpha=0.4)
+                order = sorted(range(len(xs)), key=xs.__getitem__)
+                ax.plot([xs[i] for i in order], [ys[i] for i in order], marker="o",
+                        label=f"{algorithm}, {strategy} (seed mean)")
+                for (_, _, target), x, y in zip(mine, xs, ys):
+                    ax.annotate("no budget" if target == "none" else f"target {target}", (x, y),
+                                textcoords="offset points", xytext=(4, 4), fontsize=7)
         ax.set(xlabel=f"derived network: {UNITS[metric]}", ylabel=ylabel,
                title=f"accuracy against {UNITS[metric]} ({args.metric} budgets)")
         ax.grid(alpha=0.3)

@@ -9,7 +9,8 @@ import sys
 import types
 import typing
 
-from .config import DEFAULT_PRESET, SearchConfig, TrainConfig, build_config, field_help, preset_names, to_dict
+from .config import (DEFAULT_PRESET, METRICS, TARGETS, SearchConfig, TrainConfig, build_config, field_help, format_cost,
+                     preset_names, to_dict)
 from .errors import RomenasError
 
 
@@ -86,7 +87,22 @@ def cmd_search(args) -> None:
 def cmd_derive(args) -> None:
     from .published import load_genotype
 
-    genotype = load_genotype(args.run)
+    given = {k: getattr(args, k) for k in (*TARGETS, "budget_channels", "budget_layers", "image_size")}
+    SearchConfig(recipe="none", **{k: v for k, v in given.items() if v is not None}).validate()  # as search checks them
+    targets = {metric: given[name] for name, metric in TARGETS.items() if given[name] is not None}
+    size = {"channels": args.budget_channels, "layers": args.budget_layers, "image_size": args.image_size}
+    if not targets:
+        if any(v is not None for v in size.values()):
+            raise RomenasError("--budget-channels/--budget-layers/--image-size size the network a budget prices; "
+                               "add --target-mflops, --target-params or --target-latency-ms, or drop them")
+        genotype = load_genotype(args.run)
+    else:
+        from .search.loop import derive_within
+
+        genotype, mode, cost = derive_within(args.run, targets, **size)
+        note = ", ".join(format_cost(m, cost[m]) for m in targets)
+        print(f"romenas: the most probable cell within the budget: {note}" +
+              ("" if mode == genotype else f" (the search's own, {mode}, is above it)"), file=sys.stderr)
     print(genotype.to_json() if args.format == "json" else genotype.to_string())
 
 
@@ -230,6 +246,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run", help="search run folder, genotype JSON file, genotype string or published name")
     p.add_argument("--format", choices=("string", "json"), default="string",
                    help="DARTS/NAS-Bench-201 string (default) or JSON")
+    g = p.add_argument_group("derive again under a budget (a search run folder with a checkpoint)")
+    for name, metric in TARGETS.items():
+        g.add_argument("--" + name.replace("_", "-"), type=float, metavar="X",
+                       help=f"the most probable cell whose {METRICS[metric]} fit X")
+    g.add_argument("--budget-channels", type=int, metavar="C",
+                   help="initial channels of the network the budget prices (default: the run's budget, else the "
+                        "family's paper size)")
+    g.add_argument("--budget-layers", type=int, metavar="N", help="cells of the priced network (as above)")
+    g.add_argument("--image-size", type=int, metavar="PX", help="image side of the priced network "
+                                                                          "(default: the search's images)")
     p.set_defaults(func=cmd_derive)
 
     p = sub.add_parser("train", help="train a genotype from scratch")

@@ -393,13 +393,19 @@ def format_cost(metric: str, value: float) -> str:
     return f"{value:.4g} {METRICS[metric]}"
 
 
-def budget_line(result: dict[str, dict[str, Any]], network: dict[str, Any] | None = None) -> str:
-    """One line: each budget, the derived network's measured cost, met or NOT met."""
+def budget_line(result: dict[str, dict[str, Any]], network: dict[str, Any] | None = None,
+                mode: dict[str, Any] | None = None) -> str:
+    """One line: each budget, the derived network's measured cost, met or NOT met; with ``mode``
+    (the most probable cell, which the budget ruled out), what that one would have cost."""
     parts = [f"{format_cost(m, r['measured'])} <= {format_cost(m, r['target'])} met" if r["met"] else
              f"{format_cost(m, r['measured'])} > {format_cost(m, r['target'])} NOT met"
              for m, r in result.items()]
     size = f" (C={network['channels']}, {network['layers']} layers, {network['image_size']}px)" if network else ""
     line = "budget" + size + ": " + "; ".join(parts)
+    if isinstance(mode, dict) and isinstance(mode.get("cost"), dict):
+        line += (" - the most probable cell (" + ", ".join(format_cost(m, mode["cost"][m]) for m in result
+                                                          if isinstance(mode["cost"].get(m), (int, float)))
+                 + ") is above it; derived the most probable one within it")
     if not all(r["met"] for r in result.values()):
         line += " - the derived network exceeds its budget: raise --budget-weight or search longer"
     return line

@@ -2,13 +2,16 @@
 
 Two rules. The DARTS rule (DARTS, GDAS) keeps, per node, the inputs whose strongest
 non-'none' op weighs most. The topology rule (ROME) keeps the inputs chosen by the
-topology parameters and takes the most probable op on each: argmax_z p(z).
+topology parameters (each node's most probable input set) and takes the most probable op on each.
 Spaces that keep every edge (NAS-Bench-201) take the argmax op of each edge, 'none' included.
+Under a budget, the most probable genotype whose cost fits (:func:`most_probable_within`).
 """
 from __future__ import annotations
 
+from itertools import product
 from typing import Mapping, Sequence
 
+import numpy as np
 import torch
 
 from .genotype import Genotype
@@ -59,3 +62,105 @@ def topology_rule(space: SearchSpace, op_weights: Mapping[str, torch.Tensor],
                            if e in kept else "none", edges[e][1]) for e in chosen])
         cells[kind] = nodes
     return Genotype.build(space.family, cells)
+
+
+#: Cost resolution of the derivation under a budget: partial cells whose costs agree to this
+#: share of the target are merged (the most probable kept), which bounds the search's size.
+_RESOLUTION = 1e-4
+
+
+def most_probable_within(space: SearchSpace, op_probs: Mapping[str, torch.Tensor],
+                         input_sets: Mapping[str, Sequence[Sequence[tuple[tuple[int, ...], float]]]],
+                         table, targets: Mapping[str, float]) -> Genotype | None:
+    """The most probable genotype whose table cost fits every target, None where none does.
+
+    Maximises log p(z) = sum over nodes of log p(input set) + sum over kept edges of
+    log p(op | edge), subject to ``table``'s cost (romenas/spaces/cost.py) <= each target: a
+    multiple-choice knapsack (one option per node, costs additive), solved exactly by dynamic
+    programming over the Pareto front of (log p, cost) of the cells' first nodes. ``op_probs``
+    [edges, ops] per cell type; ``input_sets`` per cell type and node, the input sets a node may
+    keep (edge ids) with their log-probability (0 for every set: the DARTS rule, which ranks
+    inputs by their ops alone). 'none' is derivable only where nodes keep every input (an
+    absent edge costs nothing). Unbounded, it is the DARTS rule's cell; ROME's rule decides the
+    topology before the ops, so its cell can be less probable than this joint mode
+    (:meth:`romenas.search.budget.Budget.derive` keeps the algorithm's own cell wherever it fits).
+    """
+    metrics = list(targets)
+    limit = np.array([targets[m] - table.constant[m] for m in metrics])
+    allow_none = space.inputs_per_node is None
+    groups = []  # (kind, node position, [(log p, cost [M], {edge: op index})])
+    for kind in space.cell_types:
+        logp = torch.log(op_probs[kind].detach().cpu().double().clamp_min(1e-300))
+        prices = np.stack([table.table(m, kind).numpy() for m in metrics], -1)  # [edges, ops, M]
+        per_edge = {}
+        for e, ops in enumerate(space.edge_ops[kind]):
+            choices = [(float(logp[e, o]), prices[e, o], o) for o, op in enumerate(ops) if op != "none" or allow_none]
+            per_edge[e] = _pareto(choices)
+        for j, sets in enumerate(input_sets[kind]):
+            options = []
+            for members, set_logp in sets:
+                for combo in product(*(per_edge[e] for e in members)):
+                    cost = sum((c for _, c, _ in combo), np.zeros(len(metrics)))
+                    chosen = {e: o for e, (_, _, o) in zip(members, combo)}
+                    options.append((set_logp + sum(lp for lp, _, _ in combo), cost, chosen))
+            groups.append((kind, j, _pareto(options)))
+    least_after = np.zeros((len(groups) + 1, len(metrics)))
+    for g in range(len(groups) - 1, -1, -1):
+        least_after[g] = least_after[g + 1] + np.min([c for _, c, _ in groups[g][2]], axis=0)
+    if np.any(least_after[0] > limit + 1e-9):
+        return None
+    scores, costs, trail = np.zeros(1), np.zeros((1, len(metrics))), []
+    for g, (_, _, options) in enumerate(groups):
+        opt_lp = np.array([lp for lp, _, _ in options])
+        opt_cost = np.stack([c for _, c, _ in options])
+        s = (scores[:, None] + opt_lp[None, :]).ravel()
+        c = (costs[:, None, :] + opt_cost[None, :, :]).reshape(-1, len(metrics))
+        parent, option = np.divmod(np.arange(s.size), len(options))
+        fits = np.all(c + least_after[g + 1] <= limit + 1e-9, axis=1)
+        keep = _front(s[fits], c[fits], limit)
+        idx = np.flatnonzero(fits)[keep]
+        scores, costs = s[idx], c[idx]
+        trail.append((parent[idx], option[idx]))
+    best = int(np.argmax(scores))
+    picks = []
+    for parent, option in reversed(trail):
+        picks.append(int(option[best]))
+        best = int(parent[best])
+    picks.reverse()
+    weights = {k: torch.zeros_like(op_probs[k], device="cpu") for k in space.cell_types}
+    kept: dict[str, list[list[int]]] = {k: [] for k in space.cell_types}
+    for (kind, _, options), pick in zip(groups, picks):
+        chosen = options[pick][2]
+        for e, o in chosen.items():
+            weights[kind][e, o] = 1.0
+        kept[kind].append(sorted(chosen))
+    return topology_rule(space, weights, kept)
+
+
+def _pareto(choices: list) -> list:
+    """The choices (log p, cost [M], payload) not dominated by a more probable one that costs no
+    more on every metric."""
+    front: list = []
+    for choice in sorted(choices, key=lambda t: -t[0]):
+        if not any(np.all(kept[1] <= choice[1]) for kept in front):
+            front.append(choice)
+    return front
+
+
+def _front(scores: np.ndarray, costs: np.ndarray, limit: np.ndarray) -> np.ndarray:
+    """Indices of the partial cells on the (log p, cost) Pareto front, most probable first; costs
+    within ``_RESOLUTION`` of the target count as equal."""
+    order = np.argsort(-scores, kind="stable")
+    scale = np.where(limit > 0, limit, 1.0) * _RESOLUTION
+    cells = np.floor(costs[order] / scale).astype(np.int64)
+    _, first = np.unique(cells, axis=0, return_index=True)  # the most probable of each cost cell
+    order = order[np.sort(first)]
+    if costs.shape[1] == 1:  # one metric: keep what is cheaper than everything more probable
+        c = costs[order, 0]
+        best_before = np.minimum.accumulate(np.concatenate([[np.inf], c[:-1]]))
+        return order[c < best_before]
+    kept: list[int] = []
+    for i in order:
+        if not kept or not np.any(np.all(costs[kept] <= costs[i], axis=1)):
+            kept.append(int(i))
+    return np.array(kept, dtype=np.int64)

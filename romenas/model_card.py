@@ -13,7 +13,8 @@ from typing import Any
 
 import torch
 
-from .config import METRICS, budget_line, format_cost, method_summary
+from .config import budget_line, format_cost, method_summary
+from .errors import RomenasError
 from .inference import TrainedModel
 from .runs import RunDir, _write_atomic
 from .registry import get_family
@@ -48,9 +49,8 @@ def _search_settings(source: str | None) -> dict[str, Any] | None:
 def _search_budget(source: str) -> dict[str, Any] | None:
     """The budget the genotype's search ran under, if it had one (its budget.json)."""
     try:
-        saved = RunDir(source).read_json(RunDir(source).budget_file)
-        return saved if {m for m in saved["targets"]} <= set(METRICS) and saved["table"]["network"] else None
-    except Exception:  # no budget, or a damaged file: the card omits the section
+        return RunDir(source).budget()
+    except (RomenasError, OSError, ValueError):  # a damaged file: the card omits the section
         return None
 
 
@@ -120,7 +120,7 @@ def model_card(run: str | Path) -> str:
         same = (size["channels"], size["layers"], size["image_size"]) == (width, layers, model.input_shape[1])
         lines += ["", "## Budget", ""]
         if isinstance(budget.get("derived"), dict):
-            lines.append(f"- The search's verdict: {budget_line(budget['derived'], size)}")
+            lines.append(f"- The search's verdict: {budget_line(budget['derived'], size, budget.get('mode'))}")
         if same:
             lines.append("- This network (the size the budget priced), measured here: " + "; ".join(
                 f"{format_cost(m, measured[m])} against {format_cost(m, t)}: {'met' if measured[m] <= t else 'NOT met'}"

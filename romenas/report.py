@@ -99,13 +99,13 @@ def _search_extras(last: dict) -> list[str]:
 def _budget_summary(run: RunDir) -> str:
     """The search's budget: targets, and once it finished, the derived network's measured cost."""
     try:
-        saved = run.read_json(run.budget_file)
-        if "derived" in saved:
-            return budget_line(saved["derived"], saved["table"]["network"])
-        return "budget:   " + ", ".join(f"{format_cost(m, t)}" for m, t in saved["targets"].items()) + \
-            " (the derived network is measured when the search ends)"
-    except (RomenasError, TypeError, ValueError, AttributeError, KeyError):
+        saved = run.budget()
+    except RomenasError:
         return f"budget:   {run.budget_file.name} is damaged"
+    if "derived" in saved:
+        return budget_line(saved["derived"], saved["table"]["network"], saved.get("mode"))
+    return "budget:   " + ", ".join(f"{format_cost(m, t)}" for m, t in saved["targets"].items()) + \
+        " (the derived network is measured when the search ends)"
 
 
 class _Fields(dict):
@@ -163,13 +163,15 @@ _ACCURACY = {"search": "val_acc", "train": "test_acc"}
 
 def _budget_verdict(run: RunDir) -> str:
     """'met' / 'NOT met' once a budgeted search has measured its derived network ('' without a budget)."""
-    if not run.budget_file.exists():
-        return ""
     try:
-        derived = run.read_json(run.budget_file)["derived"]
-        return "met" if all(r["met"] for r in derived.values()) else "NOT met"
-    except (RomenasError, KeyError, TypeError, AttributeError):
+        saved = run.budget()
+    except RomenasError:
+        return "?"
+    if saved is None:
+        return ""
+    if "derived" not in saved:
         return "pending" if run_state(run) == "running" else "?"
+    return "met" if all(r["met"] for r in saved["derived"].values()) else "NOT met"
 
 
 def _family(cfg: dict[str, Any]) -> str:

@@ -43,6 +43,10 @@ def default_run_path(kind: str, *parts: str, root: str | Path = "runs") -> Path:
     return path
 
 
+#: What a budget may limit (romenas/config.py's METRICS names them for display).
+BUDGET_METRICS = ("mflops", "mparams", "latency_ms")
+
+
 class RunDir:
     def __init__(self, path: str | Path):
         self.path = Path(path)
@@ -55,6 +59,33 @@ class RunDir:
     weights_file = property(lambda self: self.path / "model.safetensors")
     model_card = property(lambda self: self.path / "MODEL_CARD.md")
     budget_file = property(lambda self: self.path / "budget.json")  # a search's cost table and verdict
+
+    def budget(self) -> dict[str, Any] | None:
+        """A search's budget.json, checked (None where the run has no budget): ``targets`` (metric ->
+        target), ``table`` (the cost table's JSON form; ``table['network']`` the size it priced), and
+        once the search has ended ``genotype`` and ``derived`` (metric -> target, measured, met),
+        plus ``mode`` where the most probable cell exceeded the budget. Anything else is a one-line
+        RomenasError."""
+        if not self.budget_file.exists():
+            return None
+        saved = self.read_json(self.budget_file)
+        try:
+            network = saved["table"]["network"]
+            number = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+            ok = (isinstance(saved["targets"], dict) and saved["targets"]
+                  and all(m in BUDGET_METRICS and number(t) for m, t in saved["targets"].items())
+                  and all(number(network[k]) for k in ("channels", "layers", "image_size")))
+            derived = saved.get("derived")
+            if derived is not None:
+                ok = ok and isinstance(derived, dict) and isinstance(saved.get("genotype", ""), str) and all(
+                    isinstance(r, dict) and number(r["measured"]) and isinstance(r["met"], bool)
+                    for r in derived.values())
+        except (KeyError, TypeError, AttributeError):
+            ok = False
+        if not ok:
+            raise RomenasError(f"{self.budget_file} is damaged; delete it to measure the costs again "
+                               "(a finished search's verdict is then left out)")
+        return saved
 
     @staticmethod
     def check_new(path: str | Path) -> None:

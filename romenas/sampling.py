@@ -7,7 +7,7 @@ sample, the gradient is that of the relaxed sample (GDAS, ROME Eq. 2-3 and 7-8).
 """
 from __future__ import annotations
 
-from itertools import permutations
+from itertools import combinations, permutations
 from typing import Sequence
 
 import torch
@@ -106,6 +106,26 @@ def plackett_luce_inclusion(probs: torch.Tensor, k: int) -> torch.Tensor:
         for i in order:
             terms[i].append(prob)
     return torch.stack([torch.stack(t).sum() for t in terms])
+
+
+def plackett_luce_sets(probs: torch.Tensor, k: int) -> list[tuple[tuple[int, ...], float]]:
+    """Every set of ``k`` of the n items (sorted positions) with its probability of being the set
+    drawn without replacement with probabilities ``probs`` [n] (Plackett-Luce: the sum over the
+    set's k! orders); one set of all items, probability 1, where ``k >= n``."""
+    n, p = probs.numel(), [float(v) for v in probs]
+    if k >= n:
+        return [(tuple(range(n)), 1.0)]
+    out = []
+    for members in combinations(range(n), k):
+        total = 0.0
+        for order in permutations(members):
+            prob, left = 1.0, 1.0
+            for i in order:
+                prob *= p[i] / max(left, 1e-12)
+                left -= p[i]
+            total += prob
+        out.append((members, total))
+    return out
 
 
 def fair_op_indices(num_edges: int, num_ops: int, generator: torch.Generator) -> torch.Tensor:

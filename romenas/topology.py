@@ -7,13 +7,14 @@ for a cell's edge list and the number of inputs each node keeps.
 """
 from __future__ import annotations
 
+import math
 from itertools import combinations
 from typing import ClassVar
 
 import torch
 
 from .errors import RomenasError
-from .sampling import EdgeIndex, gumbel_max_st, gumbel_topk_edges_st, plackett_luce_inclusion
+from .sampling import EdgeIndex, gumbel_max_st, gumbel_topk_edges_st, plackett_luce_inclusion, plackett_luce_sets
 
 __all__ = ["TopologySampler", "GumbelTopK", "GumbelPairs", "TOPOLOGY_SAMPLERS", "get_topology_sampler"]
 
@@ -53,6 +54,11 @@ class TopologySampler:
         (a budget's expected cost reads it)."""
         raise NotImplementedError
 
+    def input_sets(self, beta: torch.Tensor) -> list[list[tuple[tuple[int, ...], float]]]:
+        """Per node, every input set a derived node may keep (sorted edge ids) with its log-probability
+        under p(edges; beta): what a derivation under a budget maximises (romenas/derive.py)."""
+        raise NotImplementedError
+
     def distributions(self, beta: torch.Tensor) -> list[torch.Tensor]:
         """Each node's distribution over its inputs or input sets (summing to 1), of which the node
         keeps ``chosen`` entries (convergence statistics); for Gumbel-Top-k each input's probability
@@ -86,6 +92,13 @@ class GumbelTopK(TopologySampler):
         for es, k in zip(self.index.node_edges, self._per_node()):
             out = out.index_put((torch.tensor(es, device=beta.device),),
                                 plackett_luce_inclusion(torch.softmax(beta[es], -1), k))
+        return out
+
+    def input_sets(self, beta):
+        beta, out = beta.detach().cpu().double(), []
+        for es, k in zip(self.index.node_edges, self._per_node()):
+            sets = plackett_luce_sets(torch.softmax(beta[es], -1), k)
+            out.append([(tuple(es[i] for i in members), math.log(max(p, 1e-300))) for members, p in sets])
         return out
 
     def distributions(self, beta):
@@ -135,8 +148,12 @@ class _GumbelSets(TopologySampler):
     def inclusion(self, beta):
         return torch.softmax(self._padded(beta), -1).flatten() @ self.incidence.to(beta.device)
 
+    def input_sets(self, beta):
+        return [list(zip(sets, torch.log_softmax(g.double(), -1).tolist())) for sets, g in zip(self.sets, self._groups(beta))]
+
     def distributions(self, beta):
         return [torch.softmax(g, -1) for g in self._groups(beta)]
+
 
 class GumbelPairs(_GumbelSets):
     """ROME-v1 (Eq. 4-6): the admissible sets are the pairs of a node's predecessors. Defined for

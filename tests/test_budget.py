@@ -9,6 +9,7 @@ from romenas import search
 from romenas.cli import main
 from romenas.config import SearchConfig, build_config
 from romenas.errors import RomenasError
+from romenas.genotype import parse_darts_string
 from romenas.published import PUBLISHED
 from romenas.report import run_rows, summary
 from romenas.sampling import plackett_luce_inclusion
@@ -170,3 +171,129 @@ def _train_flags():
     for key in ("limit_train", "limit_test", "epochs", "batch_size"):
         out += ["--" + key.replace("_", "-"), str(TINY_TRAIN[key])]
     return out + ["--no-progress"]
+
+
+# -- the most probable cell within a budget ------------------------------------------------------
+def _random_algorithm(name, space, seed=3, **kwargs):
+    algo = ALGORITHMS[name](space, torch.Generator().manual_seed(0), **kwargs)
+    with torch.no_grad():
+        g = torch.Generator().manual_seed(seed)
+        for p in algo.parameters():
+            p.copy_(torch.randn(p.shape, generator=g))
+    return algo
+
+
+def _log_p(algo, genotype):
+    """log p(genotype) under the algorithm's factorised distribution, by brute force."""
+    total = 0.0
+    for kind, nodes in genotype.cells.items():
+        probs = algo.op_probs()[kind]
+        sets = algo.input_sets(kind)
+        for j, node in enumerate(nodes):
+            edges = {i: e for e, (n, i) in enumerate(algo.space.edges) if n == algo.space.num_inputs + j}
+            kept = tuple(sorted(edges[i] for op, i in node if op != "none" or algo.space.inputs_per_node is None
+                                and "none" in algo.space.edge_ops[kind][edges[i]]))
+            total += dict(sets[j])[kept]
+            for op, i in node:
+                if edges[i] in kept:
+                    total += float(torch.log(probs[edges[i], algo.space.edge_ops[kind][edges[i]].index(op)]))
+    return total
+
+
+def _every_nb201_genotype(space, with_none):
+    from itertools import product
+
+    from romenas.genotype import Genotype
+
+    choices = [list(space.edge_ops["cell"][e]) + (["none"] if with_none else []) for e in range(6)]
+    for ops in product(*choices):
+        nodes = [[(ops[0], 0)], [(ops[1], 0), (ops[2], 1)], [(ops[3], 0), (ops[4], 1), (ops[5], 2)]]
+        if with_none and any(all(op == "none" for op, _ in node) for node in nodes):
+            continue  # the subset sampler keeps at least one input per node
+        yield Genotype.build("nb201", {"cell": nodes})
+
+
+@pytest.mark.parametrize("algorithm, ops, kwargs", [
+    ("darts", ["skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3"], {}),
+    ("rome", None, {"edge_sampler": "subset", "samples": 1}),  # beta turns edges off ('none')
+])
+def test_the_derivation_within_a_budget_is_the_most_probable_cell_that_fits(algorithm, ops, kwargs):
+    """Against brute force over every NAS-Bench-201 cell: with two targets at once, the derivation
+    returns the cell of highest log p(z) among those whose table cost fits both."""
+    from romenas.derive import most_probable_within
+
+    space = get_space("nb201")
+    space = space.restricted(ops) if ops else space
+    algo = _random_algorithm(algorithm, space, **kwargs)
+    table = cost_table(algo.space, 16, 5, 10, 3, 32)
+    cells = list(_every_nb201_genotype(algo.space, with_none=algorithm == "rome"))
+    costs = [table.genotype_cost(g) for g in cells]
+    targets = {"mflops": 120.0, "mparams": 0.45}
+    best = max(_log_p(algo, g) for g, c in zip(cells, costs) if all(c[m] <= t for m, t in targets.items()))
+    sets = {k: algo.input_sets(k) for k in algo.space.cell_types}
+    found = most_probable_within(algo.space, algo.op_probs(), sets, table, targets)
+    assert all(table.genotype_cost(found)[m] <= t for m, t in targets.items())
+    assert _log_p(algo, found) == pytest.approx(best, abs=1e-9)
+    unbounded = most_probable_within(algo.space, algo.op_probs(), sets, table, {"mflops": 1e9})
+    assert _log_p(algo, unbounded) == pytest.approx(max(_log_p(algo, g) for g in cells), abs=1e-9)
+    assert _log_p(algo, unbounded) >= _log_p(algo, algo.derive()) - 1e-9  # ROME's rule: topology first, then ops
+    assert most_probable_within(algo.space, algo.op_probs(), sets, table, {"mflops": 1.0}) is None  # below any cell
+
+
+@pytest.mark.parametrize("algorithm", ["rome", "gdas", "darts"])
+def test_a_budget_derivation_in_the_darts_space(algorithm):
+    """DARTS space (nodes keep 2 of their inputs): unbounded, the DARTS rule (strongest ops, no
+    topology parameters) is the most probable cell; under a budget the cell fits and, for ROME,
+    the budget only ever costs probability (Budget.derive keeps the algorithm's own cell where it fits)."""
+    from romenas.derive import most_probable_within
+    from romenas.search.budget import Budget
+
+    algo = _random_algorithm(algorithm, get_space("darts"), seed=5)
+    table = cost_table(algo.space, 8, 5, 10, 3, 32)
+    sets = {k: algo.input_sets(k) for k in algo.space.cell_types}
+    unbounded = most_probable_within(algo.space, algo.op_probs(), sets, table, {"mflops": 1e9})
+    if algorithm != "rome":
+        assert unbounded == algo.derive()
+    assert _log_p(algo, unbounded) >= _log_p(algo, algo.derive()) - 1e-9
+    mode = table.genotype_cost(algo.derive())["mflops"]
+    within, own = Budget(table, {"mflops": 0.8 * mode}, 1.0, 2).derive(algo)
+    assert own == algo.derive() and table.genotype_cost(within)["mflops"] <= 0.8 * mode
+    assert Budget(table, {"mflops": mode}, 1.0, 2).derive(algo) == (own, own)
+
+
+def test_plackett_luce_sets_are_a_distribution_with_the_inclusion_marginals():
+    from romenas.sampling import plackett_luce_sets
+
+    probs = torch.softmax(torch.tensor([0.3, -1.0, 1.2, 0.0, 0.5], dtype=torch.float64), 0)
+    for k in (1, 2, 3):
+        sets = plackett_luce_sets(probs, k)
+        assert sum(p for _, p in sets) == pytest.approx(1.0, abs=1e-12)
+        marginal = [sum(p for members, p in sets if i in members) for i in range(5)]
+        assert marginal == pytest.approx(plackett_luce_inclusion(probs, k).tolist(), abs=1e-12)
+    assert plackett_luce_sets(probs, 5) == [((0, 1, 2, 3, 4), 1.0)]
+
+
+def test_a_budget_the_most_probable_cell_exceeds_derives_within_it_and_derive_again(tmp_path, capsys):
+    """A search whose penalty is too weak to pull the cell under its target still ends within it: the
+    most probable cell that fits, with the one it ruled out recorded; ``romenas derive RUN
+    --target-mflops X`` derives a finished search again under another budget."""
+    from romenas.data import dataset_shape
+
+    classes, channels, side = dataset_shape("digits")
+    table = cost_table(get_space("darts"), 4, 3, classes, channels, side)
+    target = 1.05 * table.smallest(2)["mflops"]
+    run = tmp_path / "run"
+    result = search(**{**TINY_SEARCH, "epochs": 1}, target_mflops=target, budget_weight=1e-6, budget_channels=4,
+                    budget_layers=3, out=run)
+    saved = json.loads((run / "budget.json").read_text())
+    assert saved["mode"]["cost"]["mflops"] > target >= table.genotype_cost(result.genotype)["mflops"]
+    assert result.budget["mflops"]["met"] and "derived the most probable one within it" in summary(run)
+    looser = 0.5 * (target + saved["mode"]["cost"]["mflops"])
+    assert main(["derive", str(run), "--target-mflops", str(looser)]) == 0
+    out = capsys.readouterr()
+    assert "the most probable cell within the budget" in out.err
+    assert table.genotype_cost(parse_darts_string(out.out.strip().splitlines()[-1]))["mflops"] <= looser
+    assert main(["derive", str(run), "--target-mflops", "1e-6"]) == 2
+    assert "below the smallest network" in capsys.readouterr().err
+    assert main(["derive", str(run), "--budget-layers", "3"]) == 2
+    assert "add --target-mflops" in capsys.readouterr().err

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+from itertools import combinations
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
@@ -152,6 +153,17 @@ class SearchAlgorithm(nn.Module):
         keep = self.space.inputs_per_node
         share = [1.0 if keep is None else min(1.0, keep / node) for node, _ in self.space.edges]
         return torch.tensor(share, device=self.alphas[kind].device)
+
+    def input_sets(self, kind: str) -> list[list[tuple[tuple[int, ...], float]]]:
+        """Per node, the input sets (edge ids) a derived node may keep, with their log-probability:
+        without topology parameters every set of ``inputs_per_node`` inputs (or all of them) at 0,
+        so the ops alone rank them, as the DARTS rule does (a derivation under a budget reads it)."""
+        keep, out = self.space.inputs_per_node, []
+        for node in sorted({n for n, _ in self.space.edges}):
+            es = [e for e, (n, _) in enumerate(self.space.edges) if n == node]
+            sets = [tuple(es)] if keep is None or keep >= len(es) else list(combinations(es, keep))
+            out.append([(s, 0.0) for s in sets])
+        return out
 
     def edge_probs(self) -> dict[str, torch.Tensor] | None:
         """Per-edge probability of being kept, where the algorithm samples topology."""

@@ -24,6 +24,7 @@ from ..registry import get_family
 from ..runs import RunDir
 from ..spaces import SearchSpace, build_network
 from ..config import TARGETS, format_cost
+from ..derive import most_probable_within
 from ..spaces.cost import CostTable, cost_table, network_cost
 
 #: Settings that only matter with a target; a run without one records none of them.
@@ -61,9 +62,9 @@ class Budget:
         if not targets:
             return None
         family = get_family(space.family)
-        if run is not None and run.budget_file.is_file():
-            saved = run.read_json(run.budget_file)
-            table = CostTable.from_dict(saved.get("table") if isinstance(saved, dict) else None, str(run.budget_file))
+        saved = run.budget() if run is not None else None
+        if saved is not None:
+            table = CostTable.from_dict(saved["table"], str(run.budget_file))
         else:
             channels, layers = cfg.budget_channels or family.channels, cfg.budget_layers or family.layers
             latency = device if "latency_ms" in targets else None
@@ -94,6 +95,19 @@ class Budget:
         excess = [torch.relu(expected[m] / t - 1.0) for m, t in self.targets.items()]
         return self.weight * torch.stack(excess).sum()
 
+    # -- derivation ------------------------------------------------------------------------------
+    def derive(self, algo) -> tuple[Genotype, Genotype]:
+        """(the derived genotype, the algorithm's own): its own where the table prices it within
+        every target, else the most probable genotype that fits (romenas/derive.py), else its own
+        (no genotype fits; the verdict then says NOT met)."""
+        mode = algo.derive()
+        cost = self.table.genotype_cost(mode)
+        if all(cost[m] <= t for m, t in self.targets.items()):
+            return mode, mode
+        within = most_probable_within(algo.space, algo.op_probs(),
+                                      {k: algo.input_sets(k) for k in algo.space.cell_types}, self.table, self.targets)
+        return within or mode, mode
+
     # -- what the logs and the run folder say ---------------------------------------------------
     def row(self, algo, genotype: Genotype) -> dict[str, Any]:
         """Per metric: target, expected cost under the distribution, the derived genotype's table cost."""
@@ -101,6 +115,10 @@ class Budget:
             expected = {m: float(v) for m, v in self.expected(algo).items()}
         derived = self.table.genotype_cost(genotype)
         return {m: {"target": t, "expected": expected[m], "derived": derived[m]} for m, t in self.targets.items()}
+
+    def mode_record(self, mode: Genotype) -> dict[str, Any]:
+        """What the run folder says of a most probable genotype the budget ruled out: it and its table cost."""
+        return {"genotype": mode.to_string(), "cost": self.table.genotype_cost(mode)}
 
     def measure(self, genotype: Genotype, latency_device: torch.device | None) -> dict[str, Any]:
         """The derived network built at the budget's size and measured (not looked up), each

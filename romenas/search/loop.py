@@ -209,7 +209,7 @@ class Searcher(CheckpointedLoop):
     # -- epochs -------------------------------------------------------------------------------
     def _epoch_row(self, tau: float) -> dict[str, Any]:
         a = self.accum
-        genotype = self.algo.derive()
+        genotype, _ = self._derive()
         row = {"epoch": self.epoch + 1, "tau": tau, "lr": self.w_sched.get_last_lr()[0],
                "train_loss": a["w_loss"] / max(1, a["w_seen"]), "train_acc": 100 * a["w_correct"] / max(1, a["w_seen"]),
                "val_loss": a["a_loss"] / max(1, a["a_seen"]), "val_acc": 100 * a["a_correct"] / max(1, a["a_seen"]),
@@ -228,15 +228,20 @@ class Searcher(CheckpointedLoop):
             row["nb201"] = {k: found[k] for k in ("cifar10", "cifar100", "imagenet16-120")}
         return row
 
+    def _derive(self) -> tuple[Genotype, Genotype]:
+        """(the genotype the search stands for, the algorithm's most probable one): the same unless a
+        budget's table prices the latter above a target (then the most probable that fits)."""
+        if self.budget is None:
+            genotype = self.algo.derive()
+            return genotype, genotype
+        return self.budget.derive(self.algo)
+
     def _measured_budget(self, genotype: Genotype) -> dict[str, Any]:
         """The derived network measured against the budget; a run resumed after it finished keeps
         the verdict it wrote (latency would be timed again under another load)."""
-        try:
-            saved = self.run.read_json(self.run.budget_file) if self.run is not None else {}
-            if saved.get("genotype") == genotype.to_string() and isinstance(saved.get("derived"), dict):
-                return saved["derived"]
-        except (RomenasError, AttributeError):
-            pass
+        saved = self.run.budget() if self.run is not None else None
+        if saved is not None and saved.get("genotype") == genotype.to_string() and "derived" in saved:
+            return saved["derived"]
         return self.budget.measure(genotype, self.device)
 
     def fit(self) -> SearchResult:
@@ -277,16 +282,17 @@ class Searcher(CheckpointedLoop):
                 self.close_epoch(row, self._zero_accum(), logger)
         finally:
             logger.close()
-        genotype = self.algo.derive()
+        genotype, mode = self._derive()
         budget = None
         if self.budget is not None:
             budget = self._measured_budget(genotype)
         if self.run is not None and self.ctx.is_main:
             self.run.write_json(self.run.genotype_file, genotype.to_dict())
             if budget is not None:
+                above = self.budget.mode_record(mode) if mode != genotype else None
                 self.run.write_json(self.run.budget_file, {**self.budget.to_dict(), "genotype": genotype.to_string(),
-                                                           "derived": budget})
-                self.report(budget_line(budget, self.budget.table.network))
+                                                           "derived": budget, **({"mode": above} if above else {})})
+                self.report(budget_line(budget, self.budget.table.network, above))
         return SearchResult(self.run.path if self.run else None, genotype, self.metrics, cfg, budget)
 
 
@@ -343,3 +349,49 @@ def search(config: SearchConfig | None = None, *, out: str | Path | None = None,
         if ctx.is_main:
             run.set_status("finished", epoch=searcher.epoch, genotype=result.genotype.to_string())
         return result
+
+
+def derive_within(run: str | Path, targets: dict[str, float], channels: int | None = None,
+                  layers: int | None = None, image_size: int | None = None) -> tuple[Genotype, Genotype, dict]:
+    """Derive a finished (or checkpointed) search's cell again under ``targets`` (metric -> target,
+    as :data:`romenas.config.TARGETS` names them): search once, derive for each device.
+
+    Returns (the most probable genotype whose cost fits, the search's own most probable one, the
+    fitting one's table cost per metric). The costs are priced at the run's own budget size where
+    it searched under one (and no size is given), else at ``channels`` x ``layers`` (default: the
+    family's paper size) on ``image_size`` (default: the search's images). Raises RomenasError where
+    no genotype of the space fits (the message names the smallest cost), or the run has no checkpoint.
+    """
+    from ..spaces.cost import cost_table
+
+    run = RunDir.open(run, "search")
+    cfg = resumed_config(SearchConfig, run.config(), {})
+    state = load_checkpoint(run.checkpoint, "search", cfg.space)
+    space = get_space(cfg.space)
+    if cfg.ops is not None:
+        space = space.restricted(cfg.ops)
+    algo = get_algorithm(cfg.algorithm).from_config(space, torch.Generator().manual_seed(cfg.seed), cfg)
+    try:
+        algo.load_state_dict(state["algo"])
+    except (KeyError, RuntimeError, TypeError) as exc:
+        raise RomenasError(f"{run.checkpoint} does not hold this search's architecture parameters "
+                           f"({type(exc).__name__}); the checkpoint is damaged") from None
+    saved = run.budget()
+    if saved is not None and channels is layers is image_size is None:
+        from ..spaces.cost import CostTable
+
+        table = CostTable.from_dict(saved["table"], str(run.budget_file))
+    else:
+        family = algo.space.cell_family
+        data = load_data(cfg.dataset, cfg.data_dir, False, cfg.limit_train, None, cfg.image_size, cfg.augment)
+        latency = resolve_device(cfg.device) if "latency_ms" in targets else None
+        table = cost_table(algo.space, channels or family.channels, layers or family.layers, data.num_classes,
+                           data.in_channels, image_size or data.image_size, latency_device=latency)
+    missing = sorted(set(targets) - set(table.metrics))
+    if missing:
+        raise RomenasError(f"the run's cost table has no {missing[0]} column (it was priced without latency); "
+                           "pass --budget-channels/--budget-layers to price the network anew")
+    budget = Budget(table, targets, 0.0, algo.space.inputs_per_node)
+    budget.check_reachable(algo.space.name)
+    genotype, mode = budget.derive(algo)
+    return genotype, mode, table.genotype_cost(genotype)

@@ -122,6 +122,11 @@ class ROME(SearchAlgorithm):
             return super().edge_inclusion(kind)
         return self.sampler.inclusion(self.betas[kind])
 
+    def input_sets(self, kind: str) -> list[list[tuple[tuple[int, ...], float]]]:
+        if not self.topology:
+            return super().input_sets(kind)
+        return self.sampler.input_sets(self.betas[kind])
+
     def edge_probs(self) -> dict[str, torch.Tensor] | None:
         if not self.topology:
             return None

@@ -132,7 +132,7 @@ class CostTable:
                                for m, per in data["costs"].items()},
                         constant={m: float(v) for m, v in data["constant"].items()},
                         network=dict(data["network"]), family=str(data["family"]),
-                        num_inputs=int(data["num_inputs"]), num_nodes=int(data["num_nodes"]),
+                        num_inputs=int(data["num_inputs"]), num_nodes=int(data.get("num_nodes") or _nodes_of(data)),
                         device=data.get("device"))
             if not (0 < table.num_nodes <= MAX_NODES and 0 < table.num_inputs <= MAX_NODES):  # before lists are built
                 raise ValueError
@@ -146,6 +146,15 @@ class CostTable:
         except (KeyError, TypeError, ValueError, AttributeError):
             raise RomenasError(f"{where} is damaged (not a cost table); delete it to measure the costs again") from None
         return table
+
+
+def _nodes_of(data: Mapping) -> int:
+    """The node count of a table saved before tables recorded it: the count whose edges fill its rows."""
+    edges, inputs = len(next(iter(data["ops"].values()))), int(data["num_inputs"])
+    nodes = next((n for n in range(1, MAX_NODES + 1) if len(cell_edges(inputs, n)) >= edges), 0)
+    if len(cell_edges(inputs, nodes)) != edges:
+        raise ValueError
+    return nodes
 
 
 def reference_genotype(space: SearchSpace) -> Genotype:
