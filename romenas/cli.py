@@ -184,10 +184,37 @@ def cmd_bench(args) -> None:
             print(f"class:     {found['canonical']} (isomorphic: same function, trained separately)")
         for key in ("cifar10", "cifar100", "imagenet16-120"):
             print(f"{key:15s} {found[key]:.2f}" + (f"   (class row {found['class'][key]:.2f})" if isomorphic else ""))
+    elif args.bench == "nb101":
+        _bench_nb101(args)
     else:
         from .bench.collapse import collapse_metrics
 
         _print_json(collapse_metrics(load_genotype(args.genotype)))
+
+
+def _bench_nb101(args) -> None:
+    from pathlib import Path
+
+    from .spaces.nb101 import NB101Network, NB101Spec
+
+    text = args.spec
+    if not text.lstrip().startswith("{"):
+        path = Path(text)
+        if not path.is_file() or path.stat().st_size > 1 << 20:
+            raise RomenasError(f"{text[:60]} is neither a NAS-Bench-101 spec (JSON) nor a file of one (at most 1 MB)")
+        text = path.read_text(errors="replace")
+    spec = NB101Spec.from_json(text).check_in_benchmark()
+    params = sum(p.numel() for p in NB101Network(spec, 10).parameters())
+    print(f"spec:      {json.dumps(spec.to_dict())} (pruned: {spec.num_vertices} vertices, {spec.num_edges} edges)")
+    print(f"hash:      {spec.hash()}")
+    print(f"params:    {params:,} (the benchmark's network: 128 channels, 3 stacks of 3 cells, 10 classes)")
+    if args.table:
+        from .bench.nb101 import NB101Table
+
+        found = NB101Table(args.table).lookup(spec, args.epochs)
+        print(f"{args.epochs} epochs, mean of {found['repeats']} runs: test {found['test_accuracy']:.2f}%, validation "
+              f"{found['validation_accuracy']:.2f}%, train {found['train_accuracy']:.2f}%, "
+              f"{found['training_time']:.0f} s to train; {found['trainable_parameters']:,} parameters stored")
 
 
 def cmd_config(args) -> None:
@@ -299,6 +326,10 @@ def build_parser() -> argparse.ArgumentParser:
     b = bench.add_parser("nb201", help="look a NAS-Bench-201 cell up")
     b.add_argument("arch", help="NAS-Bench-201 string, genotype file or run folder")
     b.add_argument("--table", required=True, help="the CSV accuracy table (or a NATS-Bench file with nats_bench)")
+    b = bench.add_parser("nb101", help="a NAS-Bench-101 cell: pruned spec, hash, parameters; looked up with --table")
+    b.add_argument("spec", help='JSON {"matrix": [[0, 1, ...], ...], "ops": ["input", ..., "output"]} or a file of it')
+    b.add_argument("--table", help="the benchmark's data file (nasbench_only108.tfrecord or nasbench_full.tfrecord)")
+    b.add_argument("--epochs", type=int, choices=(4, 12, 36, 108), default=108, help="training budget looked up")
     b = bench.add_parser("collapse", help="parameter-free ops, skips and depth of a genotype")
     b.add_argument("genotype", help="run folder, genotype file, genotype string or published name")
     p.set_defaults(func=cmd_bench)
