@@ -116,7 +116,7 @@ def main() -> None:
                     add(algorithm, "penalty", target, seed, run, result.genotype, result.metrics[-1], result.budget,
                         result)
                 if "derive" in args.strategies:
-                    genotype, _, _ = derive_within(free, {METRIC_KEYS[args.metric]: target},
+                    genotype, *_ = derive_within(free, {METRIC_KEYS[args.metric]: target},
                                                    channels=args.budget_channels, layers=args.budget_layers)
                     add(algorithm, "derive", target, seed, free / f"derive-{label}", genotype,
                         unconstrained.metrics[-1], None, unconstrained)

@@ -99,10 +99,11 @@ def cmd_derive(args) -> None:
     else:
         from .search.loop import derive_within
 
-        genotype, mode, cost = derive_within(args.run, targets, **size)
+        genotype, mode, cost, priced = derive_within(args.run, targets, **size)
         note = ", ".join(format_cost(m, cost[m]) for m in targets)
-        print(f"romenas: the most probable cell within the budget: {note}" +
-              ("" if mode == genotype else f" (the search's own, {mode}, is above it)"), file=sys.stderr)
+        print(f"romenas: the most probable cell within the budget: {note} (C={priced['channels']}, "
+              f"{priced['layers']} layers, {priced['image_size']}px)" +
+              ("" if mode == genotype else f"; the search's most probable cell, {mode}, is above it"), file=sys.stderr)
     print(genotype.to_json() if args.format == "json" else genotype.to_string())
 
 

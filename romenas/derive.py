@@ -121,6 +121,8 @@ def most_probable_within(space: SearchSpace, op_probs: Mapping[str, torch.Tensor
         idx = np.flatnonzero(fits)[keep]
         scores, costs = s[idx], c[idx]
         trail.append((parent[idx], option[idx]))
+        if not scores.size:  # each target alone can be met, not all of them together
+            return None
     best = int(np.argmax(scores))
     picks = []
     for parent, option in reversed(trail):

@@ -37,7 +37,7 @@ def cpu_speed(model: TrainedModel, repeats: int = 20, batch: int = 64) -> dict[s
 
 def _search_settings(source: str | None) -> dict[str, Any] | None:
     """The search run a genotype came from, if it was given as a search run folder."""
-    if not source or not (Path(source) / "config.json").is_file():
+    if not source or not RunDir(source).is_run():
         return None
     try:
         kind, cfg = RunDir(source).info()

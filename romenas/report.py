@@ -36,8 +36,8 @@ def run_state(run: RunDir) -> str:
 def summary(path: str | Path) -> str:
     """One screen on a run: config, status (crashed runs detected), best epoch, genotype, lookups, timing."""
     run = RunDir(path)
-    if not run.config_file.exists():
-        raise RomenasError(f"{path} is not a romenas run folder (no config.json)")
+    if not run.is_run():
+        raise RomenasError(f"{str(path)[:80]} is not a romenas run folder (no config.json)")
     kind, saved = run.info()
     cfg = _Fields(saved)
     status, rows = run.status(), [r for r in run.metrics() if _complete(r, kind)]

@@ -51,6 +51,14 @@ class RunDir:
     def __init__(self, path: str | Path):
         self.path = Path(path)
 
+    def is_run(self) -> bool:
+        """Whether the folder holds a run (its config.json). Text that cannot name a file at all (a
+        400-character genotype string is too long a name, a NUL byte is invalid) holds none."""
+        try:
+            return self.config_file.is_file()
+        except (OSError, ValueError):
+            return False
+
     config_file = property(lambda self: self.path / "config.json")
     checkpoint = property(lambda self: self.path / "checkpoint.pt")
     metrics_file = property(lambda self: self.path / "metrics.jsonl")
@@ -66,20 +74,30 @@ class RunDir:
         once the search has ended ``genotype`` and ``derived`` (metric -> target, measured, met),
         plus ``mode`` where the most probable cell exceeded the budget. Anything else is a one-line
         RomenasError."""
-        if not self.budget_file.exists():
+        try:
+            if not self.budget_file.is_file():
+                return None
+        except (OSError, ValueError):  # text that names no file (see is_run)
             return None
         saved = self.read_json(self.budget_file)
         try:
             network = saved["table"]["network"]
             number = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-            ok = (isinstance(saved["targets"], dict) and saved["targets"]
-                  and all(m in BUDGET_METRICS and number(t) for m, t in saved["targets"].items())
-                  and all(number(network[k]) for k in ("channels", "layers", "image_size")))
+            targets = saved["targets"]
+            ok = (isinstance(targets, dict) and targets
+                  and all(m in BUDGET_METRICS and number(t) and t > 0 for m, t in targets.items())
+                  and all(type(network[k]) is int and 0 < network[k] <= 1 << 16 for k in ("channels", "layers",
+                                                                                          "image_size")))
             derived = saved.get("derived")
-            if derived is not None:
-                ok = ok and isinstance(derived, dict) and isinstance(saved.get("genotype", ""), str) and all(
-                    isinstance(r, dict) and number(r["measured"]) and isinstance(r["met"], bool)
-                    for r in derived.values())
+            if derived is not None:  # the verdict: one row per target, met exactly when measured <= target
+                ok = ok and isinstance(derived, dict) and set(derived) == set(targets) and isinstance(
+                    saved.get("genotype", ""), str) and all(
+                    isinstance(r, dict) and number(r["measured"]) and r["target"] == targets[m]
+                    and r["met"] is (r["measured"] <= r["target"]) for m, r in derived.items())
+            mode = saved.get("mode")
+            if mode is not None:
+                ok = ok and isinstance(mode, dict) and isinstance(mode.get("cost"), dict) and all(
+                    number(mode["cost"].get(m)) for m in targets)
         except (KeyError, TypeError, AttributeError):
             ok = False
         if not ok:
@@ -158,22 +176,29 @@ class RunDir:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
     @classmethod
-    def open(cls, path: str | Path, kind: str) -> "RunDir":
+    def open(cls, path: str | Path, kind: str, purpose: str | None = None) -> "RunDir":
+        """The run folder at ``path``, checked to hold a ``kind`` run; ``purpose`` says what the caller
+        needs where it holds another kind (default: resume it with its own command)."""
         run = cls(path)
-        if not run.config_file.exists():
-            raise RomenasError(f"{run.path} is not a romenas run folder (no config.json); pass the folder a run wrote")
+        if not run.is_run():
+            raise RomenasError(f"{str(run.path)[:80]} is not a romenas run folder (no config.json); pass the folder a "
+                               f"{kind} run wrote")
         found, _ = run.info()
         if found != kind:
-            raise RomenasError(f"{run.path} is a {found} run, not a {kind} run; "
-                               f"use 'romenas {found} --resume {run.path}'")
+            raise RomenasError(f"{run.path} is a {found} run; {purpose or f'use romenas {found} --resume {run.path}'}")
         return run
 
     # -- files ------------------------------------------------------------------------------
     def read_json(self, path: Path) -> Any:
+        """A run file's JSON; unreadable, malformed or pathological JSON (numbers of thousands of
+        digits, nesting deeper than Python's recursion) is a one-line RomenasError."""
         try:
             return json.loads(path.read_text())
         except (OSError, json.JSONDecodeError) as exc:
             raise RomenasError(f"cannot read {path}: {exc}") from None
+        except (ValueError, RecursionError):
+            raise RomenasError(f"cannot read {path}: it holds numbers too long or nesting too deep to be a run's "
+                               "file; restore it or delete it") from None
 
     def write_json(self, path: Path, data: Any) -> None:
         _write_atomic(path, json.dumps(data, indent=2) + "\n")

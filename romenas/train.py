@@ -56,7 +56,7 @@ def lent_settings(source: Any, role: str, given: dict[str, Any]) -> dict[str, An
         return {}
     run = RunDir(str(source))
     try:
-        if not run.config_file.is_file():
+        if not run.is_run():
             return {}
         kind, saved = run.info()
     except (RomenasError, OSError, ValueError):  # not a run folder (a genotype string), or a damaged one

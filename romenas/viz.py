@@ -28,7 +28,7 @@ def _rows(path: str | Path) -> tuple[str, list[dict]]:
     if not rows or not all(isinstance(r, dict) and "epoch" in r for r in rows):
         raise RomenasError(f"{path} has no metrics yet; plot a run that has finished at least one epoch")
     label = f"{run.path.name}"
-    cfg = run.config() if run.config_file.exists() else {}
+    cfg = run.config() if run.is_run() else {}
     if "algorithm" in cfg:
         label = f"{cfg['algorithm']} ({run.path.name})"
     return label, rows

@@ -61,8 +61,8 @@ def trained_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str
     from .runs import RunDir
 
     run = RunDir(path)
-    if not run.config_file.exists():
-        raise RomenasError(f"{run.path} is not a romenas run folder (no config.json); pass a training run's folder")
+    if not run.is_run():
+        raise RomenasError(f"{str(run.path)[:80]} is not a romenas run folder (no config.json); pass a training run's folder")
     if run.info()[0] != "train":
         raise RomenasError(f"{run.path} is a search run; train its genotype first (romenas train {run.path}) "
                            "and pass that training run")

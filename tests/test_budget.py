@@ -273,27 +273,138 @@ def test_plackett_luce_sets_are_a_distribution_with_the_inclusion_marginals():
     assert plackett_luce_sets(probs, 5) == [((0, 1, 2, 3, 4), 1.0)]
 
 
-def test_a_budget_the_most_probable_cell_exceeds_derives_within_it_and_derive_again(tmp_path, capsys):
-    """A search whose penalty is too weak to pull the cell under its target still ends within it: the
-    most probable cell that fits, with the one it ruled out recorded; ``romenas derive RUN
-    --target-mflops X`` derives a finished search again under another budget."""
+@pytest.fixture(scope="module")
+def weak_budget(tmp_path_factory):
+    """A search whose penalty is too weak to pull its most probable cell under the target."""
     from romenas.data import dataset_shape
 
     classes, channels, side = dataset_shape("digits")
     table = cost_table(get_space("darts"), 4, 3, classes, channels, side)
     target = 1.05 * table.smallest(2)["mflops"]
-    run = tmp_path / "run"
+    run = tmp_path_factory.mktemp("weak") / "run"
     result = search(**{**TINY_SEARCH, "epochs": 1}, target_mflops=target, budget_weight=1e-6, budget_channels=4,
                     budget_layers=3, out=run)
+    return run, result, table, target
+
+
+def test_a_budget_the_most_probable_cell_exceeds_derives_within_it_and_derive_again(weak_budget, capsys):
+    """The search still ends within its target: the most probable cell that fits, with the one it
+    ruled out recorded; ``romenas derive RUN --target-mflops X`` derives the search again under
+    another budget, at the run's own budget size unless a size flag changes it."""
+    run, result, table, target = weak_budget
     saved = json.loads((run / "budget.json").read_text())
     assert saved["mode"]["cost"]["mflops"] > target >= table.genotype_cost(result.genotype)["mflops"]
     assert result.budget["mflops"]["met"] and "derived the most probable one within it" in summary(run)
     looser = 0.5 * (target + saved["mode"]["cost"]["mflops"])
+    capsys.readouterr()
     assert main(["derive", str(run), "--target-mflops", str(looser)]) == 0
     out = capsys.readouterr()
-    assert "the most probable cell within the budget" in out.err
-    assert table.genotype_cost(parse_darts_string(out.out.strip().splitlines()[-1]))["mflops"] <= looser
+    assert "the most probable cell within the budget" in out.err and "(C=4, 3 layers, 8px)" in out.err
+    assert table.genotype_cost(parse_darts_string(out.out.strip()))["mflops"] <= looser
+    assert main(["derive", str(run), "--target-mflops", "1e3", "--budget-channels", "6"]) == 0
+    assert "(C=6, 3 layers, 8px)" in capsys.readouterr().err  # the other sizes stay the run's
     assert main(["derive", str(run), "--target-mflops", "1e-6"]) == 2
     assert "below the smallest network" in capsys.readouterr().err
     assert main(["derive", str(run), "--budget-layers", "3"]) == 2
     assert "add --target-mflops" in capsys.readouterr().err
+
+
+def test_derive_refuses_what_is_no_searched_cell(weak_budget, tmp_path, capsys):
+    """A genotype string (too long a name for a path), a training run and a checkpoint whose
+    architecture parameters are NaN are each one line, exit 2."""
+    from romenas.checkpoint import load_checkpoint, save_checkpoint
+
+    run, result, _, _ = weak_budget
+    assert main(["derive", result.genotype.to_string(), "--target-mflops", "1"]) == 2
+    assert "not a romenas run folder" in capsys.readouterr().err
+    trained = tmp_path / "trained"
+    assert main(["train", result.genotype.to_string(), *_train_flags(), "--channels", "4", "--layers", "3",
+                 "--out", str(trained)]) == 0  # the string, not a path, reaches the model card
+    assert (trained / "MODEL_CARD.md").exists()
+    assert main(["derive", str(trained), "--target-mflops", "1"]) == 2
+    assert "is a train run; a budget derives a search run's cell again" in capsys.readouterr().err
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    for name in ("config.json", "budget.json"):
+        (broken / name).write_text((run / name).read_text())
+    state = load_checkpoint(run / "checkpoint.pt", "search")
+    state["algo"] = {k: torch.full_like(v, float("nan")) for k, v in state["algo"].items()}
+    save_checkpoint({k: v for k, v in state.items() if k != "format"}, broken / "checkpoint.pt")
+    assert main(["derive", str(broken), "--target-mflops", "1"]) == 2
+    assert "are not finite" in capsys.readouterr().err
+
+
+def test_targets_that_cannot_be_met_together_derive_no_cell():
+    """Each target alone is reachable, both at once are not (cheap FLOPs only from ops with many
+    parameters): no cell, not an internal error."""
+    from romenas.derive import most_probable_within
+
+    space = get_space("nb201").restricted(["skip_connect", "nor_conv_3x3"])
+    algo = _random_algorithm("darts", space)
+    data = cost_table(algo.space, 16, 5, 10, 3, 32).to_dict()
+    data["costs"]["mparams"]["cell"] = [[1.0, 0.0] for _ in range(6)]  # skips priced heavy in parameters
+    table = CostTable.from_dict(data, "table")
+    targets = {"mflops": table.constant["mflops"] + 1.0, "mparams": table.constant["mparams"] + 1.0}
+    sets = {k: algo.input_sets(k) for k in algo.space.cell_types}
+    assert most_probable_within(algo.space, algo.op_probs(), sets, table, targets) is None
+    assert most_probable_within(algo.space, algo.op_probs(), sets, table, {"mflops": targets["mflops"]}) is not None
+
+
+@pytest.mark.parametrize("damage", ["negative cost", "bool cost", "huge channels", "float layers", "verdict lies",
+                                    "verdict target", "long number", "deep nesting"])
+def test_a_damaged_budget_file_is_named_not_trusted(weak_budget, tmp_path, damage):
+    from romenas.runs import RunDir
+
+    run, _, _, _ = weak_budget
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    for name in ("config.json", "status.json"):
+        (copy / name).write_text((run / name).read_text())
+    saved = json.loads((run / "budget.json").read_text())
+    table = saved["table"]
+    if damage == "negative cost":
+        table["costs"]["mflops"]["normal"][0][0] = -5.0
+    elif damage == "bool cost":
+        table["costs"]["mflops"]["normal"][0][0] = True
+    elif damage == "huge channels":
+        table["network"]["channels"] = 10 ** 30
+    elif damage == "float layers":
+        table["network"]["layers"] = 4.5
+    elif damage == "verdict lies":
+        saved["derived"]["mflops"]["met"] = not saved["derived"]["mflops"]["met"]
+    elif damage == "verdict target":
+        saved["derived"]["mflops"]["target"] = 123.0
+    text = json.dumps(saved)
+    if damage == "long number":
+        text = text.replace('"weight": ', '"weight": ' + "9" * 5000 + ", \"x\": ", 1)
+    elif damage == "deep nesting":
+        text = "[" * 100_000 + "]" * 100_000
+    (copy / "budget.json").write_text(text)
+    with pytest.raises(RomenasError, match="budget.json|cannot read"):
+        saved_back = RunDir(copy).budget()
+        CostTable.from_dict(saved_back["table"], "budget.json")
+    if damage not in ("negative cost", "bool cost"):  # a damaged price matters to resume and derive (above) only
+        assert "budget.json is damaged" in summary(copy)
+        assert run_rows(tmp_path)[0]["budget"] == "?"
+
+
+def test_latency_tables_never_hold_negative_times():
+    """Ops timed one by one can sum above the network's own time (more on a busy machine): the
+    constant is then 0, never negative, so no cell is priced below 0 ms."""
+    table = cost_table(get_space("nb201").restricted(["skip_connect", "nor_conv_1x1"]), 4, 1, 10, 1, 8,
+                       latency_device=torch.device("cpu"), repeats=3)
+    assert table.constant["latency_ms"] >= 0.0
+    assert all(c >= 0.0 for e in table.costs["latency_ms"]["cell"] for c in e)
+    assert table.smallest(None)["latency_ms"] >= 0.0
+
+
+def test_pathological_json_in_a_run_folder_is_one_line_and_spares_the_list(tmp_path):
+    """Run files are read by one reader: a 5000-digit number or 100,000 levels of nesting is a
+    one-line error for that run, and `list` still lists the others."""
+    for name, text in (("long", '{"kind": "search", "config": {"seed": ' + "9" * 5000 + "}}"),
+                       ("deep", "[" * 100_000 + "]" * 100_000)):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "config.json").write_text(text)
+        with pytest.raises(RomenasError, match="cannot read"):
+            summary(tmp_path / name)
+    assert [r["status"] for r in run_rows(tmp_path)] == ["damaged", "damaged"]

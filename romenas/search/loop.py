@@ -352,19 +352,20 @@ def search(config: SearchConfig | None = None, *, out: str | Path | None = None,
 
 
 def derive_within(run: str | Path, targets: dict[str, float], channels: int | None = None,
-                  layers: int | None = None, image_size: int | None = None) -> tuple[Genotype, Genotype, dict]:
+                  layers: int | None = None, image_size: int | None = None) -> tuple[Genotype, Genotype, dict, dict]:
     """Derive a finished (or checkpointed) search's cell again under ``targets`` (metric -> target,
     as :data:`romenas.config.TARGETS` names them): search once, derive for each device.
 
-    Returns (the most probable genotype whose cost fits, the search's own most probable one, the
-    fitting one's table cost per metric). The costs are priced at the run's own budget size where
-    it searched under one (and no size is given), else at ``channels`` x ``layers`` (default: the
-    family's paper size) on ``image_size`` (default: the search's images). Raises RomenasError where
-    no genotype of the space fits (the message names the smallest cost), or the run has no checkpoint.
+    Returns (the most probable genotype whose cost fits, the search's most probable one, the
+    fitting one's table cost per metric, the priced network's size). The network priced: each of
+    ``channels``, ``layers`` and ``image_size`` given, else the run's own budget size where it
+    searched under one, else the family's paper size and the search's images. Raises RomenasError
+    where no genotype of the space fits (the message names the smallest cost), where the targets
+    cannot be met together, or where the run has no checkpoint or non-finite parameters.
     """
-    from ..spaces.cost import cost_table
+    from ..spaces.cost import CostTable, cost_table
 
-    run = RunDir.open(run, "search")
+    run = RunDir.open(run, "search", "a budget derives a search run's cell again; pass a search run folder")
     cfg = resumed_config(SearchConfig, run.config(), {})
     state = load_checkpoint(run.checkpoint, "search", cfg.space)
     space = get_space(cfg.space)
@@ -376,22 +377,28 @@ def derive_within(run: str | Path, targets: dict[str, float], channels: int | No
     except (KeyError, RuntimeError, TypeError) as exc:
         raise RomenasError(f"{run.checkpoint} does not hold this search's architecture parameters "
                            f"({type(exc).__name__}); the checkpoint is damaged") from None
+    if not all(torch.isfinite(p).all() for p in algo.parameters()):
+        raise RomenasError(f"the architecture parameters in {run.checkpoint} are not finite (the search diverged); "
+                           "no cell can be derived from them, search again with a lower --a-lr")
     saved = run.budget()
-    if saved is not None and channels is layers is image_size is None:
-        from ..spaces.cost import CostTable
-
+    own = saved["table"]["network"] if saved is not None else {}
+    family = algo.space.cell_family
+    size = {"channels": channels or own.get("channels") or family.channels,
+            "layers": layers or own.get("layers") or family.layers,
+            "image_size": image_size or own.get("image_size")}
+    latency = "latency_ms" in targets
+    if saved is not None and size == {k: own[k] for k in size} and (not latency or saved["table"].get("device")):
         table = CostTable.from_dict(saved["table"], str(run.budget_file))
     else:
-        family = algo.space.cell_family
         data = load_data(cfg.dataset, cfg.data_dir, False, cfg.limit_train, None, cfg.image_size, cfg.augment)
-        latency = resolve_device(cfg.device) if "latency_ms" in targets else None
-        table = cost_table(algo.space, channels or family.channels, layers or family.layers, data.num_classes,
-                           data.in_channels, image_size or data.image_size, latency_device=latency)
-    missing = sorted(set(targets) - set(table.metrics))
-    if missing:
-        raise RomenasError(f"the run's cost table has no {missing[0]} column (it was priced without latency); "
-                           "pass --budget-channels/--budget-layers to price the network anew")
-    budget = Budget(table, targets, 0.0, algo.space.inputs_per_node)
+        size["image_size"] = size["image_size"] or data.image_size
+        table = cost_table(algo.space, size["channels"], size["layers"], data.num_classes, data.in_channels,
+                           size["image_size"], latency_device=resolve_device(cfg.device) if latency else None)
+    budget = Budget(table, targets, 1.0, algo.space.inputs_per_node)
     budget.check_reachable(algo.space.name)
     genotype, mode = budget.derive(algo)
-    return genotype, mode, table.genotype_cost(genotype)
+    cost = table.genotype_cost(genotype)
+    if any(cost[m] > t for m, t in targets.items()):
+        raise RomenasError("no cell of the space fits all the targets at once (each alone can be met); relax one of "
+                           "them")
+    return genotype, mode, cost, size

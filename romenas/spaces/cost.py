@@ -10,8 +10,9 @@ distribution, is a sum over the table. This is the lookup table of FBNet (Wu et 
 reading every cell's shapes.
 
 FLOPs (PyTorch's FlopCounterMode, as :func:`count_flops`) and parameters are exact this way:
-node sums and batch norm count no FLOPs. Latency (batch 1, each op timed alone) is an
-estimate; its constant is fitted so the reference cell's sum equals its measured network.
+node sums and batch norm count no FLOPs. Latency (batch 1, each op timed alone, the fastest
+of its timed runs: the one least disturbed by other load) is an estimate; its constant is
+fitted so the reference cell's sum equals its measured network, and is never negative.
 """
 from __future__ import annotations
 
@@ -23,12 +24,13 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
-from ..config import METRICS
+from ..config import MAX_IMAGE_SIZE, METRICS
 from ..errors import RomenasError
 from ..genotype import MAX_NODES, Genotype
+from ..registry import MAX_CHANNELS, MAX_LAYERS
 from ..ops import build_op
 from .base import GenotypeDAG, SearchSpace, cell_edges
-from .network import build_network, count_parameters, flops_of, median_ms
+from .network import build_network, count_parameters, flops_of, timings_ms
 
 __all__ = ["CostTable", "cost_table", "network_cost", "reference_genotype"]
 
@@ -128,9 +130,9 @@ class CostTable:
         """Read a saved table; anything malformed is a one-line RomenasError naming ``where``."""
         try:
             table = cls(ops={k: [list(map(str, e)) for e in v] for k, v in data["ops"].items()},
-                        costs={m: {k: [[float(c) for c in e] for e in v] for k, v in per.items()}
+                        costs={m: {k: [[_price(c) for c in e] for e in v] for k, v in per.items()}
                                for m, per in data["costs"].items()},
-                        constant={m: float(v) for m, v in data["constant"].items()},
+                        constant={m: _price(v) for m, v in data["constant"].items()},
                         network=dict(data["network"]), family=str(data["family"]),
                         num_inputs=int(data["num_inputs"]), num_nodes=int(data.get("num_nodes") or _nodes_of(data)),
                         device=data.get("device"))
@@ -140,12 +142,30 @@ class CostTable:
             shapes_fit = all(len(table.costs[m][k]) == len(table.ops[k]) == edges and
                              all(len(c) == len(o) for c, o in zip(table.costs[m][k], table.ops[k]))
                              for m in table.costs for k in table.ops)
-            finite = all(math.isfinite(c) for per in table.costs.values() for v in per.values() for e in v for c in e)
-            if not (shapes_fit and finite and set(table.costs) <= set(METRICS) and set(table.constant) == set(table.costs)):
+            if not (shapes_fit and set(table.costs) <= set(METRICS) and set(table.constant) == set(table.costs)
+                    and _network_fits(table.network)):
                 raise ValueError
         except (KeyError, TypeError, ValueError, AttributeError):
             raise RomenasError(f"{where} is damaged (not a cost table); delete it to measure the costs again") from None
         return table
+
+
+#: Classes of a priced network at most (the data readers' own bound).
+MAX_CLASSES = 100_000
+
+
+def _price(value: Any) -> float:
+    """A saved cost: a finite number >= 0 (op costs and the constant are never negative)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < math.inf:
+        raise ValueError
+    return float(value)
+
+
+def _network_fits(network: Mapping) -> bool:
+    """A saved network size is one romenas could have built."""
+    bounds = {"channels": MAX_CHANNELS, "layers": MAX_LAYERS, "image_size": MAX_IMAGE_SIZE, "in_channels": MAX_CHANNELS,
+              "num_classes": MAX_CLASSES}
+    return all(type(network.get(k)) is int and 0 < network[k] <= bound for k, bound in bounds.items())
 
 
 def _nodes_of(data: Mapping) -> int:
@@ -178,13 +198,13 @@ def reference_genotype(space: SearchSpace) -> Genotype:
 
 def network_cost(net: nn.Module, in_channels: int, image_size: int, latency_device: torch.device | None = None,
                  repeats: int = 20) -> dict[str, float]:
-    """A built network's MFLOPs, M params (auxiliary head excluded) and, with a device, its median
-    batch-1 latency in ms there."""
+    """A built network's MFLOPs, M params (auxiliary head excluded) and, with a device, its batch-1
+    latency in ms there (the fastest of ``repeats`` timed runs)."""
     x = torch.zeros(1, in_channels, image_size, image_size)
     out = {"mflops": flops_of(net.cpu(), x) / 1e6, "mparams": count_parameters(net) / 1e6}
     if latency_device is not None:
         net, x = net.to(latency_device).eval(), x.to(latency_device)
-        out["latency_ms"] = median_ms(lambda: net(x), repeats, latency_device)
+        out["latency_ms"] = min(timings_ms(lambda: net(x), repeats, latency_device))
         net.cpu()
     return out
 
@@ -195,7 +215,7 @@ def _op_cost(name: str, C: int, stride: int, shape: tuple[int, ...], latency_dev
     out = {"mflops": flops_of(op, x) / 1e6, "mparams": sum(p.numel() for p in op.parameters()) / 1e6}
     if latency_device is not None:
         op, x = op.to(latency_device), x.to(latency_device)
-        out["latency_ms"] = median_ms(lambda: op(x), repeats, latency_device)
+        out["latency_ms"] = min(timings_ms(lambda: op(x), repeats, latency_device))
     return out
 
 
@@ -209,8 +229,8 @@ def device_name(device: torch.device) -> str:
 def cost_table(space: SearchSpace, channels: int, layers: int, num_classes: int, in_channels: int, image_size: int,
                stem: str = "cifar", latency_device: torch.device | None = None, repeats: int = 20) -> CostTable:
     """Price every op of ``space`` at every edge of its ``channels`` x ``layers`` network on
-    ``image_size`` images; with ``latency_device``, also time each op there (batch 1, median of
-    ``repeats``). Raises RomenasError where the family's size rule is broken."""
+    ``image_size`` images; with ``latency_device``, also time each op there (batch 1, the fastest
+    of ``repeats``). Raises RomenasError where the family's size rule is broken."""
     reference = reference_genotype(space)
     net = build_network(reference, channels, layers, num_classes, in_channels, stem=stem).eval()
     seen: list[tuple[GenotypeDAG, list[tuple[int, ...]]]] = []
@@ -239,6 +259,9 @@ def cost_table(space: SearchSpace, channels: int, layers: int, num_classes: int,
                       device_name(latency_device) if latency_device is not None else None)
     whole = network_cost(net, in_channels, image_size, latency_device, repeats)
     cells = table.genotype_cost(reference)
-    table.constant = {m: whole[m] - cells[m] for m in metrics}
+    # FLOPs and parameters: exact, the constant is what the cells do not hold. Latency: ops timed one
+    # by one add per-call overheads a network pays once, so their sum can exceed the network's own
+    # time; the constant is then 0 and the table overestimates (a budget stays on the safe side).
+    table.constant = {m: max(0.0, whole[m] - cells[m]) if m == "latency_ms" else whole[m] - cells[m] for m in metrics}
     return table
 
