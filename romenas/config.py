@@ -152,10 +152,8 @@ class SearchConfig(RunSettings):
             family = get_family(entry.family)
             family.check_size(self.channels, self.layers)
             if self.budget_channels or self.budget_layers:
-                try:
-                    family.check_size(self.budget_channels or family.channels, self.budget_layers or family.layers)
-                except RomenasError as exc:
-                    raise RomenasError(f"--budget-channels/--budget-layers: {exc}") from None
+                family.check_size(self.budget_channels or family.channels, self.budget_layers or family.layers,
+                                  "--budget-channels and --budget-layers")
         _check_device(self.device)
         return self
 

@@ -48,17 +48,18 @@ class CellFamily:
     even_channels: bool = False
     ops: tuple[str, ...] = ()        # the ops its cells may hold (empty: any op romenas has)
 
-    def check_size(self, channels: int, layers: int) -> None:
+    def check_size(self, channels: int, layers: int, flags: str = "--channels and --layers") -> None:
         """The size rule of the family's networks (search and training alike), and bounds no
-        published network comes near (a typo like 100000 cells would build for minutes)."""
+        published network comes near (a typo like 100000 cells would build for minutes); the
+        message names ``flags``, the options that set the size."""
         if layers > MAX_LAYERS or channels > MAX_CHANNELS:
             raise RomenasError(f"a network of {layers} cells and {channels} channels is beyond romenas' bounds "
                                f"({MAX_LAYERS} cells, {MAX_CHANNELS} channels; published ones have at most 20 cells "
-                               "and 48 channels); check --layers and --channels")
+                               f"and 48 channels); check {flags}")
         if layers < self.min_layers or (self.even_channels and channels % 2):
             rule = f"layers >= {self.min_layers}" + (" and an even channel count" if self.even_channels else "")
             raise RomenasError(f"a {self.name}-family network needs {rule} (got layers={layers}, "
-                               f"channels={channels})")
+                               f"channels={channels}); check {flags}")
 
     def build_supernet(self, *args, **kwargs):
         return _resolve(self.supernet)(*args, **kwargs)

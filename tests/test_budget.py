@@ -332,6 +332,12 @@ def test_derive_refuses_what_is_no_searched_cell(weak_budget, tmp_path, capsys):
     save_checkpoint({k: v for k, v in state.items() if k != "format"}, broken / "checkpoint.pt")
     assert main(["derive", str(broken), "--target-mflops", "1"]) == 2
     assert "are not finite" in capsys.readouterr().err
+    for name in ("checkpoint.pt", "checkpoint.pt.prev"):
+        (broken / name).unlink(missing_ok=True)
+    assert main(["derive", str(broken), "--target-mflops", "1"]) == 2
+    assert "has no checkpoint.pt: deriving again reads" in capsys.readouterr().err
+    assert main(["derive", str(run), "--target-mflops", "1", "--budget-channels", "100000"]) == 2
+    assert "check --budget-channels and --budget-layers" in capsys.readouterr().err
 
 
 def test_targets_that_cannot_be_met_together_derive_no_cell():

@@ -367,6 +367,9 @@ def derive_within(run: str | Path, targets: dict[str, float], channels: int | No
 
     run = RunDir.open(run, "search", "a budget derives a search run's cell again; pass a search run folder")
     cfg = resumed_config(SearchConfig, run.config(), {})
+    if not run.has_checkpoint():
+        raise RomenasError(f"{run.path} has no checkpoint.pt: deriving again reads the search's architecture "
+                           "parameters from it (a run keeps it when it finishes); search again")
     state = load_checkpoint(run.checkpoint, "search", cfg.space)
     space = get_space(cfg.space)
     if cfg.ops is not None:
@@ -387,10 +390,15 @@ def derive_within(run: str | Path, targets: dict[str, float], channels: int | No
             "layers": layers or own.get("layers") or family.layers,
             "image_size": image_size or own.get("image_size")}
     latency = "latency_ms" in targets
+    family.check_size(size["channels"], size["layers"], "--budget-channels and --budget-layers")
     if saved is not None and size == {k: own[k] for k in size} and (not latency or saved["table"].get("device")):
         table = CostTable.from_dict(saved["table"], str(run.budget_file))
     else:
-        data = load_data(cfg.dataset, cfg.data_dir, False, cfg.limit_train, None, cfg.image_size, cfg.augment)
+        try:  # the priced network has the search's classes, channels in and (by default) image size
+            data = load_data(cfg.dataset, cfg.data_dir, False, cfg.limit_train, None, cfg.image_size, cfg.augment)
+        except RomenasError as exc:
+            raise RomenasError(f"deriving within a budget prices the network on the search's data, which cannot be "
+                               f"read here: {exc}") from None
         size["image_size"] = size["image_size"] or data.image_size
         table = cost_table(algo.space, size["channels"], size["layers"], data.num_classes, data.in_channels,
                            size["image_size"], latency_device=resolve_device(cfg.device) if latency else None)
