@@ -279,8 +279,8 @@ def build_parser() -> argparse.ArgumentParser:
         g.add_argument("--" + name.replace("_", "-"), type=float, metavar="X",
                        help=f"the most probable cell whose {METRICS[metric]} fit X")
     g.add_argument("--budget-channels", type=int, metavar="C",
-                   help="initial channels of the network the budget prices (default: the run's budget, else the "
-                        "family's paper size)")
+                   help="initial channels of the network the budget prices (default: the run's budget, else its "
+                        "preset's, else the family's paper size)")
     g.add_argument("--budget-layers", type=int, metavar="N", help="cells of the priced network (as above)")
     g.add_argument("--image-size", type=int, metavar="PX", help="image side of the priced network "
                                                                           "(default: the search's images)")

@@ -414,3 +414,14 @@ def test_pathological_json_in_a_run_folder_is_one_line_and_spares_the_list(tmp_p
         with pytest.raises(RomenasError, match="cannot read"):
             summary(tmp_path / name)
     assert [r["status"] for r in run_rows(tmp_path)] == ["damaged", "damaged"]
+
+
+def test_derive_prices_a_run_without_budget_as_its_preset_would(tmp_path, capsys):
+    """A quick-start search (preset quickstart: budgets price C=16, 5 cells) derived under a target
+    afterwards prices the same network a search with that target would have."""
+    run = tmp_path / "run"
+    assert main(["search", "--preset", "quickstart", "--limit-train", "256", "--channels", "4", "--layers", "3",
+                 "--epochs", "1", "--out", str(run)]) == 0
+    capsys.readouterr()
+    assert main(["derive", str(run), "--target-mflops", "100"]) == 0
+    assert "(C=16, 5 layers, 8px)" in capsys.readouterr().err

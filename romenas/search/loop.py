@@ -21,8 +21,8 @@ from .. import distributed as dist
 from ..bench.collapse import collapse_metrics
 from ..bench.nb201 import NB201Table
 from ..checkpoint import capture_rng, load_checkpoint, seed_everything
-from ..config import (SearchConfig, budget_line, build_config, resolve_device, resolve_preset, resumed_config, retuned,
-                      setting_sources, to_dict, upgrade_settings)
+from ..config import (SearchConfig, budget_line, build_config, load_preset, resolve_device, resolve_preset, resumed_config,
+                      retuned, setting_sources, to_dict, upgrade_settings)
 from ..data import epoch_loader, load_data, make_transform
 from ..errors import RomenasError
 from ..genotype import Genotype
@@ -359,7 +359,8 @@ def derive_within(run: str | Path, targets: dict[str, float], channels: int | No
     Returns (the most probable genotype whose cost fits, the search's most probable one, the
     fitting one's table cost per metric, the priced network's size). The network priced: each of
     ``channels``, ``layers`` and ``image_size`` given, else the run's own budget size where it
-    searched under one, else the family's paper size and the search's images. Raises RomenasError
+    searched under one, else its preset's budget size (as a search with a target prices it), else
+    the family's paper size, on the search's images. Raises RomenasError
     where no genotype of the space fits (the message names the smallest cost), where the targets
     cannot be met together, or where the run has no checkpoint or non-finite parameters.
     """
@@ -384,14 +385,14 @@ def derive_within(run: str | Path, targets: dict[str, float], channels: int | No
         raise RomenasError(f"the architecture parameters in {run.checkpoint} are not finite (the search diverged); "
                            "no cell can be derived from them, search again with a lower --a-lr")
     saved = run.budget()
-    own = saved["table"]["network"] if saved is not None else {}
+    own = saved["table"]["network"] if saved is not None else _preset_budget_size(run)
     family = algo.space.cell_family
     size = {"channels": channels or own.get("channels") or family.channels,
             "layers": layers or own.get("layers") or family.layers,
             "image_size": image_size or own.get("image_size")}
     latency = "latency_ms" in targets
     family.check_size(size["channels"], size["layers"], "--budget-channels and --budget-layers")
-    if saved is not None and size == {k: own[k] for k in size} and (not latency or saved["table"].get("device")):
+    if saved is not None and size == {k: own.get(k) for k in size} and (not latency or saved["table"].get("device")):
         table = CostTable.from_dict(saved["table"], str(run.budget_file))
     else:
         try:  # the priced network has the search's classes, channels in and (by default) image size
@@ -410,3 +411,16 @@ def derive_within(run: str | Path, targets: dict[str, float], channels: int | No
         raise RomenasError("no cell of the space fits all the targets at once (each alone can be met); relax one of "
                            "them")
     return genotype, mode, cost, size
+
+
+def _preset_budget_size(run: RunDir) -> dict[str, Any]:
+    """The network a budget would have priced for a run searched without one: its preset's budget
+    size (config.json's 'sources' names the preset), as ``romenas search --target-*`` prices it."""
+    try:
+        sources = run.read_json(run.config_file).get("sources") or {}
+        name = next((v[len("preset "):] for v in sources.values() if isinstance(v, str) and v.startswith("preset ")),
+                    None)
+        values = load_preset(name, "search") if name else {}
+    except (RomenasError, AttributeError):
+        return {}
+    return {"channels": values.get("budget_channels"), "layers": values.get("budget_layers")}
