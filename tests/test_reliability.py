@@ -404,7 +404,7 @@ def _bad_inputs(tmp_path, run: Path, trained: Path):
         (["search", *tiny, "--out", str(tmp_path / "other_space" / "checkpoint.pt")], "is a file"),
         (["predict", str(trained), str(tmp_path)], "is not an image file"),
         (["search", *tiny, "--target-mflops", "50", "--budget-weight", "1e300"], "beyond 1000"),
-        (["search", *tiny, "--target-mflops", "50", "--budget-channels", "5"], "--budget-channels/--budget-layers"),
+        (["search", *tiny, "--target-mflops", "50", "--budget-channels", "5"], "check --budget-channels and --budget-layers"),
         # Budgets: out of range, unreachable, or shaping no budget at all.
         (["search", "--target-mflops", "0", *tiny], "target_mflops must be positive"),
         (["search", "--target-params", "nan", *tiny], "target_params must be a finite number"),
