@@ -93,37 +93,29 @@ def gumbel_topk_edges_st(beta: torch.Tensor, index: EdgeIndex, k: int | Sequence
 def plackett_luce_inclusion(probs: torch.Tensor, k: int) -> torch.Tensor:
     """[n]: the probability that each item is among ``k`` drawn without replacement with
     probabilities ``probs`` [n] (Plackett-Luce, what Gumbel-Top-k samples), exact and
-    differentiable: a sum over the n!/(n-k)! ordered draws (a cell node has a handful of inputs)."""
+    differentiable: the sum of the probabilities of the sets that hold it."""
+    sets = plackett_luce_sets(probs, k)
+    return torch.stack([sum((p for members, p in sets if i in members), probs.new_zeros(()))
+                        for i in range(probs.numel())])
+
+
+def plackett_luce_sets(probs: torch.Tensor, k: int) -> list[tuple[tuple[int, ...], torch.Tensor]]:
+    """Every set of ``k`` of the n items (sorted positions) with its probability of being the set
+    drawn without replacement with probabilities ``probs`` [n], differentiable: the sum over the
+    set's k! ordered draws (a cell node has a handful of inputs); one set of all items,
+    probability 1, where ``k >= n``."""
     n = probs.numel()
     if k >= n:
-        return torch.ones_like(probs)
-    terms: list[list[torch.Tensor]] = [[] for _ in range(n)]
-    for order in permutations(range(n), k):
-        prob, left = probs.new_ones(()), probs.new_ones(())
-        for i in order:
-            prob = prob * probs[i] / left.clamp_min(1e-12)
-            left = left - probs[i]
-        for i in order:
-            terms[i].append(prob)
-    return torch.stack([torch.stack(t).sum() for t in terms])
-
-
-def plackett_luce_sets(probs: torch.Tensor, k: int) -> list[tuple[tuple[int, ...], float]]:
-    """Every set of ``k`` of the n items (sorted positions) with its probability of being the set
-    drawn without replacement with probabilities ``probs`` [n] (Plackett-Luce: the sum over the
-    set's k! orders); one set of all items, probability 1, where ``k >= n``."""
-    n, p = probs.numel(), [float(v) for v in probs]
-    if k >= n:
-        return [(tuple(range(n)), 1.0)]
+        return [(tuple(range(n)), probs.new_ones(()))]
     out = []
     for members in combinations(range(n), k):
-        total = 0.0
+        total = probs.new_zeros(())
         for order in permutations(members):
-            prob, left = 1.0, 1.0
+            prob, left = probs.new_ones(()), probs.new_ones(())
             for i in order:
-                prob *= p[i] / max(left, 1e-12)
-                left -= p[i]
-            total += prob
+                prob = prob * probs[i] / left.clamp_min(1e-12)
+                left = left - probs[i]
+            total = total + prob
         out.append((members, total))
     return out
 

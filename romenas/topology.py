@@ -98,7 +98,7 @@ class GumbelTopK(TopologySampler):
         beta, out = beta.detach().cpu().double(), []
         for es, k in zip(self.index.node_edges, self._per_node()):
             sets = plackett_luce_sets(torch.softmax(beta[es], -1), k)
-            out.append([(tuple(es[i] for i in members), math.log(max(p, 1e-300))) for members, p in sets])
+            out.append([(tuple(es[i] for i in members), math.log(max(float(p), 1e-300))) for members, p in sets])
         return out
 
     def distributions(self, beta):

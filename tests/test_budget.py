@@ -267,8 +267,8 @@ def test_plackett_luce_sets_are_a_distribution_with_the_inclusion_marginals():
     probs = torch.softmax(torch.tensor([0.3, -1.0, 1.2, 0.0, 0.5], dtype=torch.float64), 0)
     for k in (1, 2, 3):
         sets = plackett_luce_sets(probs, k)
-        assert sum(p for _, p in sets) == pytest.approx(1.0, abs=1e-12)
-        marginal = [sum(p for members, p in sets if i in members) for i in range(5)]
+        assert float(sum(p for _, p in sets)) == pytest.approx(1.0, abs=1e-12)
+        marginal = [float(sum(p for members, p in sets if i in members)) for i in range(5)]
         assert marginal == pytest.approx(plackett_luce_inclusion(probs, k).tolist(), abs=1e-12)
     assert plackett_luce_sets(probs, 5) == [((0, 1, 2, 3, 4), 1.0)]
 
