@@ -11,7 +11,7 @@ import yaml
 
 from .errors import RomenasError
 from .recipes import RECIPES, recipe_name, recipe_settings
-from .registry import SPACES, get_family
+from .registry import MAX_CHANNELS, MAX_LAYERS, SPACES, get_family
 
 DEFAULT_PRESET = "quickstart"
 
@@ -220,6 +220,16 @@ def _choice(name: str, value: str, options) -> None:
 
 #: Image sides beyond this are refused (a 100000-pixel side would allocate tens of GB per batch).
 MAX_IMAGE_SIZE = 4096
+#: Classes of a dataset at most (the data readers' bound, and a priced network's).
+MAX_CLASSES = 100_000
+
+
+def network_size_fits(network: Mapping[str, Any]) -> bool:
+    """A network size saved in a run folder (a cost table's ``network``) is one romenas could have
+    built: positive integers within the bounds on channels, cells, image side and classes."""
+    bounds = {"channels": MAX_CHANNELS, "layers": MAX_LAYERS, "image_size": MAX_IMAGE_SIZE,
+              "in_channels": MAX_CHANNELS, "num_classes": MAX_CLASSES}
+    return all(type(network.get(k)) is int and 0 < network[k] <= bound for k, bound in bounds.items())
 
 
 def _check_runtime(cfg) -> None:

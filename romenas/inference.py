@@ -14,7 +14,7 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
-from .config import TrainConfig, from_dict
+from .config import MAX_IMAGE_SIZE, TrainConfig, from_dict
 from .data import DataBundle, FileImages, build_transform, decode_image, epoch_loader
 from .data.sources import fit_size, labelled_files
 from .errors import RomenasError
@@ -39,7 +39,7 @@ def check_spec(spec: Any, where: str) -> dict[str, Any]:
               and all(isinstance(c, str) for c in spec["classes"])):
         problem = "'classes' must be a list of at least 2 names"
     elif not (isinstance(spec.get("image_size"), int) and not isinstance(spec["image_size"], bool)
-              and 0 < spec["image_size"] <= 4096):
+              and 0 < spec["image_size"] <= MAX_IMAGE_SIZE):
         problem = "'image_size' must be a side in pixels"
     elif spec.get("in_channels") not in (1, 3) or isinstance(spec.get("in_channels"), bool):
         problem = "'in_channels' must be 1 or 3"

@@ -19,6 +19,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from .config import network_size_fits
 from .errors import RomenasError
 
 
@@ -43,6 +44,15 @@ def default_run_path(kind: str, *parts: str, root: str | Path = "runs") -> Path:
     return path
 
 
+def _is_file(path: Path) -> bool:
+    """Whether ``path`` is a file; text that cannot name one at all (a 400-character genotype
+    string is too long a name, a NUL byte is invalid) names none."""
+    try:
+        return path.is_file()
+    except (OSError, ValueError):
+        return False
+
+
 #: What a budget may limit (romenas/config.py's METRICS names them for display).
 BUDGET_METRICS = ("mflops", "mparams", "latency_ms")
 
@@ -52,12 +62,8 @@ class RunDir:
         self.path = Path(path)
 
     def is_run(self) -> bool:
-        """Whether the folder holds a run (its config.json). Text that cannot name a file at all (a
-        400-character genotype string is too long a name, a NUL byte is invalid) holds none."""
-        try:
-            return self.config_file.is_file()
-        except (OSError, ValueError):
-            return False
+        """Whether the folder holds a run (its config.json)."""
+        return _is_file(self.config_file)
 
     config_file = property(lambda self: self.path / "config.json")
     checkpoint = property(lambda self: self.path / "checkpoint.pt")
@@ -74,10 +80,7 @@ class RunDir:
         once the search has ended ``genotype`` and ``derived`` (metric -> target, measured, met),
         plus ``mode`` where the most probable cell exceeded the budget. Anything else is a one-line
         RomenasError."""
-        try:
-            if not self.budget_file.is_file():
-                return None
-        except (OSError, ValueError):  # text that names no file (see is_run)
+        if not _is_file(self.budget_file):
             return None
         saved = self.read_json(self.budget_file)
         try:
@@ -86,8 +89,7 @@ class RunDir:
             targets = saved["targets"]
             ok = (isinstance(targets, dict) and targets
                   and all(m in BUDGET_METRICS and number(t) and t > 0 for m, t in targets.items())
-                  and all(type(network[k]) is int and 0 < network[k] <= 1 << 16 for k in ("channels", "layers",
-                                                                                          "image_size")))
+                  and network_size_fits(network))
             derived = saved.get("derived")
             if derived is not None:  # the verdict: one row per target, met exactly when measured <= target
                 ok = ok and isinstance(derived, dict) and set(derived) == set(targets) and isinstance(

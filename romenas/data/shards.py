@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
+from ..config import MAX_CLASSES
 from ..errors import RomenasError
 from .loading import epoch_generator, one_line_errors, seeded
 from .sources import DataBundle, decode_image, fit_size
@@ -30,7 +31,6 @@ IMAGE_EXTS = ("jpg", "jpeg", "png", "webp", "bmp", "ppm")
 
 #: Bounds on what a pattern or a label may make romenas allocate (ImageNet-21k has 21,841 classes).
 MAX_SHARDS = 100_000
-MAX_CLASSES = 100_000
 
 
 def is_shard_pattern(dataset: str) -> bool:

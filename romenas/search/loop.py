@@ -30,7 +30,7 @@ from ..runtime import Runtime
 from ..runs import CheckpointedLoop, RunDir, ScalarLogger, default_run_path
 from ..spaces import Plan, get_space
 from ..spaces.replicas import per_replica_loss
-from .base import ALGORITHM_OPTIONS, check_options, get_algorithm
+from .base import ALGORITHM_OPTIONS, SearchAlgorithm, check_options, get_algorithm
 from .budget import BUDGET_OPTIONS, Budget, check_budget_flags
 
 
@@ -65,14 +65,19 @@ def epoch_line(row: dict[str, Any], epochs: int) -> str:
     return line + f"  {row['seconds']:.0f}s"
 
 
+def build_algorithm(cfg: SearchConfig, generator: torch.Generator) -> SearchAlgorithm:
+    """The config's algorithm over its space (restricted to ``cfg.ops``); a bad name or op set
+    fails here, before any data is read."""
+    space = get_space(cfg.space)
+    if cfg.ops is not None:
+        space = space.restricted(cfg.ops)
+    return get_algorithm(cfg.algorithm).from_config(space, generator, cfg)
+
+
 class Searcher(CheckpointedLoop):
     lower_hint = "--w-lr/--a-lr"
 
     def __init__(self, cfg: SearchConfig, run: RunDir | None):
-        algorithm = get_algorithm(cfg.algorithm)
-        space = get_space(cfg.space)  # before any data is read: a bad name fails at once
-        if cfg.ops is not None:
-            space = space.restricted(cfg.ops)
         self.cfg, self.run = cfg, run
         self.ctx = dist.context()
         if cfg.target_latency_ms is not None and self.ctx.world > 1:
@@ -85,7 +90,7 @@ class Searcher(CheckpointedLoop):
         # The architecture parameters come from their own generator, before any data is read: an
         # algorithm that refuses its settings does so at once.
         self.generator = torch.Generator().manual_seed(cfg.seed)
-        self.algo = algorithm.from_config(space, self.generator, cfg).to(self.device)
+        self.algo = build_algorithm(cfg, self.generator).to(self.device)
         # Recorded as run: the config says which order the search used, and whether beta existed
         # (the space may keep every edge, as NAS-Bench-201's does).
         resolved = {"topology": getattr(self.algo, "topology", cfg.topology)}
@@ -372,10 +377,7 @@ def derive_within(run: str | Path, targets: dict[str, float], channels: int | No
         raise RomenasError(f"{run.path} has no checkpoint.pt: deriving again reads the search's architecture "
                            "parameters from it (a run keeps it when it finishes); search again")
     state = load_checkpoint(run.checkpoint, "search", cfg.space)
-    space = get_space(cfg.space)
-    if cfg.ops is not None:
-        space = space.restricted(cfg.ops)
-    algo = get_algorithm(cfg.algorithm).from_config(space, torch.Generator().manual_seed(cfg.seed), cfg)
+    algo = build_algorithm(cfg, torch.Generator().manual_seed(cfg.seed))
     try:
         algo.load_state_dict(state["algo"])
     except (KeyError, RuntimeError, TypeError) as exc:

@@ -24,10 +24,9 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
-from ..config import MAX_IMAGE_SIZE, METRICS
+from ..config import METRICS, network_size_fits
 from ..errors import RomenasError
 from ..genotype import MAX_NODES, Genotype
-from ..registry import MAX_CHANNELS, MAX_LAYERS
 from ..ops import build_op
 from .base import GenotypeDAG, SearchSpace, cell_edges
 from .network import build_network, count_parameters, flops_of, timings_ms
@@ -143,15 +142,11 @@ class CostTable:
                              all(len(c) == len(o) for c, o in zip(table.costs[m][k], table.ops[k]))
                              for m in table.costs for k in table.ops)
             if not (shapes_fit and set(table.costs) <= set(METRICS) and set(table.constant) == set(table.costs)
-                    and _network_fits(table.network)):
+                    and network_size_fits(table.network)):
                 raise ValueError
         except (KeyError, TypeError, ValueError, AttributeError):
             raise RomenasError(f"{where} is damaged (not a cost table); delete it to measure the costs again") from None
         return table
-
-
-#: Classes of a priced network at most (the data readers' own bound).
-MAX_CLASSES = 100_000
 
 
 def _price(value: Any) -> float:
@@ -159,13 +154,6 @@ def _price(value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < math.inf:
         raise ValueError
     return float(value)
-
-
-def _network_fits(network: Mapping) -> bool:
-    """A saved network size is one romenas could have built."""
-    bounds = {"channels": MAX_CHANNELS, "layers": MAX_LAYERS, "image_size": MAX_IMAGE_SIZE, "in_channels": MAX_CHANNELS,
-              "num_classes": MAX_CLASSES}
-    return all(type(network.get(k)) is int and 0 < network[k] <= bound for k, bound in bounds.items())
 
 
 def _nodes_of(data: Mapping) -> int:
