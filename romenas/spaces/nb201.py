@@ -12,10 +12,11 @@ from torch import nn
 
 from ..genotype import Genotype
 from ..ops import ReLUConvBN
+from ..registry import get_family
 from .base import GenotypeDAG, Plan, SearchSpace, SuperDAG, group_replicas
 from .replicas import convert_batchnorm, replica_batch
 
-NB201_OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
+NB201_OPS = get_family("nb201").ops  # the family record's list, in the benchmark's order
 NUM_NODES = 3
 
 
