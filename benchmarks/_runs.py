@@ -3,12 +3,15 @@ from __future__ import annotations
 
 import argparse
 import csv
+import os
+import sys
 import statistics
 from pathlib import Path
 from typing import Any, Iterable
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared" / "data"
+#: The shared data (as the tests find it: $ROMENAS_SHARED_DATA, else ../shared/data beside the repository).
+SHARED = Path(os.environ.get("ROMENAS_SHARED_DATA", REPO.parent / "shared" / "data"))
 
 #: What each benchmark may run, by name: the three algorithms on their recipes, ROME's other
 #: weight step, ROME's ablation grid (ROME.md's table: topology disentanglement "td", gradient
@@ -46,7 +49,8 @@ def benchmark_parser(doc: str, presets: dict, results: str, seeds: list[int]) ->
     p.add_argument("--dataset", default=str(SHARED / "cifar10"), help="image folder or torchvision dataset name")
     p.add_argument("--data-dir", help="where torchvision datasets live")
     p.add_argument("--seeds", nargs="+", type=int, default=seeds)
-    p.add_argument("--epochs", type=int, help="override the preset's search epochs")
+    p.add_argument("--epochs", type=int, help="override the preset's search epochs (the rome-K* variants scale "
+                                              "them by K as the preset's epochs x K)")
     p.add_argument("--ops", nargs="+", metavar="OP",
                    help="restrict every edge to these ops, for every algorithm (default: the space's own)")
     p.add_argument("--out", default=str(REPO / "benchmarks" / "results" / results))
@@ -114,3 +118,15 @@ def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
+
+
+def run_benchmark(main) -> None:
+    """Run a benchmark's ``main``; romenas' own one-line errors (a missing data folder, a bad seed)
+    end it with that line and exit 2, as the CLI does, instead of a traceback."""
+    from romenas.errors import RomenasError
+
+    try:
+        main()
+    except RomenasError as exc:
+        print(f"{Path(sys.argv[0]).name}: error: {exc}", file=sys.stderr)
+        sys.exit(2)

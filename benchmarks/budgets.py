@@ -24,6 +24,7 @@ import statistics
 from datetime import date
 from pathlib import Path
 
+from _runs import run_benchmark
 from _runs import (SHARED, VARIANTS, benchmark_parser, convergence_columns, mean_std, per_seed_table, search_once,
                    train_once, write_csv)
 from nb201_search import PRESETS as NB201_PRESETS
@@ -173,4 +174,4 @@ def _plot(rows, groups, args, path: Path) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_benchmark(main)

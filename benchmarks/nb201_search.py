@@ -19,6 +19,7 @@ import statistics
 from datetime import date
 from pathlib import Path
 
+from _runs import run_benchmark
 from _runs import (SHARED, VARIANTS, benchmark_parser, convergence_columns, mean_std, per_seed_table, search_once,
                    write_csv)
 
@@ -100,4 +101,4 @@ def _plot(rows, variants, path: Path) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_benchmark(main)

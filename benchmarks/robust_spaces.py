@@ -15,6 +15,7 @@ from __future__ import annotations
 from datetime import date
 from pathlib import Path
 
+from _runs import run_benchmark
 from _runs import (VARIANTS, benchmark_parser, convergence_columns, mean_std, per_seed_table, search_once, train_once,
                    write_csv)
 
@@ -92,4 +93,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    run_benchmark(main)
