@@ -196,7 +196,8 @@ def cmd_bench(args) -> None:
 def _bench_nb101(args) -> None:
     from pathlib import Path
 
-    from .spaces.nb101 import NB101Network, NB101Spec
+    from .nb101_spec import NB101Spec
+    from .spaces.nb101 import NB101Network
 
     text = args.spec
     if not text.lstrip().startswith("{"):

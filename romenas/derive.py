@@ -40,7 +40,7 @@ def darts_rule(space: SearchSpace, op_weights: Mapping[str, torch.Tensor]) -> Ge
         for node_edges in _node_edges(space):
             scored = []
             for e in node_edges:
-                op, w = _best_op(space.edge_ops[kind][e], op_weights[kind][e], allow_none=keep_all)
+                op, w = _best_op(space.site_ops[kind][e], op_weights[kind][e], allow_none=keep_all)
                 scored.append((w, op, edges[e][1]))
             chosen = scored if keep_all else sorted(scored, key=lambda t: -t[0])[:space.inputs_per_node]
             nodes.append(sorted(((op, inp) for _, op, inp in chosen), key=lambda p: p[1]))
@@ -51,17 +51,32 @@ def darts_rule(space: SearchSpace, op_weights: Mapping[str, torch.Tensor]) -> Ge
 def topology_rule(space: SearchSpace, op_weights: Mapping[str, torch.Tensor],
                   kept_edges: Mapping[str, Sequence[Sequence[int]]]) -> Genotype:
     """The given edges per node (chosen by the topology parameters), each with its argmax op. In a
-    space whose genotypes list every edge (NAS-Bench-201), the edges not kept are 'none'."""
+    space whose genotypes list every edge (NAS-Bench-201), the edges not kept are 'none'. Where ops
+    sit on nodes (NAS-Bench-101), each node's argmax op on its kept inputs, the last node's kept
+    inputs being the output's (as NAS-Bench-1Shot1 derives: top-k inputs, argmax op)."""
+    if space.op_site == "node":
+        return _node_rule(space, op_weights, kept_edges)
     edges, every_edge = space.edges, space.inputs_per_node is None
     cells = {}
     for kind in space.cell_types:
         nodes = []
         for node, kept in zip(_node_edges(space), kept_edges[kind]):
             chosen = [e for e in node if e in kept or every_edge]
-            nodes.append([(_best_op(space.edge_ops[kind][e], op_weights[kind][e], allow_none=True)[0]
+            nodes.append([(_best_op(space.site_ops[kind][e], op_weights[kind][e], allow_none=True)[0]
                            if e in kept else "none", edges[e][1]) for e in chosen])
         cells[kind] = nodes
     return Genotype.build(space.family, cells)
+
+
+def _node_rule(space: SearchSpace, op_weights: Mapping[str, torch.Tensor],
+               kept_edges: Mapping[str, Sequence[Sequence[int]]]) -> Genotype:
+    edges, cells, concat = space.edges, {}, {}
+    for kind in space.cell_types:
+        *blocks, output = kept_edges[kind]
+        cells[kind] = [[(_best_op(space.site_ops[kind][j], op_weights[kind][j], allow_none=False)[0], edges[e][1])
+                        for e in kept] for j, kept in enumerate(blocks)]
+        concat[kind] = [edges[e][1] for e in output]
+    return Genotype.build(space.family, cells, concat)
 
 
 #: Cost resolution of the derivation under a budget: partial cells whose costs agree to this
@@ -93,7 +108,7 @@ def most_probable_within(space: SearchSpace, op_probs: Mapping[str, torch.Tensor
         logp = torch.log(op_probs[kind].detach().cpu().double().clamp_min(1e-300))
         prices = np.stack([table.table(m, kind).numpy() for m in metrics], -1)  # [edges, ops, M]
         per_edge = {}
-        for e, ops in enumerate(space.edge_ops[kind]):
+        for e, ops in enumerate(space.site_ops[kind]):
             choices = [(float(logp[e, o]), prices[e, o], o) for o, op in enumerate(ops) if op != "none" or allow_none]
             per_edge[e] = _pareto(choices)
         for j, sets in enumerate(input_sets[kind]):

@@ -4,9 +4,14 @@ A genotype lists, for every cell type and every intermediate node, the ``(op, in
 pairs feeding that node. Inputs are numbered as in the papers: the cell inputs first
 (DARTS: 0 = c_{k-2}, 1 = c_{k-1}; NAS-Bench-201: 0), then the intermediate nodes.
 
-Three text forms round-trip exactly: JSON, the DARTS ``Genotype(normal=[...], ...)``
-string and the NAS-Bench-201 ``|op~i|+|op~i|op~i|+...`` string. Parsing never calls
+Four text forms round-trip exactly: JSON, the DARTS ``Genotype(normal=[...], ...)``
+string, the NAS-Bench-201 ``|op~i|+|op~i|op~i|+...`` string and, for NAS-Bench-101 cells,
+the benchmark's ``{"matrix": [[...]], "ops": ["input", ..., "output"]}``. Parsing never calls
 ``eval``: DARTS strings are read as an AST of literals.
+
+NAS-Bench-101 cells (family ``nb101``) carry their ops on nodes: a node lists an ``(op, input)``
+pair per input with its one op repeated, and ``concat`` lists the output's inputs, 0 (the cell
+input, projected and added) included.
 
 Genotype specs are untrusted input (command lines, files, weights metadata), so every form
 ends in one strict reader, :meth:`Genotype.build`: exact types (an input index is an
@@ -25,6 +30,7 @@ from numbers import Integral
 from typing import Mapping, Sequence
 
 from .errors import RomenasError
+from .nb101_spec import NB101Spec
 from .registry import FAMILIES, OP_NAMES
 
 __all__ = ["Genotype", "GenotypeError", "parse_darts_string", "parse_nb201_string",
@@ -81,7 +87,8 @@ class Genotype:
             got = list(cells) if isinstance(cells, Mapping) else cells
             raise GenotypeError(f"a {family} genotype needs cells {list(kinds)} (an object of node lists), "
                                 f"got {_short(got)}")
-        norm = {kind: _read_cell(kind, cells[kind], num_inputs, by_input=per_node is None) for kind in kinds}
+        norm = {kind: _read_cell(kind, cells[kind], num_inputs, by_input=per_node is None or record.op_site == "node")
+                for kind in kinds}
         geno = cls(family, norm, _read_concat(concat, norm, num_inputs))
         geno.validate()
         return geno
@@ -103,7 +110,9 @@ class Genotype:
             for j, node in enumerate(nodes):
                 index = num_inputs + j
                 where = _node_name(kind, index)
-                if per_node is None:
+                if record.op_site == "node":
+                    _check_node_site(where, node, index)
+                elif per_node is None:
                     _check_every_input(where, node, index)
                 else:
                     _check_inputs(where, node, index, per_node, self.family)
@@ -112,7 +121,10 @@ class Genotype:
                         raise GenotypeError(f"{where}: op {_short(op)} is not in the space; "
                                             f"use one of {sorted(allowed)}")
             last = num_inputs + len(nodes)
-            _check_concat(kind, self.concat.get(kind, ()), num_inputs, last, outputs_last=per_node is None)
+            if record.op_site == "node":
+                _check_output_inputs(kind, self.concat.get(kind, ()), last)
+            else:
+                _check_concat(kind, self.concat.get(kind, ()), num_inputs, last, outputs_last=per_node is None)
 
     # ---- text forms -----------------------------------------------------------------
     def to_dict(self) -> dict:
@@ -122,7 +134,10 @@ class Genotype:
 
     @classmethod
     def from_dict(cls, data: Mapping) -> "Genotype":
-        """The JSON form, also as weights metadata stores it: any JSON value is read or refused."""
+        """The JSON form, also as weights metadata stores it, or a NAS-Bench-101 spec
+        ``{"matrix", "ops"}``: any JSON value is read or refused."""
+        if isinstance(data, Mapping) and set(data) == {"matrix", "ops"}:
+            return cls.from_nb101(data["matrix"], data["ops"])
         if not isinstance(data, Mapping) or not {"family", "cells"} <= set(data):
             raise GenotypeError("a genotype JSON object needs the keys 'family' and 'cells'")
         unknown = sorted(map(str, set(data) - {"family", "cells", "concat"}))
@@ -147,8 +162,44 @@ class Genotype:
     def to_json(self) -> str:
         return json.dumps(self.to_dict())
 
+    @classmethod
+    def from_nb101(cls, matrix, ops) -> "Genotype":
+        """A NAS-Bench-101 spec (adjacency matrix, op list) as an ``nb101`` genotype, pruned as the
+        benchmark prunes it (vertices off every input-output path removed)."""
+        try:
+            spec = NB101Spec.build(matrix, ops, interior_ops=FAMILIES["nb101"].ops)
+        except RomenasError as exc:
+            raise GenotypeError(str(exc)) from None
+        spec = spec.pruned()
+        if spec is None:
+            raise GenotypeError("the NAS-Bench-101 cell does not connect its input to its output")
+        m, n = spec.matrix, spec.num_vertices
+        nodes = [[(spec.ops[v], w) for w in range(v) if m[w][v]] for v in range(1, n - 1)]
+        if not nodes:
+            raise GenotypeError("the NAS-Bench-101 cell has no interior vertex; romenas searches and trains cells "
+                                "with at least one op")
+        return cls.build("nb101", {"cell": nodes}, {"cell": [w for w in range(n - 1) if m[w][n - 1]]})
+
+    def to_nb101(self) -> dict:
+        """The NAS-Bench-101 spec of an ``nb101`` genotype: ``{"matrix": V x V 0/1, "ops": [...]}``,
+        vertex 0 the input, the last the output (not pruned: the benchmark prunes on reading)."""
+        if self.family != "nb101":
+            raise GenotypeError(f"a {self.family} genotype has no NAS-Bench-101 form")
+        nodes = self.cells["cell"]
+        n = len(nodes) + 2
+        matrix = [[0] * n for _ in range(n)]
+        for v, node in enumerate(nodes, start=1):
+            for _, w in node:
+                matrix[w][v] = 1
+        for w in self.concat["cell"]:
+            matrix[w][n - 1] = 1
+        return {"matrix": matrix, "ops": ["input"] + [node[0][0] for node in nodes] + ["output"]}
+
     def to_string(self) -> str:
-        """The family's conventional string: DARTS ``Genotype(...)`` or NAS-Bench-201 ``|op~i|...``."""
+        """The family's conventional string: DARTS ``Genotype(...)``, NAS-Bench-201 ``|op~i|...`` or
+        NAS-Bench-101's ``{"matrix": ..., "ops": ...}``."""
+        if self.family == "nb101":
+            return json.dumps(self.to_nb101(), separators=(",", ":"))
         if self.family == "nb201":
             return "+".join("|" + "|".join(f"{op}~{i}" for op, i in node) + "|" for node in self.cells["cell"])
         parts = []
@@ -160,8 +211,11 @@ class Genotype:
     __str__ = to_string
 
     def ops(self, kind: str | None = None) -> list[str]:
-        """All ops of one cell type (or of every cell type), in node order."""
+        """All ops of one cell type (or of every cell type), in node order: one per edge, or one
+        per node where ops sit on nodes (NAS-Bench-101)."""
         kinds = [kind] if kind else list(self.cells)
+        if FAMILIES[self.family].op_site == "node":
+            return [node[0][0] for k in kinds for node in self.cells[k]]
         return [op for k in kinds for node in self.cells[k] for op, _ in node]
 
 
@@ -259,6 +313,27 @@ def _check_every_input(where: str, node: tuple[Pair, ...], index: int) -> None:
         missing = sorted(set(range(index)) - set(inputs))
         raise GenotypeError(f"{where} has {len(inputs)} inputs and lacks {missing}; a nb201 node needs {index}, "
                             f"one from each of 0..{index - 1}")
+
+
+def _check_node_site(where: str, node: tuple[Pair, ...], index: int) -> None:
+    """NAS-Bench-101: one op per node, applied to the sum of one or more distinct earlier nodes."""
+    if not node:
+        raise GenotypeError(f"{where} has no inputs; a NAS-Bench-101 node takes at least one earlier node")
+    ops = sorted({op for op, _ in node})
+    if len(ops) > 1:
+        raise GenotypeError(f"{where} lists the ops {ops}; a NAS-Bench-101 node applies one op to the sum of its "
+                            "inputs, so every pair of a node names the same op")
+    _check_earlier(where, node, index)
+    twice = [i for i, count in Counter(i for _, i in node).items() if count > 1]
+    if twice:
+        raise GenotypeError(f"{where} takes input {twice[0]} twice; a node takes each input once")
+
+
+def _check_output_inputs(kind: str, concat: tuple[int, ...], last: int) -> None:
+    """NAS-Bench-101: the output concatenates distinct nodes (0, the cell input, is projected and added)."""
+    problem = _concat_problem(concat, 0, list(range(last)))
+    if problem:
+        raise GenotypeError(f"{kind} concat (the output's inputs) {problem}; it lists distinct nodes 0..{last - 1}")
 
 
 def _check_earlier(where: str, node: tuple[Pair, ...], index: int) -> None:

@@ -1,7 +1,9 @@
-"""Candidate operations of the DARTS, RobustDARTS and NAS-Bench-201 cells.
+"""Candidate operations of the DARTS, RobustDARTS, NAS-Bench-201 and NAS-Bench-101 cells.
 
 Every op maps ``C`` channels to ``C`` channels; ``stride`` 2 halves the resolution.
 ``affine`` is False inside supernets (as DARTS/GDAS search) and True in derived networks.
+NAS-Bench-101's ops keep their benchmark names (``conv3x3-bn-relu``, ...) and their order
+(conv, BN, ReLU), and act on a node's summed inputs at stride 1.
 """
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ from torch import nn
 
 from .registry import OP_NAMES
 
-__all__ = ["OPS", "build_op", "ReLUConvBN", "FactorizedReduce"]
+__all__ = ["OPS", "build_op", "ReLUConvBN", "FactorizedReduce", "conv_bn_relu"]
 
 
 class ReLUConvBN(nn.Sequential):
@@ -23,6 +25,12 @@ class ReLUConvBN(nn.Sequential):
             nn.Conv2d(C_in, C_out, kernel, stride, padding, dilation=dilation, bias=False),
             nn.BatchNorm2d(C_out, affine=affine),
         )
+
+
+def conv_bn_relu(C_in: int, C_out: int, kernel: int, affine: bool = True, **bn) -> nn.Sequential:
+    """NAS-Bench-101's conv_bn_relu: a 'same' conv without bias, BN (``bn``: its momentum and eps), ReLU."""
+    return nn.Sequential(nn.Conv2d(C_in, C_out, kernel, padding=kernel // 2, bias=False),
+                         nn.BatchNorm2d(C_out, affine=affine, **bn), nn.ReLU(inplace=False))
 
 
 class DilConv(nn.Sequential):
@@ -104,6 +112,9 @@ OPS: dict[str, Callable[[int, int, bool], nn.Module]] = {
     "dil_conv_5x5": lambda C, stride, affine: DilConv(C, C, 5, stride, 4, 2, affine),
     "nor_conv_1x1": lambda C, stride, affine: ReLUConvBN(C, C, 1, stride, 0, 1, affine),
     "nor_conv_3x3": lambda C, stride, affine: ReLUConvBN(C, C, 3, stride, 1, 1, affine),
+    "conv3x3-bn-relu": lambda C, stride, affine: conv_bn_relu(C, C, 3, affine),
+    "conv1x1-bn-relu": lambda C, stride, affine: conv_bn_relu(C, C, 1, affine),
+    "maxpool3x3": lambda C, stride, affine: nn.MaxPool2d(3, 1, 1),
 }
 if tuple(OPS) != OP_NAMES:  # the torch-free list genotypes are checked against
     raise RuntimeError("romenas.registry.OP_NAMES and romenas.ops.OPS disagree")

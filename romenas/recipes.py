@@ -22,6 +22,8 @@ _DARTS_SGD = dict(batch_size=64, w_lr=0.025, w_lr_min=0.001, w_momentum=0.9, w_w
 _NB201_SGD = dict(batch_size=64, w_lr=0.025, w_lr_min=0.001, w_momentum=0.9, w_weight_decay=5e-4,
                   w_nesterov=True, grad_clip=5.0, train_portion=0.5)
 _GUMBEL = dict(tau_max=10.0, tau_min=0.1)
+#: NAS-Bench-1Shot1's optimizers/darts/train_search.py (also its GDAS): batch 96, SGD 0.025 -> 0.001, wd 3e-4.
+_1SHOT1_SGD = dict(_DARTS_SGD, batch_size=96)
 #: Step order per iteration as each source has it: DARTS' Algorithm 1 and ROME's update the
 #: architecture first; xautodl's GDAS, and its DARTS on NAS-Bench-201, update the weights first.
 _ARCH_FIRST, _WEIGHTS_FIRST = dict(step_order="arch-first"), dict(step_order="weights-first")
@@ -65,13 +67,22 @@ RECIPES: dict[str, Recipe] = _recipes(
            {**_DARTS_SGD, **_ARCH, **_ROME, "epochs": 50, "w_lr": 0.05}),
     Recipe("rome-nb201", "ROME's paper has no NAS-Bench-201 search: xautodl's NB201 weight optimiser with "
            "ROME's fair weight step, K=7 and 50 epochs", {**_NB201_SGD, **_ARCH, **_ROME, "epochs": 50}),
+    Recipe("darts-1shot1", "NAS-Bench-1Shot1 (Zela et al., ICLR 2020) optimizers/darts/train_search.py: batch 96, "
+           "SGD 0.025 -> 0.001, 50 epochs (its argparse default; its cluster scripts run 25), first order, input "
+           "weights softmax(beta)", {**_1SHOT1_SGD, **_ARCH, **_ARCH_FIRST, "epochs": 50}),
+    Recipe("gdas-1shot1", "NAS-Bench-1Shot1's GDAS: its DARTS settings, 100 epochs, hard Gumbel on ops and soft "
+           "Gumbel-softmax on inputs, tau 10 -> 1", {**_1SHOT1_SGD, **_ARCH, **_WEIGHTS_FIRST, "epochs": 100,
+                                                    "tau_max": 10.0, "tau_min": 1.0}),
+    Recipe("rome-1shot1", "ROME's paper gives no NAS-Bench-1Shot1 settings: 1Shot1's DARTS weight optimiser with "
+           "ROME's fair weight step, K=7, tau 10 -> 0.1 and its DARTS-space 50 epochs",
+           {**_1SHOT1_SGD, **_ARCH, **_ROME, "epochs": 50}),
 )
 
 
 
 
 def recipe_name(algorithm: str, space: str) -> str:
-    """The published recipe of ``algorithm`` in ``space`` ('<algorithm>-<darts|robust|nb201>'), or 'none'."""
+    """The published recipe of ``algorithm`` in ``space`` ('<algorithm>-<darts|robust|nb201|1shot1>'), or 'none'."""
     entry = SPACES.get(str(space).lower())
     name = f"{algorithm}-{entry.recipe_family if entry else space}"
     return name if name in RECIPES else "none"

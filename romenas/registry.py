@@ -1,10 +1,10 @@
 """What cell families and search spaces exist: plain records, readable without torch.
 
 A *cell family* is a kind of cell and the network around it (DARTS' NASNet-style cells,
-NAS-Bench-201's cells): how many inputs a cell has, its cell types, how many inputs each
-node keeps, the network builders, the paper-scale size and the size rule. A *search space*
-is a family plus the ops each edge offers, and the family of published search recipes it
-runs on. Genotypes, configs and recipes read these records; the builders are imported
+NAS-Bench-201's and NAS-Bench-101's cells): how many inputs a cell has, its cell types, how
+many inputs each node keeps, where its ops sit (on edges, or on nodes as in NAS-Bench-101),
+the network builders, the paper-scale size and the size rule. A *search space* is a family
+plus the ops each op site offers, and the family of published search recipes it runs on. Genotypes, configs and recipes read these records; the builders are imported
 only when a network is built. Adding a space: a module with its ``SearchSpace`` factory
 (and, for a new family, its supernet and network) and one ``register_space`` line below
 (docs/architecture.md has a worked example).
@@ -47,6 +47,9 @@ class CellFamily:
     min_layers: int = 1
     even_channels: bool = False
     ops: tuple[str, ...] = ()        # the ops its cells may hold (empty: any op romenas has)
+    #: Where an op sits: on every edge (DARTS, NAS-Bench-201), or on every node, applied to the sum
+    #: of the node's inputs, the output concatenating the nodes it lists (NAS-Bench-101).
+    op_site: str = "edge"
 
     def check_size(self, channels: int, layers: int, flags: str = "--channels and --layers") -> None:
         """The size rule of the family's networks (search and training alike), and bounds no
@@ -85,8 +88,9 @@ class SpaceEntry:
 #: Every candidate operation's name (romenas/ops.py builds them) and those without weights: the
 #: ones a collapsed search fills its cells with.
 OP_NAMES = ("none", "noise", "skip_connect", "max_pool_3x3", "avg_pool_3x3", "sep_conv_3x3", "sep_conv_5x5",
-            "dil_conv_3x3", "dil_conv_5x5", "nor_conv_1x1", "nor_conv_3x3")
-PARAMETER_FREE = frozenset({"none", "noise", "skip_connect", "max_pool_3x3", "avg_pool_3x3"})
+            "dil_conv_3x3", "dil_conv_5x5", "nor_conv_1x1", "nor_conv_3x3", "conv3x3-bn-relu", "conv1x1-bn-relu",
+            "maxpool3x3")
+PARAMETER_FREE = frozenset({"none", "noise", "skip_connect", "max_pool_3x3", "avg_pool_3x3", "maxpool3x3"})
 
 FAMILIES: dict[str, CellFamily] = {}
 SPACES: dict[str, SpaceEntry] = {}
@@ -126,8 +130,14 @@ register_family(CellFamily("darts", 2, ("normal", "reduce"), 2, supernet="romena
 register_family(CellFamily("nb201", 1, ("cell",), None, supernet="romenas.spaces.nb201:NB201Supernet",
                            network="romenas.spaces.nb201:NB201Network", channels=16, layers=5,
                            ops=("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")))
+# NAS-Bench-101's cells (ops on nodes); layers = cells per stack (3 stacks), as the benchmark counts them.
+register_family(CellFamily("nb101", 1, ("cell",), None, supernet="romenas.spaces.nb101:OneShot1Supernet",
+                           network="romenas.spaces.nb101:NB101GenotypeNetwork", channels=128, layers=3,
+                           ops=("maxpool3x3", "conv3x3-bn-relu", "conv1x1-bn-relu", "skip_connect"), op_site="node"))
 
 register_space(SpaceEntry("darts", "darts", "darts", "romenas.spaces.darts:darts_space"))
 register_space(SpaceEntry("nb201", "nb201", "nb201", "romenas.spaces.nb201:nb201_space"))
 for _name in ("s1", "s2", "s3", "s4"):
     register_space(SpaceEntry(_name, "darts", "robust", "romenas.spaces.robust:robust_space", (_name,)))
+for _name in ("1shot1-s1", "1shot1-s2", "1shot1-s3"):
+    register_space(SpaceEntry(_name, "nb101", "1shot1", "romenas.spaces.nb101:oneshot1_space", (_name,)))

@@ -13,7 +13,7 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 
-__all__ = ["gumbel", "gumbel_max_st", "EdgeIndex", "gumbel_topk_edges_st", "plackett_luce_inclusion",
+__all__ = ["gumbel", "gumbel_softmax", "gumbel_max_st", "EdgeIndex", "gumbel_topk_edges_st", "plackett_luce_inclusion",
            "fair_op_indices"]
 
 
@@ -36,6 +36,11 @@ def _relaxed(logits: torch.Tensor, tau: float, generator: torch.Generator) -> tu
     perturbed = logp + noise.clamp(max=torch.finfo(noise.dtype).max)
     gaps = perturbed - perturbed.max(dim=-1, keepdim=True).values.detach()
     return perturbed, F.softmax(gaps / max(float(tau), torch.finfo(gaps.dtype).tiny), dim=-1)
+
+
+def gumbel_softmax(logits: torch.Tensor, tau: float, generator: torch.Generator) -> torch.Tensor:
+    """The relaxed sample softmax((log p + g) / tau) per row (Jang et al. 2017; GDAS' soft edges)."""
+    return _relaxed(logits, tau, generator)[1]
 
 
 def gumbel_max_st(logits: torch.Tensor, tau: float, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:

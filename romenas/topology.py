@@ -1,9 +1,10 @@
-"""Topology samplers: which inputs each node of a cell keeps, from ROME's parameters beta.
+"""Topology samplers: which inputs each node of a cell keeps, from topology parameters beta.
 
 One interface for ROME's two edge samplers (ICCV 2023, Sec. 3.2): ``sample`` draws a
 subnet's edges with straight-through weights, ``kept`` derives them (argmax of p(z)),
 ``marginals`` and ``distributions`` are what the logs and plots read. A sampler is built
-for a cell's edge list and the number of inputs each node keeps.
+for a cell's edge list and the number of inputs each node keeps. Two *soft* samplers give
+DARTS and GDAS the input weights NAS-Bench-1Shot1 searches with (every input on, weighted).
 """
 from __future__ import annotations
 
@@ -14,9 +15,11 @@ from typing import ClassVar
 import torch
 
 from .errors import RomenasError
-from .sampling import EdgeIndex, gumbel_max_st, gumbel_topk_edges_st, plackett_luce_inclusion, plackett_luce_sets
+from .sampling import (EdgeIndex, gumbel_max_st, gumbel_softmax, gumbel_topk_edges_st, plackett_luce_inclusion,
+                       plackett_luce_sets)
 
-__all__ = ["TopologySampler", "GumbelTopK", "GumbelPairs", "TOPOLOGY_SAMPLERS", "get_topology_sampler"]
+__all__ = ["TopologySampler", "GumbelTopK", "GumbelPairs", "GumbelSubsets", "SoftmaxInputs", "GumbelSoftmaxInputs",
+           "TOPOLOGY_SAMPLERS", "get_topology_sampler"]
 
 
 class TopologySampler:
@@ -26,6 +29,9 @@ class TopologySampler:
     name: ClassVar[str]
     #: Whether the sampler needs a fixed number of inputs per node (``keep``), as Gumbel-Top-k does.
     needs_keep: ClassVar[bool] = True
+    #: Whether a sample's edge weights are values the forward pass needs (soft relaxations), not
+    #: straight-through weights of value 1 whose gradient alone matters.
+    soft: ClassVar[bool] = False
 
     def __init__(self, edges: list[tuple[int, int]], keep: int | None):
         self.index = EdgeIndex(edges)
@@ -72,6 +78,13 @@ class GumbelTopK(TopologySampler):
     (sampling without replacement)."""
 
     name = "top2"
+
+    def __init__(self, edges, keep):
+        super().__init__(edges, keep)
+        for es, k in zip(self.index.node_edges, self._per_node()):
+            if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= len(es):
+                raise RomenasError(f"a node with {len(es)} possible inputs cannot keep {k!r}; each node keeps 1 to "
+                                   "as many inputs as it has predecessors")
 
     @property
     def num_params(self) -> int:
@@ -186,8 +199,42 @@ class GumbelSubsets(_GumbelSets):
         return [s for size in range(1, len(node_edges) + 1) for s in combinations(node_edges, size)]
 
 
-TOPOLOGY_SAMPLERS: dict[str, type[TopologySampler]] = {cls.name: cls for cls in (GumbelTopK, GumbelPairs,
-                                                                                  GumbelSubsets)}
+class SoftmaxInputs(GumbelTopK):
+    """DARTS' relaxation of a node's inputs, as NAS-Bench-1Shot1 searches (``alphas_inputs``,
+    ``alphas_output``): every input on, weighted by softmax(beta) over the node's predecessors; a
+    node with no choice (no more predecessors than it keeps) takes them at weight 1. Derived: the
+    top-k inputs by beta (1Shot1's ``get_top_k``), as for Gumbel-Top-k."""
+
+    name = "softmax"
+    soft = True
+
+    def __init__(self, edges, keep):
+        super().__init__(edges, keep)
+        per_node = self._per_node()
+        self.fixed = torch.tensor([len(self.index.node_edges[n]) <= per_node[n] for n in self.index.node_of.tolist()])
+
+    def _relaxation(self, beta, tau, generator):
+        return self.index.node_softmax(beta)
+
+    def sample(self, beta, tau, generator):
+        weights = self._relaxation(beta, tau, generator)
+        fixed = self.fixed.to(weights.device)
+        return torch.ones_like(fixed), torch.where(fixed, torch.ones_like(weights), weights)
+
+
+class GumbelSoftmaxInputs(SoftmaxInputs):
+    """GDAS' soft Gumbel-softmax over a node's inputs, as NAS-Bench-1Shot1 runs GDAS (hard Gumbel on
+    ops, soft on edges): weights softmax((log softmax(beta) + g) / tau) over the predecessors."""
+
+    name = "gumbel-softmax"
+
+    def _relaxation(self, beta, tau, generator):
+        padded = self.index.pad(beta, self.index.node_of, self.index.pos_of, self.index.max_pred)
+        return gumbel_softmax(padded, tau, generator)[self.index.node_of, self.index.pos_of]
+
+
+TOPOLOGY_SAMPLERS: dict[str, type[TopologySampler]] = {cls.name: cls for cls in (
+    GumbelTopK, GumbelPairs, GumbelSubsets, SoftmaxInputs, GumbelSoftmaxInputs)}
 
 
 def get_topology_sampler(name: str, edges: list[tuple[int, int]], keep: int | None) -> TopologySampler:
@@ -197,7 +244,8 @@ def get_topology_sampler(name: str, edges: list[tuple[int, int]], keep: int | No
     except KeyError:
         raise RomenasError(f"unknown edge sampler {name!r}; use one of {sorted(TOPOLOGY_SAMPLERS)} "
                            "('top2' = ROME-v2 Gumbel-Top-k, 'pair' = ROME-v1, 'subset' = any non-empty input "
-                           "set, for spaces that keep every edge)") from None
+                           "set, for spaces that keep every edge; 'softmax' and 'gumbel-softmax' weigh every "
+                           "input, as DARTS and GDAS do)") from None
     if cls.needs_keep and keep is None:
         raise RomenasError(f"edge sampler {name!r} keeps a fixed number of inputs per node, but this space keeps "
                            "every edge; use --edge-sampler subset (edges on or off, 'none' decided by beta) "

@@ -19,6 +19,7 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 from .errors import RomenasError  # noqa: E402
 from .genotype import Genotype  # noqa: E402
 from .published import load_genotype  # noqa: E402
+from .registry import FAMILIES  # noqa: E402
 from .runs import RunDir  # noqa: E402
 
 
@@ -159,9 +160,21 @@ def _curves(runs: list[tuple[str, list[dict]]]):
 
 # ---- cell diagrams --------------------------------------------------------------------------
 def _node_names(genotype: Genotype, kind: str) -> list[str]:
+    if _ops_on_nodes(genotype):
+        return ["in"] + [f"{j}: {node[0][0]}" for j, node in enumerate(genotype.cells[kind], start=1)]
     if genotype.family == "nb201":
         return ["in"] + [str(i) for i in range(1, len(genotype.cells[kind]) + 1)]
     return ["c_{k-2}", "c_{k-1}"] + [str(i) for i in range(len(genotype.cells[kind]))]
+
+
+def _ops_on_nodes(genotype: Genotype) -> bool:
+    """NAS-Bench-101 cells: the op is the node's (its label), edges carry none."""
+    return FAMILIES[genotype.family].op_site == "node"
+
+
+def _output(genotype: Genotype) -> str | None:
+    """The output node's label where the cell concatenates listed nodes (DARTS, NAS-Bench-101)."""
+    return {"darts": "c_{k}", "nb101": "out"}.get(genotype.family)
 
 
 def to_dot(genotype: Genotype, kind: str) -> str:
@@ -175,9 +188,10 @@ def to_dot(genotype: Genotype, kind: str) -> str:
     for j, node in enumerate(genotype.cells[kind]):
         for op, inp in node:
             if op != "none":
-                lines.append(f'  n{inp} -> n{genotype.num_inputs + j} [label="{op}", fontsize=10];')
-    if genotype.family == "darts":
-        lines.append('  out [label="c_{k}", fillcolor=palegoldenrod];')
+                label = "" if _ops_on_nodes(genotype) else f' [label="{op}", fontsize=10]'
+                lines.append(f'  n{inp} -> n{genotype.num_inputs + j}{label};')
+    if _output(genotype):
+        lines.append(f'  out [label="{_output(genotype)}", fillcolor=palegoldenrod];')
         lines += [f"  n{i} -> out;" for i in genotype.concat[kind]]
     lines.append("}")
     return "\n".join(lines) + "\n"
@@ -208,16 +222,17 @@ def _draw_matplotlib(genotype: Genotype, kind: str, path: Path) -> None:
             t = 0.68
             mx = (1 - t) ** 2 * x0 + 2 * (1 - t) * t * cx + t ** 2 * x1
             my = (1 - t) ** 2 * y0 + 2 * (1 - t) * t * cy + t ** 2 * y1
-            ax.text(mx, my, op, fontsize=8, ha="center", va="center", color=colour[op],
-                    bbox=dict(boxstyle="round,pad=0.15", fc="white", ec="none", alpha=0.9))
-    if genotype.family == "darts":
+            if not _ops_on_nodes(genotype):
+                ax.text(mx, my, op, fontsize=8, ha="center", va="center", color=colour[op],
+                        bbox=dict(boxstyle="round,pad=0.15", fc="white", ec="none", alpha=0.9))
+    if _output(genotype):
         pos["out"] = (2.4 * (n_nodes + 1), 0.4)
         for i in genotype.concat[kind]:
             ax.annotate("", pos["out"], pos[i], arrowprops=dict(arrowstyle="-|>", color="lightgray",
                                                                  shrinkA=14, shrinkB=18))
     for i, (x, y) in pos.items():
         fill = "palegoldenrod" if i == "out" else "darkseagreen" if i < n_in else "lightblue"
-        ax.text(x, y, "c_{k}" if i == "out" else names[i], ha="center", va="center", fontsize=11,
+        ax.text(x, y, _output(genotype) if i == "out" else names[i], ha="center", va="center", fontsize=11,
                 bbox=dict(boxstyle="round,pad=0.4", fc=fill))
     xs, ys = [x for x, _ in pos.values()], [y for _, y in pos.values()]
     ax.set_xlim(min(xs) - 1.0, max(xs) + 1.0)

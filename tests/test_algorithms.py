@@ -38,7 +38,7 @@ def test_accumulated_gradient_is_mean_of_separate_gradients(edge_sampler):
 
 def test_darts_rule_on_handmade_alpha():
     space = get_space("darts")
-    ops = list(space.edge_ops["normal"][0])
+    ops = list(space.site_ops["normal"][0])
     alpha = torch.zeros(14, len(ops))
     # node 2: edge 0 strongest 'none' (ignored) but weak conv; edge 1 strong sep_conv_5x5
     alpha[0, ops.index("none")] = 9.0

@@ -20,7 +20,7 @@ from conftest import TINY_SEARCH
 PACKAGE = Path(__file__).resolve().parents[1] / "romenas"
 #: The pipeline, lowest first; a module may import its own group and the ones before it.
 GROUPS = [
-    ("core", ["version", "errors", "registry", "genotype", "ops", "runtime", "distributed", "checkpoint", "runs", "recipes",
+    ("core", ["version", "errors", "registry", "nb101_spec", "genotype", "ops", "runtime", "distributed", "checkpoint", "runs", "recipes",
               "config", "published", "presets"]),
     ("data", ["data"]),
     ("spaces", ["spaces"]),

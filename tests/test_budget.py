@@ -192,11 +192,11 @@ def _log_p(algo, genotype):
         for j, node in enumerate(nodes):
             edges = {i: e for e, (n, i) in enumerate(algo.space.edges) if n == algo.space.num_inputs + j}
             kept = tuple(sorted(edges[i] for op, i in node if op != "none" or algo.space.inputs_per_node is None
-                                and "none" in algo.space.edge_ops[kind][edges[i]]))
+                                and "none" in algo.space.site_ops[kind][edges[i]]))
             total += dict(sets[j])[kept]
             for op, i in node:
                 if edges[i] in kept:
-                    total += float(torch.log(probs[edges[i], algo.space.edge_ops[kind][edges[i]].index(op)]))
+                    total += float(torch.log(probs[edges[i], algo.space.site_ops[kind][edges[i]].index(op)]))
     return total
 
 
@@ -205,7 +205,7 @@ def _every_nb201_genotype(space, with_none):
 
     from romenas.genotype import Genotype
 
-    choices = [list(space.edge_ops["cell"][e]) + (["none"] if with_none else []) for e in range(6)]
+    choices = [list(space.site_ops["cell"][e]) + (["none"] if with_none else []) for e in range(6)]
     for ops in product(*choices):
         nodes = [[(ops[0], 0)], [(ops[1], 0), (ops[2], 1)], [(ops[3], 0), (ops[4], 1), (ops[5], 2)]]
         if with_none and any(all(op == "none" for op, _ in node) for node in nodes):

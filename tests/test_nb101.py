@@ -9,7 +9,8 @@ import torch
 from romenas.bench.nb101 import NB101Table, decode_metrics
 from romenas.cli import main
 from romenas.errors import RomenasError
-from romenas.spaces.nb101 import NB101Network, NB101Spec, vertex_channels
+from romenas.nb101_spec import NB101Spec, vertex_channels
+from romenas.spaces.nb101 import NB101Network
 
 C3, C1, MP = "conv3x3-bn-relu", "conv1x1-bn-relu", "maxpool3x3"
 #: The spec of the benchmark's README/example.py and an isomorphic copy its data file stores for it.

@@ -13,13 +13,15 @@ def cell_depth(genotype: Genotype, kind: str) -> int:
     """Longest chain of ops from a cell input to the cell's output, counting only what the cell
     computes: a node whose every input is 'none' (or such a node) is zero and adds no depth, and
     a cell whose output does not depend on its input has depth 0. The output is the concatenated
-    nodes (DARTS family) or the last node (NAS-Bench-201, whose nodes keep every input)."""
+    nodes (DARTS and NAS-Bench-101 families, the latter's 0 being the input itself) or the last
+    node (NAS-Bench-201, whose nodes keep every input)."""
     n_in = genotype.num_inputs
     depth: list[int | None] = [0] * n_in  # None: the node is identically zero
     for node in genotype.cells[kind]:
         live = [depth[i] + 1 for op, i in node if op != "none" and depth[i] is not None]
         depth.append(max(live) if live else None)
-    last_only = FAMILIES[genotype.family].inputs_per_node is None
+    family = FAMILIES[genotype.family]
+    last_only = family.inputs_per_node is None and family.op_site == "edge"
     outputs = [len(depth) - 1] if last_only else list(genotype.concat[kind])
     return max((depth[i] for i in outputs if depth[i] is not None), default=0)
 

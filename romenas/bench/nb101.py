@@ -8,7 +8,7 @@ Each payload is one training run as JSON: ``[module_hash, epochs, adjacency as a
 module decodes by their numbers (``lib/model_metrics.proto``: 1 evaluation_data, 2
 trainable_parameters, 3 total_time; each EvaluationData: 1 current_epoch, 2 training_time, 3
 train_accuracy, 4 validation_accuracy, 5 test_accuracy, 6 checkpoint_path). A cell is found by
-the benchmark's hash of its pruned spec (:meth:`romenas.spaces.nb101.NB101Spec.hash`), as the
+the benchmark's hash of its pruned spec (:meth:`romenas.nb101_spec.NB101Spec.hash`), as the
 benchmark's ``api.NASBench.query`` does; the last evaluation of a run is its final one.
 
 Verified here: the hash (a published check value) and this reader on files written in this
@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from ..errors import RomenasError
-from ..spaces.nb101 import NB101Spec
+from ..nb101_spec import NB101Spec
 
 __all__ = ["NB101Table", "read_records", "decode_metrics"]
 

@@ -1,24 +1,32 @@
 """The interface every search algorithm implements over the shared loop, and the registry.
 
 An algorithm owns the architecture parameters and answers four questions: which
-subnets (edge plans) the weight step and the architecture step evaluate, how their
+subnets (plans) the weight step and the architecture step evaluate, how their
 gradients combine, and which genotype the parameters stand for. It declares the config
 settings it reads (``options``), builds itself from a config, and may replace the
 architecture step (``arch_step``; second-order DARTS does).
+
+Parameters: alpha, one row of op logits per op site (edge or node, romenas/spaces/base.py),
+and, where the algorithm samples topology (ROME) or the space's nodes choose their inputs
+(NAS-Bench-1Shot1, for every algorithm), beta, the topology parameters of an edge sampler
+(romenas/topology.py). An algorithm gives its op terms and edges to ``space.compose`` and never
+builds a family's plan itself.
 """
 from __future__ import annotations
 
 import contextlib
 import math
 from itertools import combinations
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Sequence
 
 import torch
 from torch import nn
 
+from ..derive import darts_rule, topology_rule
 from ..errors import RomenasError
 from ..genotype import Genotype
 from ..spaces import Plan, SearchSpace
+from ..topology import get_topology_sampler
 
 if TYPE_CHECKING:
     from .loop import Searcher
@@ -65,10 +73,10 @@ def weights_frozen(net: nn.Module):
             p.requires_grad_(True)
 
 
-def convergence(distributions: list[torch.Tensor], chosen: int = 1) -> tuple[float, float]:
+def convergence(distributions: list[torch.Tensor], chosen: int | Sequence[int] = 1) -> tuple[float, float]:
     """(mean normalised entropy, mean margin) of distributions over n entries of which ``chosen``
-    (k) are kept; each distribution sums to 1 (for k > 1: each entry's probability of being kept,
-    divided by k).
+    (k; one for all, or one per distribution) are kept; each distribution sums to 1 (for k > 1:
+    each entry's probability of being kept, divided by k).
 
     Entropy is rescaled so 1 is uniform (log n) and 0 is decided, i.e. k entries at 1/k each
     (log k); the margin is k * (p(k-th) - p((k+1)-th)), the gap in probability of being kept
@@ -76,15 +84,16 @@ def convergence(distributions: list[torch.Tensor], chosen: int = 1) -> tuple[flo
     more than k entries decide nothing and are skipped.
     """
     entropies, margins = [], []
-    for p in distributions:
+    ks = [chosen] * len(distributions) if isinstance(chosen, int) else list(chosen)
+    for p, k in zip(distributions, ks):
         n = p.numel()
-        if n <= chosen:
+        if n <= k:
             continue
         p = p.clamp_min(1e-12)
         entropy = float(-(p * p.log()).sum())
-        entropies.append(min(1.0, max(0.0, (entropy - math.log(chosen)) / (math.log(n) - math.log(chosen)))))
-        top = p.topk(chosen + 1).values
-        margins.append(float(chosen * (top[-2] - top[-1])))
+        entropies.append(min(1.0, max(0.0, (entropy - math.log(k)) / (math.log(n) - math.log(k)))))
+        top = p.topk(k + 1).values
+        margins.append(float(k * (top[-2] - top[-1])))
     if not entropies:
         return 0.0, 1.0
     return sum(entropies) / len(entropies), sum(margins) / len(margins)
@@ -108,13 +117,18 @@ class SearchAlgorithm(nn.Module):
     def from_config(cls, space: SearchSpace, generator: torch.Generator, cfg) -> "SearchAlgorithm":
         return cls(space, generator, **{k: getattr(cfg, k) for k in cls.options})
 
-    def __init__(self, space: SearchSpace, generator: torch.Generator):
+    def __init__(self, space: SearchSpace, generator: torch.Generator, edge_sampler: str | None = None):
+        """``edge_sampler``: the topology sampler beta drives (romenas/topology.py), None for none."""
         super().__init__()
         self.space = space
         self.generator = generator
         self.alphas = nn.ParameterDict({
             kind: nn.Parameter(1e-3 * torch.randn(len(ops), len(ops[0]), generator=generator))
-            for kind, ops in space.edge_ops.items()})
+            for kind, ops in space.site_ops.items()})
+        self.sampler = None if edge_sampler is None else get_topology_sampler(edge_sampler, space.edges,
+                                                                              space.inputs_per_node)
+        self.betas = None if self.sampler is None else nn.ParameterDict({
+            k: nn.Parameter(1e-3 * torch.randn(self.sampler.num_params, generator=generator)) for k in space.cell_types})
 
     # -- what the loop asks ----------------------------------------------------------
     def weight_plans(self, tau: float) -> list[Plan]:
@@ -126,7 +140,17 @@ class SearchAlgorithm(nn.Module):
         raise NotImplementedError
 
     def derive(self) -> Genotype:
-        raise NotImplementedError
+        """The genotype the parameters stand for: with beta, each node's most probable input set and
+        its argmax op (the topology rule); without, the DARTS rule (romenas/derive.py)."""
+        if self.sampler is None:
+            return darts_rule(self.space, self.op_probs())
+        return topology_rule(self.space, self.op_probs(), {k: self.sampler.kept(b) for k, b in self.betas.items()})
+
+    def _sample_edges(self, kind: str, tau: float) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """(on [edges] bool, weights [edges]) of one subnet from beta; (None, None) without beta."""
+        if self.sampler is None:
+            return None, None
+        return self.sampler.sample(self.betas[kind], tau, self.generator)
 
     def arch_step(self, searcher: "Searcher", val_batch, train_batch, tau: float) -> tuple[float, float]:
         """Set the architecture parameters' gradients for one update; returns the (loss, accuracy)
@@ -148,8 +172,11 @@ class SearchAlgorithm(nn.Module):
         return ops, {k: self.edge_inclusion(k) for k in ops}
 
     def edge_inclusion(self, kind: str) -> torch.Tensor:
-        """[edges]: p(edge in the cell). Without topology parameters a node's inputs are equally
-        likely: k/n for a node that keeps k of its n inputs (as derived), 1 where every edge is kept."""
+        """[edges]: p(edge in the cell), from beta where there is one. Without topology parameters a
+        node's inputs are equally likely: k/n for a node that keeps k of its n inputs (as derived), 1
+        where every edge is kept."""
+        if self.sampler is not None:
+            return self.sampler.inclusion(self.betas[kind])
         keep = self.space.inputs_per_node
         share = [1.0 if keep is None else min(1.0, keep / node) for node, _ in self.space.edges]
         return torch.tensor(share, device=self.alphas[kind].device)
@@ -157,7 +184,10 @@ class SearchAlgorithm(nn.Module):
     def input_sets(self, kind: str) -> list[list[tuple[tuple[int, ...], float]]]:
         """Per node, the input sets (edge ids) a derived node may keep, with their log-probability:
         without topology parameters every set of ``inputs_per_node`` inputs (or all of them) at 0,
-        so the ops alone rank them, as the DARTS rule does (a derivation under a budget reads it)."""
+        so the ops alone rank them, as the DARTS rule does (a derivation under a budget reads it);
+        with beta, the sampler's sets and their log-probabilities."""
+        if self.sampler is not None:
+            return self.sampler.input_sets(self.betas[kind])
         keep, out = self.space.inputs_per_node, []
         for node in sorted({n for n, _ in self.space.edges}):
             es = [e for e, (n, _) in enumerate(self.space.edges) if n == node]
@@ -166,13 +196,17 @@ class SearchAlgorithm(nn.Module):
         return out
 
     def edge_probs(self) -> dict[str, torch.Tensor] | None:
-        """Per-edge probability of being kept, where the algorithm samples topology."""
-        return None
+        """Per-edge probability of being kept, where the algorithm has topology parameters."""
+        if self.sampler is None:
+            return None
+        return {k: self.sampler.marginals(b) for k, b in self.betas.items()}
 
     def edge_distributions(self) -> tuple[dict[str, list[torch.Tensor]], int]:
         """Per cell type, each node's distribution over its inputs (or input pairs), and how many
         entries a node keeps; empty without topology parameters."""
-        return {}, 1
+        if self.sampler is None:
+            return {}, 1
+        return {k: self.sampler.distributions(b) for k, b in self.betas.items()}, self.sampler.chosen
 
     def stats(self) -> dict[str, float]:
         """Convergence of the architecture: normalised entropy and margin, per cell type and overall."""
@@ -183,6 +217,8 @@ class SearchAlgorithm(nn.Module):
             for kind, dists in per_kind.items():
                 out[f"{what}_entropy/{kind}"], out[f"{what}_margin/{kind}"] = convergence(dists, chosen)
             if per_kind:
+                every = [chosen] * sum(map(len, per_kind.values())) if isinstance(chosen, int) else \
+                    [k for _ in per_kind for k in chosen]
                 out[f"{what}_entropy"], out[f"{what}_margin"] = convergence(
-                    [d for ds in per_kind.values() for d in ds], chosen)
+                    [d for ds in per_kind.values() for d in ds], every)
         return out

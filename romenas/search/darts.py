@@ -8,9 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..derive import darts_rule
 from ..errors import RomenasError
-from ..genotype import Genotype
 from ..spaces import Plan, SearchSpace
 from .base import SearchAlgorithm, register
 
@@ -24,7 +22,8 @@ class DARTS(SearchAlgorithm):
     def __init__(self, space: SearchSpace, generator: torch.Generator, darts_order: int = 1):
         if darts_order not in (1, 2):
             raise RomenasError(f"darts_order must be 1 or 2, got {darts_order!r}")
-        super().__init__(space, generator)
+        # Nodes that choose their inputs (NAS-Bench-1Shot1) weigh them by softmax(beta), as 1Shot1's DARTS.
+        super().__init__(space, generator, "softmax" if space.op_site == "node" else None)
         self.order = darts_order
 
     def arch_step(self, searcher, val_batch, train_batch, tau: float) -> tuple[float, float]:
@@ -36,7 +35,11 @@ class DARTS(SearchAlgorithm):
         plan = {}
         for kind, alpha in self.alphas.items():
             weights = torch.softmax(alpha.detach() if detach else alpha, dim=-1)
-            plan[kind] = [tuple((o, weights[e, o]) for o in range(weights.shape[1])) for e in range(weights.shape[0])]
+            terms = [tuple((o, weights[s, o]) for o in range(weights.shape[1])) for s in range(weights.shape[0])]
+            on, edge_w = self._sample_edges(kind, 0.0)
+            if edge_w is not None and detach:
+                edge_w = edge_w.detach()
+            plan[kind] = self.space.compose(terms, None if on is None else on.tolist(), edge_w)
         return plan
 
     def weight_plans(self, tau: float) -> list[Plan]:
@@ -44,9 +47,6 @@ class DARTS(SearchAlgorithm):
 
     def arch_plans(self, tau: float) -> list[Plan]:
         return [self._plan(detach=False)]
-
-    def derive(self) -> Genotype:
-        return darts_rule(self.space, self.op_probs())
 
 
 def unrolled_arch_step(net: nn.Module, algo: DARTS, w_opt: torch.optim.SGD, val_batch, train_batch,

@@ -16,14 +16,11 @@ Only the sampled edge/op pairs are computed.
 from __future__ import annotations
 
 import torch
-from torch import nn
 
-from ..derive import darts_rule, topology_rule
 from ..errors import RomenasError
-from ..genotype import Genotype
 from ..sampling import fair_op_indices, gumbel_max_st
 from ..spaces import Plan, SearchSpace
-from ..topology import TOPOLOGY_SAMPLERS, get_topology_sampler
+from ..topology import TOPOLOGY_SAMPLERS
 from .base import SearchAlgorithm, register
 
 
@@ -49,29 +46,19 @@ class ROME(SearchAlgorithm):
         if topology and sampler is not None and not sampler.needs_keep and space.inputs_per_node is not None:
             raise RomenasError(f"edge sampler {edge_sampler!r} lets a node keep any number of inputs, but nodes of "
                                f"the {space.name} space keep {space.inputs_per_node}; use --edge-sampler top2 or pair")
-        self.topology = topology and (space.inputs_per_node is not None or (sampler is not None
-                                                                            and not sampler.needs_keep))
-        if self.topology and space.inputs_per_node is None and "none" not in space.ops:
+        topology = topology and (space.inputs_per_node is not None or (sampler is not None and not sampler.needs_keep))
+        if topology and space.inputs_per_node is None and "none" not in space.ops:
             raise RomenasError(f"edge sampler {edge_sampler!r} turns edges off, which is the 'none' op, but the op set "
                                f"{space.ops} has no 'none'; add it to --ops or use --no-topology")
-        if self.topology and "none" in space.ops:
+        if topology and "none" in space.ops:
             space = space.without_op("none")
-        super().__init__(space, generator)
-        self.samples, self.weight_sampling = samples, weight_sampling
-        if self.topology:
-            self.sampler = get_topology_sampler(edge_sampler, space.edges, space.inputs_per_node)
-            self.betas = nn.ParameterDict({k: nn.Parameter(1e-3 * torch.randn(self.sampler.num_params,
-                                                                              generator=generator))
-                                           for k in space.cell_types})
-        else:
-            self.sampler, self.betas = None, None
+        # Without ROME's topology, nodes that choose their inputs (NAS-Bench-1Shot1) weigh them as
+        # GDAS does there: a soft Gumbel-softmax.
+        name = edge_sampler if topology else "gumbel-softmax" if space.op_site == "node" else None
+        super().__init__(space, generator, name)
+        self.samples, self.weight_sampling, self.topology = samples, weight_sampling, topology
 
     # -- sampling -------------------------------------------------------------------------
-    def _sample_edges(self, kind: str, tau: float):
-        if not self.topology:
-            return None, None
-        return self.sampler.sample(self.betas[kind], tau, self.generator)
-
     def _plan(self, tau: float, ops: dict[str, torch.Tensor] | None, differentiable: bool) -> Plan:
         plan = {}
         for kind in self.space.cell_types:
@@ -80,22 +67,17 @@ class ROME(SearchAlgorithm):
                 index, op_w = gumbel_max_st(self.alphas[kind], tau, self.generator)
             else:
                 index, op_w = ops[kind], None
-            chosen = index.tolist()
-            on = [True] * len(chosen) if edge_on is None else edge_on.tolist()
-            edges = []
-            for e, o in enumerate(chosen):
-                if not on[e]:
-                    edges.append(())
-                    continue
+            terms = []
+            for s, o in enumerate(index.tolist()):
                 if not differentiable:
-                    edges.append(((o, None),))
-                    continue
-                weight = op_w[e, o] if edge_w is None else op_w[e, o] * edge_w[e]
-                if self.unselected_op_terms:  # GDAS: + the zero-valued weights of the other ops
-                    edges.append(((o, weight), (None, op_w[e].sum() - op_w[e, o])))
+                    terms.append(((o, None),))
+                elif self.unselected_op_terms:  # GDAS: + the zero-valued weights of the other ops
+                    terms.append(((o, op_w[s, o]), (None, op_w[s].sum() - op_w[s, o])))
                 else:
-                    edges.append(((o, weight),))
-            plan[kind] = edges
+                    terms.append(((o, op_w[s, o]),))
+            if edge_w is not None and not differentiable:  # soft weights are values, hard ones are 1
+                edge_w = edge_w.detach() if self.sampler.soft else None
+            plan[kind] = self.space.compose(terms, None if edge_on is None else edge_on.tolist(), edge_w)
         return plan
 
     def weight_plans(self, tau: float) -> list[Plan]:
@@ -110,29 +92,3 @@ class ROME(SearchAlgorithm):
 
     def arch_plans(self, tau: float) -> list[Plan]:
         return [self._plan(tau, None, differentiable=True) for _ in range(self.samples)]
-
-    # -- derivation and statistics ----------------------------------------------------
-    def derive(self) -> Genotype:
-        if not self.topology:
-            return darts_rule(self.space, self.op_probs())
-        return topology_rule(self.space, self.op_probs(), {k: self.sampler.kept(b) for k, b in self.betas.items()})
-
-    def edge_inclusion(self, kind: str) -> torch.Tensor:
-        if not self.topology:
-            return super().edge_inclusion(kind)
-        return self.sampler.inclusion(self.betas[kind])
-
-    def input_sets(self, kind: str) -> list[list[tuple[tuple[int, ...], float]]]:
-        if not self.topology:
-            return super().input_sets(kind)
-        return self.sampler.input_sets(self.betas[kind])
-
-    def edge_probs(self) -> dict[str, torch.Tensor] | None:
-        if not self.topology:
-            return None
-        return {k: self.sampler.marginals(b) for k, b in self.betas.items()}
-
-    def edge_distributions(self) -> tuple[dict[str, list[torch.Tensor]], int]:
-        if not self.topology:
-            return {}, 1
-        return {k: self.sampler.distributions(b) for k, b in self.betas.items()}, self.sampler.chosen

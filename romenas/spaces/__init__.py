@@ -2,10 +2,10 @@
 from __future__ import annotations
 
 from ..registry import SPACES, space_entry
-from .base import EdgePlan, Plan, SearchSpace
+from .base import EdgePlan, NodePlan, Plan, SearchSpace
 from .network import build_network, count_flops, count_parameters, network_for
 
-__all__ = ["SPACES", "get_space", "SearchSpace", "Plan", "EdgePlan", "build_network", "network_for",
+__all__ = ["SPACES", "get_space", "SearchSpace", "Plan", "EdgePlan", "NodePlan", "build_network", "network_for",
            "count_parameters", "count_flops"]
 
 

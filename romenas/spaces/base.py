@@ -10,6 +10,11 @@ None means exactly 1). DARTS' plan lists every op, GDAS' one op per edge, ROME's
 on each of the sampled edges only, so unsampled ops and edges are never computed. An op
 index of None adds the weight itself to the node (no op runs): GDAS' estimator adds the
 straight-through weight of every unselected op this way, so those ops get a gradient.
+
+Where ops sit on nodes (NAS-Bench-101 cells), a :class:`NodePlan` says the same per node
+(its op terms, applied to the sum of its inputs) and per edge (on or off, and its weight).
+Algorithms never build either form themselves: they give their op terms per op site and
+their edge weights to :meth:`SearchSpace.compose`, which builds the family's plan.
 """
 from __future__ import annotations
 
@@ -24,8 +29,20 @@ from ..genotype import Cell
 from ..ops import Zero, build_op
 from ..registry import CellFamily, get_family
 
-EdgePlan = Sequence[Sequence[tuple[int, Optional[torch.Tensor]]]]
-Plan = Mapping[str, EdgePlan]
+OpTerms = Sequence[tuple[Optional[int], Optional[torch.Tensor]]]
+EdgePlan = Sequence[OpTerms]
+
+
+@dataclass(frozen=True)
+class NodePlan:
+    """One subnet of a cell whose ops sit on nodes: per node its op terms (as an edge plan's), per
+    edge whether it is on and its weight (None: exactly 1)."""
+
+    ops: Sequence[OpTerms]
+    edges: Sequence[tuple[bool, Optional[torch.Tensor]]]
+
+
+Plan = Mapping[str, "EdgePlan | NodePlan"]
 
 
 def cell_edges(num_inputs: int, num_nodes: int) -> list[tuple[int, int]]:
@@ -35,13 +52,22 @@ def cell_edges(num_inputs: int, num_nodes: int) -> list[tuple[int, int]]:
 
 @dataclass(frozen=True)
 class SearchSpace:
-    """A cell space: which ops each edge may take, per cell type, and its network family."""
+    """A cell space: which ops each op site may take, per cell type, and its network family.
+
+    ``site_ops``: per cell type, one op tuple per op site: per edge (canonical order) where the
+    family's ops sit on edges, per intermediate node where they sit on nodes. ``num_nodes``
+    counts the nodes that choose inputs (for node-site families: the intermediate nodes and the
+    output). ``keep``: the inputs each of those nodes keeps, where the space sets it per node
+    (NAS-Bench-1Shot1); else the family's ``inputs_per_node``. ``extra_ops``: ops ``--ops`` may
+    add to every site (not offered by default)."""
 
     name: str
     family: str
     num_nodes: int
-    edge_ops: Mapping[str, tuple[tuple[str, ...], ...]]
+    site_ops: Mapping[str, tuple[tuple[str, ...], ...]]
     description: str = ""
+    keep: Optional[tuple[int, ...]] = None
+    extra_ops: tuple[str, ...] = ()
 
     @property
     def cell_family(self) -> CellFamily:
@@ -56,9 +82,19 @@ class SearchSpace:
         return self.cell_family.cell_types
 
     @property
-    def inputs_per_node(self) -> int | None:
-        """How many inputs a derived node keeps (None: all of them, as in NAS-Bench-201)."""
-        return self.cell_family.inputs_per_node
+    def inputs_per_node(self) -> int | tuple[int, ...] | None:
+        """How many inputs a derived node keeps: one count, one per node (``keep``), or None: all of
+        them, as in NAS-Bench-201."""
+        return self.keep if self.keep is not None else self.cell_family.inputs_per_node
+
+    @property
+    def op_site(self) -> str:
+        """'edge' or 'node': where the family's ops sit (romenas/registry.py)."""
+        return self.cell_family.op_site
+
+    def site_name(self, kind: str, site: int) -> str:
+        """How messages name an op site: 'edge 3 of the normal cell', 'node 2 of the cell'."""
+        return f"{self.op_site} {site + (self.num_inputs if self.op_site == 'node' else 0)} of the {kind} cell"
 
     @property
     def edges(self) -> list[tuple[int, int]]:
@@ -67,34 +103,59 @@ class SearchSpace:
     @property
     def ops(self) -> list[str]:
         """Every op that appears somewhere in the space."""
-        return sorted({op for cell in self.edge_ops.values() for edge in cell for op in edge})
+        return sorted({op for cell in self.site_ops.values() for site in cell for op in site})
 
     def without_op(self, op: str) -> "SearchSpace":
         """The space with ``op`` removed from every edge (ROME drops 'none': edges are chosen by beta)."""
         return self.restricted([o for o in self.ops if o != op])
 
     def restricted(self, ops: Sequence[str]) -> "SearchSpace":
-        """The space with only ``ops`` left on every edge (``--ops``); each edge must keep one."""
-        unknown = sorted(set(ops) - set(self.ops))
+        """The space with only ``ops`` left on every op site (``--ops``); each site must keep one.
+        An op the space does not offer is refused, except its ``extra_ops`` (skip_connect in the
+        NAS-Bench-1Shot1 spaces, which ROME's paper adds): those join every site."""
+        extra = [o for o in self.extra_ops if o in ops and o not in self.ops]
+        unknown = sorted(set(ops) - set(self.ops) - set(extra))
         if unknown:
-            raise RomenasError(f"op(s) {unknown} are not in space {self.name}; its ops are {self.ops}")
+            offered = self.ops + [o for o in self.extra_ops if o not in self.ops]
+            raise RomenasError(f"op(s) {unknown} are not in space {self.name}; its ops are {offered}")
         keep = set(ops)
-        edge_ops = {k: tuple(tuple(o for o in e if o in keep) for e in v) for k, v in self.edge_ops.items()}
-        only_none = [(k, e) for k, v in edge_ops.items() for e, ops_left in enumerate(v) if ops_left == ("none",)]
+        site_ops = {k: tuple(tuple(o for o in site if o in keep) + tuple(o for o in extra if o not in site)
+                             for site in v) for k, v in self.site_ops.items()}
+        only_none = [(k, e) for k, v in site_ops.items() for e, ops_left in enumerate(v) if ops_left == ("none",)]
         if only_none:
             kind, e = only_none[0]
-            raise RomenasError(f"the op set {sorted(keep)} leaves edge {e} of the {kind} cell of space {self.name} "
+            raise RomenasError(f"the op set {sorted(keep)} leaves {self.site_name(kind, e)} of space {self.name} "
                                "with only 'none': no cell can be derived from absent edges; add a real op to --ops")
-        empty = [(k, e) for k, v in edge_ops.items() for e, ops_left in enumerate(v) if not ops_left]
+        empty = [(k, e) for k, v in site_ops.items() for e, ops_left in enumerate(v) if not ops_left]
         if empty:
             kind, e = empty[0]
-            raise RomenasError(f"the op set {sorted(keep)} leaves edge {e} of the {kind} cell of space {self.name} "
-                               f"without ops (it offers {list(self.edge_ops[kind][e])}); add one of them to --ops")
-        counts = {len(ops_left) for v in edge_ops.values() for ops_left in v}
+            raise RomenasError(f"the op set {sorted(keep)} leaves {self.site_name(kind, e)} of space {self.name} "
+                               f"without ops (it offers {list(self.site_ops[kind][e])}); add one of them to --ops")
+        counts = {len(ops_left) for v in site_ops.values() for ops_left in v}
         if len(counts) > 1:
-            raise RomenasError(f"the op set {sorted(keep)} leaves edges of space {self.name} with different op counts "
-                               f"{sorted(counts)}; architecture parameters need the same count on every edge")
-        return replace(self, edge_ops=edge_ops)
+            raise RomenasError(f"the op set {sorted(keep)} leaves op sites of space {self.name} with different op "
+                               f"counts {sorted(counts)}; architecture parameters need the same count on every site")
+        return replace(self, site_ops=site_ops)
+
+    def compose(self, ops: Sequence[OpTerms], on: Sequence[bool] | None,
+                weights: torch.Tensor | None) -> "EdgePlan | NodePlan":
+        """One cell type's plan from an algorithm's op terms per op site and its edges: ``on``
+        [edges] (None: every edge) and ``weights`` [edges] (None: 1), each edge weight multiplying
+        the op terms of its edge (edge sites) or the edge's input to its node (node sites)."""
+        num_edges = len(self.edges)
+        on = [True] * num_edges if on is None else list(on)
+        if self.op_site == "node":
+            return NodePlan(list(ops), [(on[e], None if weights is None else weights[e]) for e in range(num_edges)])
+        plan = []
+        for e, terms in enumerate(ops):
+            if not on[e]:
+                plan.append(())
+            elif weights is None:
+                plan.append(tuple(terms))
+            else:
+                plan.append(tuple((o, w if o is None else (weights[e] if w is None else w * weights[e]))
+                                  for o, w in terms))
+        return plan
 
     def build_supernet(self, C: int, layers: int, num_classes: int, in_channels: int) -> nn.Module:
         self.cell_family.check_size(C, layers)

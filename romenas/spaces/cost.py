@@ -175,7 +175,7 @@ def reference_genotype(space: SearchSpace) -> Genotype:
             n = space.num_inputs + j
             pairs = []
             for i in range(n):
-                real = [o for o in space.edge_ops[kind][e] if o != "none"] or list(space.edge_ops[kind][e])
+                real = [o for o in space.site_ops[kind][e] if o != "none"] or list(space.site_ops[kind][e])
                 if keep is None or i < keep:
                     pairs.append((real[0], i))
                 e += 1
@@ -218,7 +218,12 @@ def cost_table(space: SearchSpace, channels: int, layers: int, num_classes: int,
                stem: str = "cifar", latency_device: torch.device | None = None, repeats: int = 20) -> CostTable:
     """Price every op of ``space`` at every edge of its ``channels`` x ``layers`` network on
     ``image_size`` images; with ``latency_device``, also time each op there (batch 1, the fastest
-    of ``repeats``). Raises RomenasError where the family's size rule is broken."""
+    of ``repeats``). Raises RomenasError where the family's size rule is broken, or its ops sit on
+    nodes (NAS-Bench-101: a node's channels, so its price, depend on the whole cell's topology)."""
+    if space.op_site == "node":
+        raise RomenasError(f"budgets (--target-*) price each op at its edge; the {space.name} space puts its ops on "
+                           "nodes, whose channels (so costs) depend on the whole cell, and has no cost table yet; "
+                           "search it without --target-* and read the derived network's cost from `romenas train`")
     reference = reference_genotype(space)
     net = build_network(reference, channels, layers, num_classes, in_channels, stem=stem).eval()
     seen: list[tuple[GenotypeDAG, list[tuple[int, ...]]]] = []
@@ -229,7 +234,7 @@ def cost_table(space: SearchSpace, channels: int, layers: int, num_classes: int,
     for hook in hooks:
         hook.remove()
     metrics = ("mflops", "mparams") + (("latency_ms",) if latency_device is not None else ())
-    ops = {k: [list(e) for e in space.edge_ops[k]] for k in space.cell_types}
+    ops = {k: [list(e) for e in space.site_ops[k]] for k in space.cell_types}
     costs = {m: {k: [[0.0] * len(e) for e in ops[k]] for k in ops} for m in metrics}
     priced: dict[tuple, dict[str, float]] = {}
     for dag, shapes in seen:

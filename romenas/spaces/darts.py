@@ -123,7 +123,7 @@ class DartsSupernet(DartsSkeleton):
         concat = tuple(range(2, 2 + space.num_nodes))
 
         def make_cell(kind, C_pp, C_p, C_cur, reduction_prev):
-            dag = SuperDAG(space.edge_ops[kind], 2, space.num_nodes, C_cur, _stride_of(kind == "reduce"), pool_bn=True)
+            dag = SuperDAG(space.site_ops[kind], 2, space.num_nodes, C_cur, _stride_of(kind == "reduce"), pool_bn=True)
             return DartsCell(dag, C_pp, C_p, C_cur, reduction_prev, concat, affine=False, kind=kind)
 
         super().__init__(make_cell, C, layers, in_channels, num_classes)

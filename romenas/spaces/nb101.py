@@ -1,187 +1,47 @@
-"""NAS-Bench-101 cells: the spec (adjacency matrix + op list), its pruning and hash, and its network.
+"""NAS-Bench-101 networks: the benchmark's network of one cell spec, and the NAS-Bench-1Shot1 supernet.
 
-A NAS-Bench-101 cell (Ying et al., ICML 2019) is a DAG of at most 7 vertices and 9 edges: vertex 0
-is the input, the last the output, each interior vertex applies one op (``conv3x3-bn-relu``,
-``conv1x1-bn-relu``, ``maxpool3x3``) to the sum of its inputs. Ops sit on vertices, not on edges
-as in the DARTS and NAS-Bench-201 cells. This module follows the benchmark's own code
-(google-research/nasbench, ``lib/model_spec.py``, ``lib/graph_util.py``, ``lib/model_builder.py``;
-docs/notes/nasbench-1shot1.md gives the rules and check values):
+Ops sit on vertices in these cells, not on edges as in the DARTS and NAS-Bench-201 cells
+(specs, pruning and hash: romenas/nb101_spec.py).
 
-- :meth:`NB101Spec.pruned`: vertices not on a path from the input to the output are removed;
-- :meth:`NB101Spec.hash`: the benchmark's graph hash of the pruned spec (a Weisfeiler-Lehman-style
-  MD5 fingerprint, the key of its data file), independent of vertex order;
 - :class:`NB101Network`: the benchmark's network (stem conv 3x3 to 128 channels, 3 stacks of 3
   cells, 2x2 max-pool and twice the channels between stacks, global pooling, a linear layer),
   whose vertex channel split and projections give the benchmark's parameter counts exactly
-  (tests: 2,694,282 for the spec in the benchmark's README).
+  (tests: 2,694,282 for the spec in the benchmark's README); :class:`NB101GenotypeNetwork`
+  builds it from a genotype of the ``nb101`` family;
+- NAS-Bench-1Shot1's search spaces 1-3 (Zela et al., ICLR 2020; its code's
+  ``search_space_{1,2,3}.py`` and ``model_search.py``): :func:`oneshot1_space` and
+  :class:`OneShot1Supernet`, whose choice blocks keep the space's number of inputs per node.
 """
 from __future__ import annotations
 
-import hashlib
-import json
-from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Sequence
 
 import torch
 from torch import nn
 
 from ..errors import RomenasError
+from ..genotype import Genotype
+from ..nb101_spec import NB101Spec, vertex_channels
+from ..ops import ReLUConvBN, build_op, conv_bn_relu as _conv_bn_relu
+from ..registry import get_family
+from .base import MixedEdge, NodePlan, Plan, SearchSpace
 
-__all__ = ["NB101Spec", "NB101Network", "NB101_OPS", "vertex_channels"]
+__all__ = ["NB101Network", "NB101GenotypeNetwork", "OneShot1Supernet", "oneshot1_space", "ONESHOT1_KEEP",
+           "ONESHOT1_OPS"]
 
-#: The ops of the benchmark's interior vertices, in its own order (``config.py: available_ops``),
-#: which its hash labels use.
-NB101_OPS = ("conv3x3-bn-relu", "conv1x1-bn-relu", "maxpool3x3")
-#: The benchmark's bounds: vertices and edges of a cell, after pruning.
-MAX_VERTICES, MAX_EDGES = 7, 9
 #: Batch norm as the benchmark trains it (TF decay 0.997, i.e. PyTorch momentum 0.003; eps 1e-5).
 _BN = dict(momentum=0.003, eps=1e-5)
 
 
-@dataclass(frozen=True)
-class NB101Spec:
-    """A cell: ``matrix`` (V x V, 0/1, strictly upper triangular: ``matrix[i][j]`` is the edge i -> j)
-    and ``ops`` (V labels, 'input' first, 'output' last, an op of :data:`NB101_OPS` between)."""
-
-    matrix: tuple[tuple[int, ...], ...]
-    ops: tuple[str, ...]
-
-    @classmethod
-    def build(cls, matrix: Any, ops: Any, interior_ops: Sequence[str] = NB101_OPS) -> "NB101Spec":
-        """Read and check a spec (untrusted input: lists from JSON or the command line); anything
-        else is a one-line RomenasError. ``interior_ops`` are the labels the vertices may take."""
-        if not isinstance(matrix, (list, tuple)) or not isinstance(ops, (list, tuple)):
-            raise RomenasError("a NAS-Bench-101 spec is {'matrix': [[0, 1, ...], ...], 'ops': ['input', ..., "
-                               "'output']}")
-        n = len(matrix)
-        if not 2 <= n <= 64 or len(ops) != n:
-            raise RomenasError(f"a NAS-Bench-101 spec needs 2 to 64 vertices and one op per vertex, got a "
-                               f"{n}-row matrix and {len(ops)} ops")
-        rows = []
-        for i, row in enumerate(matrix):
-            if not isinstance(row, (list, tuple)) or len(row) != n or not all(v in (0, 1) and not isinstance(v, float)
-                                                                               for v in row):
-                raise RomenasError(f"row {i} of the NAS-Bench-101 matrix must be {n} entries of 0 or 1")
-            if any(row[: i + 1]):
-                raise RomenasError(f"the NAS-Bench-101 matrix must be strictly upper triangular (edges go from a "
-                                   f"vertex to a later one); row {i} has an entry on or below the diagonal")
-            rows.append(tuple(int(v) for v in row))
-        if ops[0] != "input" or ops[-1] != "output":
-            raise RomenasError("a NAS-Bench-101 op list starts with 'input' and ends with 'output'")
-        wrong = [op for op in ops[1:-1] if op not in interior_ops]
-        if wrong:
-            raise RomenasError(f"NAS-Bench-101 vertex op {str(wrong[0])[:40]!r} is not one of {list(interior_ops)}")
-        return cls(tuple(rows), tuple(ops))
-
-    @classmethod
-    def from_json(cls, text: str) -> "NB101Spec":
-        try:
-            data = json.loads(text)
-        except (json.JSONDecodeError, RecursionError):
-            raise RomenasError("a NAS-Bench-101 spec is JSON: {\"matrix\": [[...]], \"ops\": [...]}") from None
-        if not isinstance(data, dict) or set(data) != {"matrix", "ops"}:
-            raise RomenasError("a NAS-Bench-101 spec is a JSON object with exactly the keys 'matrix' and 'ops'")
-        return cls.build(data["matrix"], data["ops"])
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"matrix": [list(r) for r in self.matrix], "ops": list(self.ops)}
-
-    @property
-    def num_vertices(self) -> int:
-        return len(self.ops)
-
-    @property
-    def num_edges(self) -> int:
-        return sum(map(sum, self.matrix))
-
-    def pruned(self) -> "NB101Spec | None":
-        """The spec without the vertices that are not on a path from input to output (the benchmark's
-        ``ModelSpec._prune``), or None where the output cannot be reached from the input."""
-        n, m = self.num_vertices, self.matrix
-        forward, backward = _reach(n, 0, lambda v: (w for w in range(v + 1, n) if m[v][w])), \
-            _reach(n, n - 1, lambda v: (w for w in range(v) if m[w][v]))
-        keep = sorted(forward & backward)
-        if len(keep) < 2:
-            return None
-        return NB101Spec(tuple(tuple(m[i][j] for j in keep) for i in keep), tuple(self.ops[i] for i in keep))
-
-    def check_in_benchmark(self) -> "NB101Spec":
-        """The pruned spec where the benchmark holds it, else a one-line RomenasError (its data has
-        cells of at most 7 vertices and 9 edges, over its three ops)."""
-        spec = self.pruned()
-        if spec is None:
-            raise RomenasError("the NAS-Bench-101 cell does not connect its input to its output")
-        foreign = [op for op in spec.ops[1:-1] if op not in NB101_OPS]
-        if foreign:
-            raise RomenasError(f"NAS-Bench-101 holds cells of its ops {list(NB101_OPS)} only; {foreign[0]} has no "
-                               "entry there")
-        if spec.num_vertices > MAX_VERTICES or spec.num_edges > MAX_EDGES:
-            raise RomenasError(f"NAS-Bench-101 holds cells of at most {MAX_VERTICES} vertices and {MAX_EDGES} edges; "
-                               f"this one has {spec.num_vertices} and {spec.num_edges} after pruning")
-        return spec
-
-    def hash(self) -> str:
-        """The benchmark's fingerprint of the pruned spec (``graph_util.hash_module``): each vertex
-        starts from md5 of (out-degree, in-degree, label) and is rehashed V times with its sorted in-
-        and out-neighbours' hashes; the fingerprint is md5 of the sorted final hashes. Labels: -1
-        input, -2 output, else the op's index in :data:`NB101_OPS`."""
-        spec = self.check_in_benchmark()
-        n, m = spec.num_vertices, spec.matrix
-        labels = [-1] + [NB101_OPS.index(op) for op in spec.ops[1:-1]] + [-2]
-        out_degree = [sum(m[v]) for v in range(n)]
-        in_degree = [sum(m[w][v] for w in range(n)) for v in range(n)]
-        hashes = [_md5(str((out_degree[v], in_degree[v], labels[v]))) for v in range(n)]
-        for _ in range(n):
-            hashes = [_md5("".join(sorted(hashes[w] for w in range(n) if m[w][v])) + "|"
-                           + "".join(sorted(hashes[w] for w in range(n) if m[v][w])) + "|" + hashes[v])
-                      for v in range(n)]
-        return _md5(str(sorted(hashes)))
-
-
-def _reach(n: int, start: int, step) -> set[int]:
-    seen, frontier = {start}, [start]
-    while frontier:
-        for w in step(frontier.pop()):
-            if w not in seen:
-                seen.add(w)
-                frontier.append(w)
-    return seen
-
-
-def _md5(text: str) -> str:
-    return hashlib.md5(text.encode("utf-8")).hexdigest()
-
-
-def vertex_channels(in_channels: int, out_channels: int, matrix: Sequence[Sequence[int]]) -> list[int]:
-    """Channels of every vertex (``model_builder.compute_vertex_channels``): the vertices feeding the
-    output split its channels (the first ones one more where it does not divide), every other
-    interior vertex takes the most of its successors'. ``matrix`` is a pruned spec's."""
-    n = len(matrix)
-    channels = [0] * n
-    channels[0], channels[-1] = in_channels, out_channels
-    if n == 2:
-        return channels
-    feeding = [v for v in range(1, n - 1) if matrix[v][n - 1]]
-    share, extra = divmod(out_channels, len(feeding))
-    for i, v in enumerate(feeding):
-        channels[v] = share + (1 if i < extra else 0)
-    for v in range(n - 3, 0, -1):
-        if not matrix[v][n - 1]:
-            channels[v] = max(channels[w] for w in range(v + 1, n - 1) if matrix[v][w])
-    return channels
-
-
-def conv_bn_relu(C_in: int, C_out: int, kernel: int) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(C_in, C_out, kernel, padding=kernel // 2, bias=False),
-                         nn.BatchNorm2d(C_out, **_BN), nn.ReLU(inplace=False))
+def _benchmark_conv_bn_relu(C_in: int, C_out: int, kernel: int) -> nn.Sequential:
+    return _conv_bn_relu(C_in, C_out, kernel, **_BN)
 
 
 def _vertex_op(name: str, C: int) -> nn.Module:
-    if name == "maxpool3x3":
-        return nn.MaxPool2d(3, 1, padding=1)
-    if name == "skip_connect":
-        return nn.Identity()
-    return conv_bn_relu(C, C, 3 if name == "conv3x3-bn-relu" else 1)
+    """A vertex's op at the benchmark's batch norm (skip_connect: ROME's added op, the identity)."""
+    if name in ("conv3x3-bn-relu", "conv1x1-bn-relu"):
+        return _benchmark_conv_bn_relu(C, C, 3 if name == "conv3x3-bn-relu" else 1)
+    return build_op(name, C, 1, affine=True)
 
 
 class NB101Cell(nn.Module):
@@ -193,7 +53,7 @@ class NB101Cell(nn.Module):
         super().__init__()
         m, n = spec.matrix, spec.num_vertices
         self.matrix, self.channels = m, vertex_channels(C_in, C_out, m)
-        self.projections = nn.ModuleDict({str(v): conv_bn_relu(C_in, self.channels[v], 1)
+        self.projections = nn.ModuleDict({str(v): _benchmark_conv_bn_relu(C_in, self.channels[v], 1)
                                           for v in range(1, n) if m[0][v]})
         self.ops = nn.ModuleList(_vertex_op(op, c) for op, c in zip(spec.ops[1:-1], self.channels[1:-1]))
 
@@ -225,7 +85,7 @@ class NB101Network(nn.Module):
         if spec is None:
             raise RomenasError("the NAS-Bench-101 cell does not connect its input to its output")
         self.spec = spec
-        self.stem = conv_bn_relu(in_channels, stem_channels, 3)
+        self.stem = _benchmark_conv_bn_relu(in_channels, stem_channels, 3)
         layers, C_in, C = [], stem_channels, stem_channels
         for stack in range(stacks):
             if stack > 0:
@@ -240,3 +100,115 @@ class NB101Network(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.pool(self.cells(self.stem(x))).flatten(1))
+
+
+class NB101GenotypeNetwork(NB101Network):
+    """The benchmark's network of an ``nb101``-family genotype: C stem channels, ``layers`` cells per
+    stack (NAS-Bench-101: 128 and 3). The benchmark's network has no auxiliary head and one stem;
+    ``auxiliary`` and ``stem`` are accepted as every family's builder takes them, and unused."""
+
+    def __init__(self, genotype: Genotype, C: int, layers: int, num_classes: int, in_channels: int,
+                 auxiliary: bool = False, stem: str = "cifar"):
+        spec = NB101Spec.build(**genotype.to_nb101(), interior_ops=get_family("nb101").ops)
+        super().__init__(spec, num_classes, in_channels, stem_channels=C, cells=layers)
+        self.genotype = genotype
+
+
+# ---- NAS-Bench-1Shot1 (Zela et al., ICLR 2020): the three search spaces and their supernet ----------
+#: Inputs each choice block keeps, then the output's (nasbench-1shot1 ``search_space_{1,2,3}.py``:
+#: ``num_parents_per_node``); a block may take the input and any earlier block.
+ONESHOT1_KEEP = {"1shot1-s1": (1, 2, 2, 2, 2), "1shot1-s2": (1, 1, 2, 2, 3), "1shot1-s3": (1, 1, 1, 2, 2, 2)}
+#: The choice blocks' ops in 1Shot1's PRIMITIVES order (its alpha columns).
+ONESHOT1_OPS = ("maxpool3x3", "conv3x3-bn-relu", "conv1x1-bn-relu")
+
+
+def oneshot1_space(name: str) -> SearchSpace:
+    """NAS-Bench-1Shot1 search space 1, 2 or 3: 4, 4 or 5 choice blocks of ONESHOT1_OPS, each keeping
+    its space's number of inputs; ``--ops`` may add skip_connect, as ROME's paper does."""
+    keep = ONESHOT1_KEEP[name]
+    blocks = len(keep) - 1
+    return SearchSpace(name, "nb101", blocks + 1, {"cell": (ONESHOT1_OPS,) * blocks},
+                       f"NAS-Bench-1Shot1 search space {name[-1]}: {blocks} choice blocks (ops on nodes), inputs "
+                       f"kept per block {list(keep[:-1])}, output {keep[-1]}", keep=keep, extra_ops=("skip_connect",))
+
+
+class OneShot1Cell(nn.Module):
+    """1Shot1's one-shot cell (``optimizers/darts/model_search.py``): choice block j sums its weighted
+    inputs (a 1x1 projection of the cell input, earlier blocks) and applies its mixed op; the output
+    concatenates the weighted blocks (C each) and adds the weighted projection of the input."""
+
+    def __init__(self, space: SearchSpace, C_in: int, C: int, pool: bool):
+        super().__init__()
+        ops = space.site_ops["cell"]
+        self.blocks, self.kind = len(ops), "cell"
+        self.pool = nn.MaxPool2d(2, 2, padding=1) if pool else nn.Identity()
+        self.projections = nn.ModuleList(_conv_bn_relu(C_in, C, 1) for _ in ops)
+        self.out_projection = _conv_bn_relu(C_in, C * self.blocks, 1)
+        self.ops = nn.ModuleList(MixedEdge(site, C, 1, pool_bn=False) for site in ops)
+
+    def forward(self, x: torch.Tensor, plan: NodePlan) -> torch.Tensor:
+        x = self.pool(x)
+        outs, e = [], 0
+        for j in range(self.blocks):
+            node = None
+            for inp in range(j + 1):
+                on, w = plan.edges[e]
+                e += 1
+                if on:
+                    term = self.projections[j](x) if inp == 0 else outs[inp - 1]
+                    term = term if w is None else term * w
+                    node = term if node is None else node + term
+            if node is None:
+                raise RuntimeError(f"node plan leaves choice block {j + 1} without inputs")
+            out, constants = None, []
+            for o, w in plan.ops[j]:
+                if o is None:
+                    constants.append(w)
+                    continue
+                term = self.ops[j][o](node)
+                term = term if w is None else term * w
+                out = term if out is None else out + term
+            outs.append(sum(constants, out))
+        on, w = plan.edges[e]
+        projected = None
+        if on:
+            projected = self.out_projection(x)
+            projected = projected if w is None else projected * w
+        parts = []
+        for j, block in enumerate(outs):
+            on, w = plan.edges[e + 1 + j]
+            parts.append(block.mul(0.0) if not on else block if w is None else block * w)
+        out = torch.cat(parts, 1)
+        return out if projected is None else out + projected
+
+
+class OneShot1Supernet(nn.Module):
+    """1Shot1's search network: stem conv_bn_relu 3x3 to C, 3 stacks of ``layers`` cells (1Shot1: 3),
+    channels doubled and the cell input max-pooled (2x2, stride 2, padding 1) before the first cell
+    of stacks 2 and 3, then ReLU-conv 1x1-BN to the last C, global pooling and a linear classifier.
+    ``forward(x, plans)`` stacks one subnet's logits per plan."""
+
+    def __init__(self, space: SearchSpace, C: int, layers: int, num_classes: int, in_channels: int):
+        super().__init__()
+        blocks = len(space.site_ops["cell"])
+        self.stem = _conv_bn_relu(in_channels, C, 3)
+        cells, C_in, C_cur = [], C, C
+        for stack in range(3):
+            if stack:
+                C_cur *= 2
+            for i in range(layers):
+                cells.append(OneShot1Cell(space, C_in, C_cur, pool=stack > 0 and i == 0))
+                C_in = C_cur * blocks
+        self.cells = nn.ModuleList(cells)
+        self.post = ReLUConvBN(C_in, C_cur, 1, 1, 0, affine=False)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.classifier = nn.Linear(C_cur, num_classes)
+
+    def forward(self, x: torch.Tensor, plans: Sequence[Plan]) -> torch.Tensor:
+        return torch.cat([self._run(x, plan["cell"]) for plan in plans])
+
+    def _run(self, x: torch.Tensor, plan: NodePlan) -> torch.Tensor:
+        x = self.stem(x)
+        for cell in self.cells:
+            x = cell(x, plan)
+        return self.classifier(self.pool(self.post(x)).flatten(1))

@@ -77,7 +77,7 @@ class NB201Supernet(NB201Skeleton):
 
     def __init__(self, space: SearchSpace, C: int, layers: int, num_classes: int, in_channels: int):
         def make_cell(width):
-            return NB201Cell(SuperDAG(space.edge_ops["cell"], 1, space.num_nodes, width, lambda i: 1, pool_bn=False))
+            return NB201Cell(SuperDAG(space.site_ops["cell"], 1, space.num_nodes, width, lambda i: 1, pool_bn=False))
 
         super().__init__(make_cell, C, layers, in_channels, num_classes)
         convert_batchnorm(self)
