@@ -163,12 +163,13 @@ class SearchSpace:
 
 
 class MixedEdge(nn.ModuleList):
-    """All candidate ops of one edge (pooling followed by a parameter-free BN, as DARTS searches)."""
+    """All candidate ops of one op site (pooling followed by a parameter-free BN, as DARTS searches;
+    BN without affine parameters unless ``affine``, as NAS-Bench-1Shot1's supernet has them)."""
 
-    def __init__(self, op_names: Sequence[str], C: int, stride: int, pool_bn: bool):
+    def __init__(self, op_names: Sequence[str], C: int, stride: int, pool_bn: bool, affine: bool = False):
         ops = []
         for name in op_names:
-            op = build_op(name, C, stride, affine=False)
+            op = build_op(name, C, stride, affine=affine)
             if pool_bn and "pool" in name:
                 op = nn.Sequential(op, nn.BatchNorm2d(C, affine=False))
             ops.append(op)

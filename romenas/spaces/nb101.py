@@ -144,7 +144,7 @@ class OneShot1Cell(nn.Module):
         self.pool = nn.MaxPool2d(2, 2, padding=1) if pool else nn.Identity()
         self.projections = nn.ModuleList(_conv_bn_relu(C_in, C, 1) for _ in ops)
         self.out_projection = _conv_bn_relu(C_in, C * self.blocks, 1)
-        self.ops = nn.ModuleList(MixedEdge(site, C, 1, pool_bn=False) for site in ops)
+        self.ops = nn.ModuleList(MixedEdge(site, C, 1, pool_bn=False, affine=True) for site in ops)
 
     def forward(self, x: torch.Tensor, plan: NodePlan) -> torch.Tensor:
         x = self.pool(x)
