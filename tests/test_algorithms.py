@@ -81,7 +81,7 @@ def test_rome_v1_derivation_takes_the_best_pair():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("space", ["darts", "nb201", "s1", "s2", "s3", "s4"])
+@pytest.mark.parametrize("space", ["darts", "nb201", "s1", "s2", "s3", "s4", "1shot1-s3"])
 @pytest.mark.parametrize("algorithm", ["rome", "gdas", "darts"])
 def test_tiny_search_completes_with_valid_genotype(space, algorithm, tmp_path):
     layers = 1 if space == "nb201" else 3
