@@ -173,8 +173,12 @@ def _ops_on_nodes(genotype: Genotype) -> bool:
 
 
 def _output(genotype: Genotype) -> str | None:
-    """The output node's label where the cell concatenates listed nodes (DARTS, NAS-Bench-101)."""
-    return {"darts": "c_{k}", "nb101": "out"}.get(genotype.family)
+    """The output node's label where the cell concatenates listed nodes (DARTS, NAS-Bench-101), None
+    where its last node is the output (NAS-Bench-201)."""
+    family = FAMILIES[genotype.family]
+    if family.inputs_per_node is None and family.op_site == "edge":
+        return None
+    return "c_{k}" if family.num_inputs == 2 else "out"
 
 
 def to_dot(genotype: Genotype, kind: str) -> str:

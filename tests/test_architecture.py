@@ -8,7 +8,6 @@ import torch
 import torch.nn.functional as F
 
 from romenas import search
-from romenas.derive import darts_rule
 from romenas.errors import RomenasError
 from romenas.registry import SPACES, SpaceEntry, register_space
 from romenas.sampling import gumbel
@@ -97,7 +96,8 @@ class SoftGumbel(SearchAlgorithm):
         for kind, alpha in self.alphas.items():
             logits = F.log_softmax(alpha.detach() if detach else alpha, -1)
             weights = F.softmax((logits + gumbel(logits.shape, self.generator)) / tau, -1)
-            plan[kind] = [tuple((o, weights[e, o]) for o in range(weights.shape[1])) for e in range(weights.shape[0])]
+            terms = [tuple((o, weights[s, o]) for o in range(weights.shape[1])) for s in range(weights.shape[0])]
+            plan[kind] = self.space.compose(terms, None, None)  # every edge on, at weight 1
         return plan
 
     def weight_plans(self, tau):
@@ -105,9 +105,6 @@ class SoftGumbel(SearchAlgorithm):
 
     def arch_plans(self, tau):
         return [self._plan(tau, detach=False)]
-
-    def derive(self):
-        return darts_rule(self.space, self.op_probs())
 
 
 # ---- docs/architecture.md: adding a space ----------------------------------------------------
