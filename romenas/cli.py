@@ -64,6 +64,7 @@ def _print_json(data) -> None:
 
 # ---- commands ------------------------------------------------------------------------------
 def cmd_search(args) -> None:
+    from .bench import lookup_lines
     from .search.loop import search
 
     result = search(out=args.out, resume=args.resume, preset=args.preset,
@@ -75,8 +76,8 @@ def cmd_search(args) -> None:
     if result.metrics:
         last = result.metrics[-1]
         print(f"epoch {last['epoch']}: train acc {last['train_acc']:.2f}%, val acc {last['val_acc']:.2f}%")
-        if "nb201" in last:
-            print("NAS-Bench-201 lookup: " + ", ".join(f"{k} {v:.2f}" for k, v in last["nb201"].items()))
+        for line in lookup_lines(last):
+            print(line)
     print(f"genotype: {result.genotype}")
     if result.metrics:
         from .viz import plot_runs
@@ -194,18 +195,16 @@ def cmd_bench(args) -> None:
 
 
 def _bench_nb101(args) -> None:
-    from pathlib import Path
-
     from .nb101_spec import NB101Spec
+    from .published import load_genotype
+    from .registry import get_family
     from .spaces.nb101 import NB101Network
 
-    text = args.spec
-    if not text.lstrip().startswith("{"):
-        path = Path(text)
-        if not path.is_file() or path.stat().st_size > 1 << 20:
-            raise RomenasError(f"{text[:60]} is neither a NAS-Bench-101 spec (JSON) nor a file of one (at most 1 MB)")
-        text = path.read_text(errors="replace")
-    spec = NB101Spec.from_json(text).check_in_benchmark()
+    genotype = load_genotype(args.spec)  # a spec's JSON, a file of one, a 1shot1 run folder or genotype
+    if genotype.family != "nb101":
+        raise RomenasError(f"that is a {genotype.family} genotype; bench nb101 looks NAS-Bench-101 cells up: give "
+                           "{\"matrix\": [[...]], \"ops\": [...]}, a file of it or a 1shot1 search's run folder")
+    spec = NB101Spec.build(**genotype.to_nb101(), interior_ops=get_family("nb101").ops).check_in_benchmark()
     params = sum(p.numel() for p in NB101Network(spec, 10).parameters())
     print(f"spec:      {json.dumps(spec.to_dict())} (pruned: {spec.num_vertices} vertices, {spec.num_edges} edges)")
     print(f"hash:      {spec.hash()}")
@@ -329,7 +328,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("arch", help="NAS-Bench-201 string, genotype file or run folder")
     b.add_argument("--table", required=True, help="the CSV accuracy table (or a NATS-Bench file with nats_bench)")
     b = bench.add_parser("nb101", help="a NAS-Bench-101 cell: pruned spec, hash, parameters; looked up with --table")
-    b.add_argument("spec", help='JSON {"matrix": [[0, 1, ...], ...], "ops": ["input", ..., "output"]} or a file of it')
+    b.add_argument("spec", help='JSON {"matrix": [[0, 1, ...], ...], "ops": ["input", ..., "output"]}, a file of it, or a 1shot1 search run folder')
     b.add_argument("--table", help="the benchmark's data file (nasbench_only108.tfrecord or nasbench_full.tfrecord)")
     b.add_argument("--epochs", type=int, choices=(4, 12, 36, 108), default=108, help="training budget looked up")
     b = bench.add_parser("collapse", help="parameter-free ops, skips and depth of a genotype")

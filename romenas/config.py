@@ -86,6 +86,8 @@ class SearchConfig(RunSettings):
     a_weight_decay: float = setting(1e-3, "the architecture parameters' L2 weight decay (Adam)")
     # run
     nb201_table: str | None = setting(None, "NAS-Bench-201 accuracy table to look genotypes up each epoch")
+    nb101_table: str | None = setting(None, "NAS-Bench-101 data file (nasbench_only108.tfrecord) to look the "
+                                            "1shot1 spaces' cells up each epoch (108-epoch runs; read without TF)")
     parallel: str = setting("samples", "distributed: 'samples' (split K across ranks) or 'data'")
     subnet_execution: str = setting("sequential", "'sequential': one subnet's activations at a time; 'batched': "
                                                   "one pass (K x memory)")
@@ -148,6 +150,9 @@ class SearchConfig(RunSettings):
         if not 0.0 < self.train_portion < 1.0:
             raise RomenasError(f"train_portion must lie strictly between 0 and 1, got {self.train_portion}")
         entry = SPACES.get(str(self.space).lower())
+        if self.nb101_table is not None and (entry is None or entry.family != "nb101"):
+            raise RomenasError(f"--nb101-table looks NAS-Bench-101 cells up, but the space is {self.space}; "
+                               "drop it or search a NAS-Bench-1Shot1 space (--space 1shot1-s1|1shot1-s2|1shot1-s3)")
         if entry is not None:  # an unknown space is the search's to name (it owns the registry)
             family = get_family(entry.family)
             family.check_size(self.channels, self.layers)

@@ -7,6 +7,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from .bench import lookup_lines
 from .config import budget_line, format_cost, method_summary
 from .errors import RomenasError
 from .runs import RunDir
@@ -91,8 +92,7 @@ def _search_extras(last: dict) -> list[str]:
             decided += f"; edge entropy {last['edge_entropy']:.2f}, margin {last['edge_margin']:.2f}"
         lines.append(decided)
     lines.append(f"collapse: {last.get('collapse', '?')}")
-    if "nb201" in last:
-        lines.append("NB201:    " + ", ".join(f"{k} {v:.2f}" for k, v in last["nb201"].items()))
+    lines += lookup_lines(last)
     return lines
 
 

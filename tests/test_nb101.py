@@ -185,3 +185,28 @@ def test_bench_nb101_command(tmp_path, capsys):
         assert main(["bench", "nb101", bad]) == 2
     assert main(["bench", "nb101", spec, "--table", str(tmp_path / "none.tfrecord")]) == 2
     assert "cannot read NAS-Bench-101 file" in capsys.readouterr().err
+
+
+def test_a_1shot1_search_looks_its_cell_up_each_epoch(tmp_path, capsys):
+    """--nb101-table: each epoch's derived cell is found by its pruned spec's hash; a cell the benchmark
+    cannot hold (a skip_connect block) is logged as missing, with the reason, not a failed search."""
+    from romenas import search
+    from romenas.bench.nb101 import NB101Table
+    from romenas.genotype import Genotype
+
+    from conftest import TINY_SEARCH
+
+    settings = {**TINY_SEARCH, "space": "1shot1-s1", "layers": 1, "epochs": 1, "limit_train": 64}
+    first = search(out=tmp_path / "first", **settings)
+    spec = NB101Spec.build(**first.genotype.to_nb101()).pruned()
+    table = tmp_path / "nb101.tfrecord"
+    _write_table(table, [(spec, 108, [(1.0, 0.91, 0.90), (1.0, 0.93, 0.92)])])
+    again = search(out=tmp_path / "again", nb101_table=str(table), **settings)
+    assert again.genotype == first.genotype
+    found = again.metrics[-1]["nb101"]
+    assert found["test_accuracy"] == pytest.approx(91.0) and found["hash"] == spec.hash()
+    assert main(["show", str(tmp_path / "again")]) == 0 and "NB101:    test 91.00" in capsys.readouterr().out
+    skip = Genotype.build("nb101", {"cell": [[("skip_connect", 0)]]}, {"cell": [1]})
+    assert "skip_connect has no entry" in NB101Table(table).search_row(skip)["missing"]
+    with pytest.raises(RomenasError, match="--nb101-table looks NAS-Bench-101 cells up, but the space is nb201"):
+        search(out=tmp_path / "wrong", nb101_table=str(table), **{**settings, "space": "nb201"})

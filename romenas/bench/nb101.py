@@ -27,7 +27,9 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from ..errors import RomenasError
+from ..genotype import Genotype
 from ..nb101_spec import NB101Spec
+from ..registry import get_family
 
 __all__ = ["NB101Table", "read_records", "decode_metrics"]
 
@@ -117,6 +119,9 @@ def decode_metrics(raw: bytes) -> dict[str, Any]:
 class NB101Table:
     """Every run of a NAS-Bench-101 data file, by the cell's hash and training epochs."""
 
+    #: The key of a search's per-epoch lookup in metrics.jsonl.
+    name = "nb101"
+
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self.runs: dict[str, dict[int, list[dict[str, Any]]]] = defaultdict(lambda: defaultdict(list))
@@ -163,3 +168,15 @@ class NB101Table:
                 scale = 1.0 if name == "training_time" else 100.0
                 out[name] = scale * statistics.mean(values)
         return out
+
+    def search_row(self, genotype: Genotype, epochs: int = 108) -> dict[str, Any]:
+        """What a search logs each epoch for its derived cell: the 108-epoch test and validation
+        accuracy (%) and hash, or ``missing`` with the reason (a skip_connect block, more than 9 edges:
+        cells the benchmark does not hold, which a 1Shot1 search with skip_connect can derive)."""
+        try:
+            spec = NB101Spec.build(**genotype.to_nb101(), interior_ops=get_family("nb101").ops)
+            found = self.lookup(spec, epochs)
+        except RomenasError as exc:
+            return {"missing": str(exc)}
+        return {k: found[k] for k in ("test_accuracy", "validation_accuracy", "hash") if k in found}
+

@@ -54,10 +54,18 @@ class NB201Table:
         for arch, key in self.key.items():
             self.canonical.setdefault(key, arch)
 
+    #: The key of a search's per-epoch lookup in metrics.jsonl.
+    name = "nb201"
+
     @classmethod
     @lru_cache(maxsize=4)
     def load(cls, path: str) -> "NB201Table":
         return cls(path)
+
+    def search_row(self, genotype: Genotype) -> dict[str, float]:
+        """What a search logs each epoch for its derived cell: the test accuracy (%) per dataset."""
+        found = self.lookup(genotype)
+        return {k: found[k] for k in ("cifar10", "cifar100", "imagenet16-120")}
 
     def __len__(self) -> int:
         return len(self.acc)

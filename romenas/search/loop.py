@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 
 from .. import distributed as dist
 from ..bench.collapse import collapse_metrics
-from ..bench.nb201 import NB201Table
+from ..bench import search_tables
 from ..checkpoint import capture_rng, load_checkpoint, seed_everything
 from ..config import (SearchConfig, budget_line, build_config, load_preset, resolve_device, resolve_preset, resumed_config,
                       retuned, setting_sources, to_dict, upgrade_settings)
@@ -122,7 +122,7 @@ class Searcher(CheckpointedLoop):
         self.w_sched = torch.optim.lr_scheduler.CosineAnnealingLR(self.w_opt, cfg.epochs, eta_min=cfg.w_lr_min)
         self.a_opt = torch.optim.Adam(self.algo.parameters(), cfg.a_lr, betas=tuple(cfg.a_betas),
                                       weight_decay=cfg.a_weight_decay)
-        self.table = NB201Table.load(cfg.nb201_table) if cfg.nb201_table and cfg.space == "nb201" else None
+        self.tables = search_tables(cfg.nb201_table, cfg.nb101_table)
         self.budget = Budget.for_search(cfg, self.algo.space, data.num_classes, data.in_channels, data.image_size,
                                         self.device, run)
         self.epoch, self.step, self.metrics = 0, 0, []
@@ -228,9 +228,8 @@ class Searcher(CheckpointedLoop):
             row["edge_probs"] = {k: v.tolist() for k, v in edge_probs.items()}
         if self.budget is not None:
             row["budget"] = self.budget.row(self.algo, genotype)
-        if self.table is not None:
-            found = self.table.lookup(genotype)
-            row["nb201"] = {k: found[k] for k in ("cifar10", "cifar100", "imagenet16-120")}
+        for name, table in self.tables.items():
+            row[name] = table.search_row(genotype)
         return row
 
     def _derive(self) -> tuple[Genotype, Genotype]:
