@@ -63,8 +63,9 @@ class SearchConfig(RunSettings):
     samples: int = setting(4, "K (ROME): subnets whose val-loss gradients the architecture step averages (and the "
                               "weight step sums under --weight-sampling gumbel)")
     weight_sampling: str = setting("fair", "ROME's weight step: fair (arXiv 2020: |ops| subnets, every op of every "
-                                           "edge once), gumbel (ICCV 2023 Algorithm 1: K Gumbel subnets), single "
-                                           "(one Gumbel subnet, as GDAS)")
+                                           "edge once, edges sampled from beta), fair-edges (the same with every edge "
+                                           "on: romenas' extension), gumbel (ICCV 2023 Algorithm 1: K Gumbel "
+                                           "subnets), single (one Gumbel subnet, as GDAS)")
     topology: bool = setting(True, "ROME's topology parameters beta (False: the ablation)")
     edge_sampler: str = setting("top2", "ROME's topology sampler: 'top2' = ROME-v2 (Gumbel-Top-k), 'pair' = ROME-v1; "
                                         "'subset' (NAS-Bench-201): any non-empty input set, an edge off is 'none'")
@@ -213,7 +214,7 @@ class TrainConfig(RunSettings):
 PRECISIONS = ("32", "bf16-mixed", "16-mixed")
 
 #: ROME's weight steps: the arXiv-2020 fair step (default), ICCV-2023 Algorithm 1, and GDAS' single subnet.
-WEIGHT_SAMPLING = ("fair", "gumbel", "single")
+WEIGHT_SAMPLING = ("fair", "fair-edges", "gumbel", "single")
 
 
 
@@ -374,6 +375,7 @@ def field_help(cls) -> dict[str, str]:
 
 
 _WEIGHT_STEP = {"fair": "fair weight step (arXiv 2020: every op of every edge once)",
+                "fair-edges": "fair weight step with every edge on (romenas' extension)",
                 "gumbel": "weight step over K Gumbel subnets (ICCV 2023 Algorithm 1)",
                 "single": "weight step over one Gumbel subnet"}
 

@@ -46,6 +46,21 @@ def test_default_weight_step_is_fair_every_op_once_per_edge():
         assert build_config(SearchConfig, {"algorithm": algorithm, "space": space}).weight_sampling == "fair"
 
 
+def test_fair_edges_trains_every_edge_while_beta_turns_edges_off_for_alpha():
+    """--weight-sampling fair-edges with the subset sampler: each weight subnet has every edge on and
+    every op once per edge; the architecture's subnets still take beta's input sets."""
+    algo = ALGORITHMS["rome"](get_space("nb201"), torch.Generator().manual_seed(0), samples=8,
+                              edge_sampler="subset", weight_sampling="fair-edges")
+    plans = algo.weight_plans(1.0)
+    assert len(plans) == 4  # 'none' is beta's: 4 ops left
+    for e in range(6):
+        assert sorted(plan["cell"][e][0][0] for plan in plans) == list(range(4))
+    assert all(len(edge) == 1 for plan in plans for edge in plan["cell"])
+    assert any(len(edge) == 0 for plan in algo.arch_plans(1.0) for edge in plan["cell"])
+    fair = ALGORITHMS["rome"](get_space("nb201"), torch.Generator().manual_seed(0), samples=8, edge_sampler="subset")
+    assert any(len(edge) == 0 for plan in fair.weight_plans(1.0) for edge in plan["cell"])  # the paper's: sampled
+
+
 def test_single_weight_step_and_k1_is_one_subnet_per_step():
     algo = ALGORITHMS["rome"](get_space("darts"), torch.Generator().manual_seed(0), samples=1,
                               weight_sampling="single")

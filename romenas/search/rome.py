@@ -8,6 +8,10 @@ with the SUM of the training-loss gradients of the weight step's subnets:
 - ``weight_sampling="fair"`` (default; arXiv 2011.11233 v1, 2020: "fair sampling for weight
   update", FairNAS' strict fairness): |ops| subnets in which every op of every edge appears
   exactly once (one permutation per edge);
+- ``"fair-edges"`` (romenas' extension): the fair step with every edge on, so an edge beta
+  rarely samples is trained as often as the others (FairNAS' strict fairness applied to edges
+  too; meant for edge samplers that turn edges off, e.g. ``subset`` on NAS-Bench-201, where
+  the fair step trains only sampled edges and beta settles on the edges trained most);
 - ``"gumbel"`` (ICCV 2023, Algorithm 1 / Eq. 12): K more Gumbel-sampled subnets;
 - ``"single"``: one Gumbel subnet (GDAS' weight step; ROME's ablation without accumulation).
 
@@ -36,8 +40,9 @@ class ROME(SearchAlgorithm):
 
     def __init__(self, space: SearchSpace, generator: torch.Generator, samples: int = 7,
                  weight_sampling: str = "fair", topology: bool = True, edge_sampler: str = "top2"):
-        if weight_sampling not in ("fair", "gumbel", "single"):
-            raise RomenasError(f"unknown weight sampling {weight_sampling!r}; use 'fair', 'gumbel' or 'single'")
+        if weight_sampling not in ("fair", "fair-edges", "gumbel", "single"):
+            raise RomenasError(f"unknown weight sampling {weight_sampling!r}; use 'fair', 'fair-edges', 'gumbel' or "
+                               "'single'")
         # Where beta decides the edges, 'none' (an absent edge) is not an op any more. Nodes keep
         # a fixed number of inputs in the DARTS family (Gumbel-Top-k, pairs); where every edge is
         # kept (NAS-Bench-201) only the subset sampler has a topology to decide (edge on, or
@@ -59,10 +64,11 @@ class ROME(SearchAlgorithm):
         self.samples, self.weight_sampling, self.topology = samples, weight_sampling, topology
 
     # -- sampling -------------------------------------------------------------------------
-    def _plan(self, tau: float, ops: dict[str, torch.Tensor] | None, differentiable: bool) -> Plan:
+    def _plan(self, tau: float, ops: dict[str, torch.Tensor] | None, differentiable: bool,
+              every_edge: bool = False) -> Plan:
         plan = {}
         for kind in self.space.cell_types:
-            edge_on, edge_w = self._sample_edges(kind, tau)
+            edge_on, edge_w = (None, None) if every_edge else self._sample_edges(kind, tau)
             if ops is None:
                 index, op_w = gumbel_max_st(self.alphas[kind], tau, self.generator)
             else:
@@ -82,11 +88,11 @@ class ROME(SearchAlgorithm):
 
     def weight_plans(self, tau: float) -> list[Plan]:
         with torch.no_grad():
-            if self.weight_sampling == "fair":
+            if self.weight_sampling in ("fair", "fair-edges"):
                 n_ops = self.alphas[self.space.cell_types[0]].shape[1]
                 perms = {k: fair_op_indices(a.shape[0], a.shape[1], self.generator) for k, a in self.alphas.items()}
-                return [self._plan(tau, {k: p[i] for k, p in perms.items()}, differentiable=False)
-                        for i in range(n_ops)]
+                return [self._plan(tau, {k: p[i] for k, p in perms.items()}, differentiable=False,
+                                   every_edge=self.weight_sampling == "fair-edges") for i in range(n_ops)]
             n = self.samples if self.weight_sampling == "gumbel" else 1
             return [self._plan(tau, None, differentiable=False) for _ in range(n)]
 
