@@ -88,13 +88,14 @@ def plot_runs(run: str | Path, compare: list[str | Path], out: str | Path | None
     epochs = [r["epoch"] for r in rows]
     written = []
     if "op_probs" in rows[0] and "ops" in rows[0]:
+        site = rows[0].get("op_site", "edge")  # NAS-Bench-101 cells: one op per node, nodes from 1
         for kind, ops in rows[0]["ops"].items():
-            n_edges = len(rows[0]["op_probs"][kind])
-            fig, axes = _grid(n_edges)
-            for e, ax in zip(range(n_edges), axes):
+            n_sites = len(rows[0]["op_probs"][kind])
+            fig, axes = _grid(n_sites)
+            for e, ax in zip(range(n_sites), axes):
                 for o, op in enumerate(ops):
                     ax.plot(epochs, [r["op_probs"][kind][e][o] for r in rows], label=op, color=f"C{o}")
-                ax.set_title(f"edge {e}", fontsize=8)
+                ax.set_title(f"{site} {e + (site == 'node')}", fontsize=8)
             axes[0].set_ylabel("probability")
             axes[0].legend(fontsize=6)
             fig.suptitle(f"{label}: op probabilities softmax(alpha), {_cell(kind)}")

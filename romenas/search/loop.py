@@ -222,7 +222,7 @@ class Searcher(CheckpointedLoop):
                **self.algo.stats(), "collapse": collapse_metrics(genotype),
                "genotype": genotype.to_string(),
                "op_probs": {k: v.tolist() for k, v in self.algo.op_probs().items()},
-               "ops": {k: list(v[0]) for k, v in self.algo.space.site_ops.items()}}
+               "ops": {k: list(v[0]) for k, v in self.algo.space.site_ops.items()}, "op_site": self.algo.space.op_site}
         edge_probs = self.algo.edge_probs()
         if edge_probs is not None:
             row["edge_probs"] = {k: v.tolist() for k, v in edge_probs.items()}

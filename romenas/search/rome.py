@@ -50,7 +50,8 @@ class ROME(SearchAlgorithm):
         sampler = TOPOLOGY_SAMPLERS.get(edge_sampler)
         if topology and sampler is not None and not sampler.needs_keep and space.inputs_per_node is not None:
             raise RomenasError(f"edge sampler {edge_sampler!r} lets a node keep any number of inputs, but nodes of "
-                               f"the {space.name} space keep {space.inputs_per_node}; use --edge-sampler top2 or pair")
+                               f"the {space.name} space keep {space.inputs_per_node}; use --edge-sampler top2"
+                               + (" or pair" if space.inputs_per_node == 2 else ""))
         topology = topology and (space.inputs_per_node is not None or (sampler is not None and not sampler.needs_keep))
         if topology and space.inputs_per_node is None and "none" not in space.ops:
             raise RomenasError(f"edge sampler {edge_sampler!r} turns edges off, which is the 'none' op, but the op set "
