@@ -7,7 +7,7 @@ import os
 import sys
 import statistics
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 REPO = Path(__file__).resolve().parents[1]
 #: The shared data (as the tests find it: $ROMENAS_SHARED_DATA, else ../shared/data beside the repository).
@@ -106,6 +106,22 @@ def per_seed_table(title: str, labels: list[str], groups: dict[tuple, dict[int, 
     for key, by_seed in groups.items():
         lines.append("| " + " | ".join(key) + " | " + " | ".join(by_seed.get(s, "-") for s in seeds) + " |")
     return lines
+
+
+def space_algorithm_table(rows: list[dict[str, Any]], spaces: list[str], algorithms: list[str], seeds: list[int],
+                          columns: dict[str, Callable[[list[dict[str, Any]]], str]],
+                          per_seed: tuple[str, str]) -> list[str]:
+    """Markdown lines for a (space, algorithm) grid: a row per pair, a column per ``columns`` entry
+    (its header -> its text from the pair's rows), then the per-seed table of ``per_seed`` (title, field)."""
+    header = ["space", "algorithm", *columns]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    groups = {}
+    for space in spaces:
+        for algorithm in algorithms:
+            rs = [r for r in rows if (r["space"], r["algorithm"]) == (space, algorithm)]
+            lines.append("| " + " | ".join([space, algorithm] + [cell(rs) for cell in columns.values()]) + " |")
+            groups[(space, algorithm)] = {r["seed"]: str(r[per_seed[1]]) for r in rs}
+    return lines + per_seed_table(per_seed[0], ["space", "algorithm"], groups, seeds)
 
 
 def convergence_columns(last: dict[str, Any]) -> dict[str, Any]:

@@ -17,8 +17,8 @@ from __future__ import annotations
 from datetime import date
 from pathlib import Path
 
-from _runs import (VARIANTS, benchmark_parser, convergence_columns, mean_std, per_seed_table, run_benchmark,
-                   search_once, write_csv)
+from _runs import (VARIANTS, benchmark_parser, convergence_columns, mean_std, run_benchmark, search_once,
+                   space_algorithm_table, write_csv)
 
 SPACES = ("1shot1-s1", "1shot1-s2", "1shot1-s3")
 ALGORITHMS = ("darts", "gdas", "rome")
@@ -67,21 +67,17 @@ def main():
                 print(f"{space} {algorithm:6s} seed {seed}: skips {row['skips']}/{row['blocks']} "
                       f"(run: {row['skips_pruned']}/{row['blocks_pruned']})  {row['genotype']}", flush=True)
     write_csv(out / "oneshot1_skips.csv", rows)
-    lines = [f"NAS-Bench-1Shot1 with ops {list(args.ops)}, preset {args.preset}, seeds {args.seeds}, {date.today()}",
-             "", "| space | algorithm | skips per cell | worst seed | param-free blocks | skips in the pruned cell "
-             "| blocks kept by pruning | search s |", "|---|---|---|---|---|---|---|---|"]
-    for space in args.spaces:
-        for algorithm in args.algorithms:
-            rs = [r for r in rows if (r["space"], r["algorithm"]) == (space, algorithm)]
-            lines.append(f"| {space} | {algorithm} | {mean_std((r['skips'] for r in rs), 1)} of {rs[0]['blocks']} | "
-                         f"{max(r['skips'] for r in rs)} | {mean_std((r['param_free'] for r in rs), 1)} | "
-                         f"{mean_std((r['skips_pruned'] for r in rs), 1)} | "
-                         f"{mean_std((r['blocks_pruned'] for r in rs), 1)} | "
-                         f"{sum(r['search_seconds'] for r in rs) / len(rs):.0f} |")
-    lines += per_seed_table("Per seed (skips per derived cell):", ["space", "algorithm"],
-                            {(sp, a): {r["seed"]: str(r["skips"]) for r in rows
-                                       if (r["space"], r["algorithm"]) == (sp, a)}
-                             for sp in args.spaces for a in args.algorithms}, args.seeds)
+    columns = {
+        "skips per cell": lambda rs: f"{mean_std((r['skips'] for r in rs), 1)} of {rs[0]['blocks']}",
+        "worst seed": lambda rs: str(max(r["skips"] for r in rs)),
+        "param-free blocks": lambda rs: mean_std((r["param_free"] for r in rs), 1),
+        "skips in the pruned cell": lambda rs: mean_std((r["skips_pruned"] for r in rs), 1),
+        "blocks kept by pruning": lambda rs: mean_std((r["blocks_pruned"] for r in rs), 1),
+        "search s": lambda rs: f"{sum(r['search_seconds'] for r in rs) / len(rs):.0f}",
+    }
+    lines = [f"NAS-Bench-1Shot1 with ops {list(args.ops)}, preset {args.preset}, seeds {args.seeds}, {date.today()}", ""]
+    lines += space_algorithm_table(rows, args.spaces, args.algorithms, args.seeds, columns,
+                                   ("Per seed (skips per derived cell):", "skips"))
     (out / "oneshot1_skips.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

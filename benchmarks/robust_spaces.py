@@ -16,8 +16,8 @@ from datetime import date
 from pathlib import Path
 
 from _runs import run_benchmark
-from _runs import (VARIANTS, benchmark_parser, convergence_columns, mean_std, per_seed_table, search_once, train_once,
-                   write_csv)
+from _runs import (VARIANTS, benchmark_parser, convergence_columns, mean_std, search_once, space_algorithm_table,
+                   train_once, write_csv)
 
 ALGORITHMS = ("darts", "gdas", "rome")
 #: ROME's ablation in S1-S4, where topology disentanglement exists (benchmarks/_runs.py: VARIANTS).
@@ -72,22 +72,18 @@ def main():
                 print(f"{space} {algorithm:6s} seed {seed}: param-free normal {row['param_free_normal']}, "
                       f"skip normal {row['skip_normal']}  {row['genotype']}", flush=True)
     write_csv(out / "robust_spaces.csv", rows)
-    lines = [f"RobustDARTS spaces, preset {args.preset}, seeds {args.seeds}, {date.today()}", "",
-             "| space | algorithm | param-free ops (normal) | worst seed | paper (normal) | skips (normal) | "
-             "param-free ops (reduce) | test acc (%) | search s |", "|---|---|---|---|---|---|---|---|---|"]
-    for space in args.spaces:
-        for algorithm in args.algorithms:
-            rs = [r for r in rows if (r["space"], r["algorithm"]) == (space, algorithm)]
-            acc = mean_std(r["test_acc"] for r in rs) if args.train_epochs else "-"
-            lines.append(f"| {space} | {algorithm} | {mean_std((r['param_free_normal'] for r in rs), 1)} | "
-                         f"{max(r['param_free_normal'] for r in rs)} | "
-                         f"{PAPER_PARAM_FREE.get((space, algorithm), '-')} | {mean_std((r['skip_normal'] for r in rs), 1)} | "
-                         f"{mean_std((r['param_free_reduce'] for r in rs), 1)} | {acc} | "
-                         f"{sum(r['search_seconds'] for r in rs) / len(rs):.0f} |")
-    lines += per_seed_table("Per seed (parameter-free ops in the normal cell):", ["space", "algorithm"],
-                            {(sp, a): {r["seed"]: str(r["param_free_normal"]) for r in rows
-                                       if (r["space"], r["algorithm"]) == (sp, a)}
-                             for sp in args.spaces for a in args.algorithms}, args.seeds)
+    columns = {
+        "param-free ops (normal)": lambda rs: mean_std((r["param_free_normal"] for r in rs), 1),
+        "worst seed": lambda rs: str(max(r["param_free_normal"] for r in rs)),
+        "paper (normal)": lambda rs: PAPER_PARAM_FREE.get((rs[0]["space"], rs[0]["algorithm"]), "-"),
+        "skips (normal)": lambda rs: mean_std((r["skip_normal"] for r in rs), 1),
+        "param-free ops (reduce)": lambda rs: mean_std((r["param_free_reduce"] for r in rs), 1),
+        "test acc (%)": lambda rs: mean_std(r["test_acc"] for r in rs) if args.train_epochs else "-",
+        "search s": lambda rs: f"{sum(r['search_seconds'] for r in rs) / len(rs):.0f}",
+    }
+    lines = [f"RobustDARTS spaces, preset {args.preset}, seeds {args.seeds}, {date.today()}", ""]
+    lines += space_algorithm_table(rows, args.spaces, args.algorithms, args.seeds, columns,
+                                   ("Per seed (parameter-free ops in the normal cell):", "param_free_normal"))
     (out / "robust_spaces.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
