@@ -23,6 +23,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "rome-alg1": dict(algorithm="rome", weight_sampling="gumbel"),    # ICCV Algorithm 1: K Gumbel subnets for w too
     "rome-subset": dict(algorithm="rome", edge_sampler="subset"),     # NB201 with 'none': beta turns edges off
     "rome-subset-fair-edges": dict(algorithm="rome", edge_sampler="subset", weight_sampling="fair-edges"),
+    "rome-fair-edges": dict(algorithm="rome", weight_sampling="fair-edges"),  # every edge in the weight step
     "darts": dict(algorithm="darts"),
     "darts-2nd": dict(algorithm="darts", darts_order=2),
     "gdas": dict(algorithm="gdas"),
