@@ -73,6 +73,8 @@ def main():
         "param-free blocks": lambda rs: mean_std((r["param_free"] for r in rs), 1),
         "skips in the pruned cell": lambda rs: mean_std((r["skips_pruned"] for r in rs), 1),
         "blocks kept by pruning": lambda rs: mean_std((r["blocks_pruned"] for r in rs), 1),
+        # how decided the ops are (1: uniform): a skip count from undecided ops is a draw, not a choice
+        "op entropy": lambda rs: mean_std(r["op_entropy"] for r in rs),
         "search s": lambda rs: f"{sum(r['search_seconds'] for r in rs) / len(rs):.0f}",
     }
     lines = [f"NAS-Bench-1Shot1 with ops {list(args.ops)}, preset {args.preset}, seeds {args.seeds}, {date.today()}", ""]
