@@ -273,7 +273,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("derive", help="print the genotype of a run folder or genotype file")
     p.add_argument("run", help="search run folder, genotype JSON file, genotype string or published name")
     p.add_argument("--format", choices=("string", "json"), default="string",
-                   help="DARTS/NAS-Bench-201 string (default) or JSON")
+                   help="the family's own text (default: DARTS or NAS-Bench-201 string, NAS-Bench-101 matrix + ops) or "
+                        "romenas' JSON")
     g = p.add_argument_group("derive again under a budget (a search run folder with a checkpoint)")
     for name, metric in TARGETS.items():
         g.add_argument("--" + name.replace("_", "-"), type=float, metavar="X",

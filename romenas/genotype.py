@@ -138,8 +138,12 @@ class Genotype:
         ``{"matrix", "ops"}``: any JSON value is read or refused."""
         if isinstance(data, Mapping) and set(data) == {"matrix", "ops"}:
             return cls.from_nb101(data["matrix"], data["ops"])
+        if isinstance(data, Mapping) and "family" not in data and {"matrix", "ops"} & set(data):
+            raise GenotypeError("a NAS-Bench-101 spec is a JSON object with exactly the keys 'matrix' and 'ops', not "
+                                f"{_short(sorted(map(str, data)))}")
         if not isinstance(data, Mapping) or not {"family", "cells"} <= set(data):
-            raise GenotypeError("a genotype JSON object needs the keys 'family' and 'cells'")
+            raise GenotypeError("a genotype JSON object needs the keys 'family' and 'cells' (or, for a NAS-Bench-101 "
+                                "cell, exactly 'matrix' and 'ops')")
         unknown = sorted(map(str, set(data) - {"family", "cells", "concat"}))
         if unknown:
             raise GenotypeError(f"a genotype JSON object has the keys 'family', 'cells' and 'concat', "
@@ -154,7 +158,8 @@ class Genotype:
             data = json.loads(text)
         except RecursionError:
             raise GenotypeError("genotype JSON is nested too deeply; a genotype is an object of cells, "
-                                "each a list of nodes of [op, input] pairs") from None
+                                "each a list of nodes of [op, input] pairs, or a NAS-Bench-101 spec "
+                                "{\"matrix\": [[0, 1, ...], ...], \"ops\": [...]}") from None
         except ValueError as exc:
             raise GenotypeError(f"genotype JSON is malformed: {exc}") from None
         return cls.from_dict(data)
@@ -387,7 +392,7 @@ def _check_text(text: str) -> None:
     number = _LONG_NUMBER.search(text)
     if number:
         raise GenotypeError(f"genotype spec holds a {len(number.group()):,}-digit number; node indices are "
-                            f"0..{MAX_NODES + 1}")
+                            f"0..{MAX_NODES + 1} and NAS-Bench-101 matrix entries 0 or 1")
 
 
 def _literal(node: ast.AST, field: str):

@@ -52,7 +52,7 @@ class NB101Spec:
                                f"{n}-row matrix and {len(ops)} ops")
         rows = []
         for i, row in enumerate(matrix):
-            if not isinstance(row, (list, tuple)) or len(row) != n or not all(v in (0, 1) and not isinstance(v, float)
+            if not isinstance(row, (list, tuple)) or len(row) != n or not all(v in (0, 1) and type(v) is int
                                                                                for v in row):
                 raise RomenasError(f"row {i} of the NAS-Bench-101 matrix must be {n} entries of 0 or 1")
             if any(row[: i + 1]):
@@ -155,6 +155,10 @@ def vertex_channels(in_channels: int, out_channels: int, matrix: Sequence[Sequen
     if n == 2:
         return channels
     feeding = [v for v in range(1, n - 1) if matrix[v][n - 1]]
+    if out_channels < len(feeding):
+        raise RomenasError(f"the cell splits its {out_channels} output channels over the {len(feeding)} vertices "
+                           f"feeding its output, and each needs one; use --channels {len(feeding)} or more "
+                           "(NAS-Bench-101: 128)")
     share, extra = divmod(out_channels, len(feeding))
     for i, v in enumerate(feeding):
         channels[v] = share + (1 if i < extra else 0)

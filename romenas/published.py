@@ -30,7 +30,8 @@ def lookup_published(name: str) -> Genotype | None:
 
 
 _WHAT_TO_GIVE = ("give a run folder, a genotype JSON file, a DARTS 'Genotype(...)' or NAS-Bench-201 "
-                 f"'|op~0|+...' string, or one of {sorted(PUBLISHED)}")
+                 "'|op~0|+...' string, a NAS-Bench-101 spec {\"matrix\": [[...]], \"ops\": [...]}, "
+                 f"or one of {sorted(PUBLISHED)}")
 
 
 def parse_genotype(text: str) -> Genotype:

@@ -84,6 +84,17 @@ def test_bad_specs_are_one_line(matrix, ops, message):
         NB101Spec.build(matrix, ops)
 
 
+def test_a_cell_needs_a_channel_per_vertex_feeding_its_output():
+    """vertex_channels splits the output's channels: 4 vertices feeding it cannot share 3."""
+    fan = NB101Spec.build([[0, 1, 1, 1, 1, 0], [0, 0, 0, 0, 0, 1], [0, 0, 0, 0, 0, 1], [0, 0, 0, 0, 0, 1],
+                           [0, 0, 0, 0, 0, 1], [0] * 6], ["input", C3, C3, C3, C3, "output"])
+    assert vertex_channels(4, 4, fan.matrix) == [4, 1, 1, 1, 1, 4]
+    with pytest.raises(RomenasError, match="splits its 3 output channels over the 4 vertices.*--channels 4"):
+        NB101Network(fan, 10, stem_channels=3)
+    with pytest.raises(RomenasError, match="0 or 1"):
+        NB101Spec.build([[0, True], [0, 0]], ["input", "output"])  # a boolean is not an entry
+
+
 def test_cells_outside_the_benchmark_are_named():
     with pytest.raises(RomenasError, match="at most 7 vertices and 9 edges"):
         _chain(8).hash()
@@ -160,8 +171,21 @@ def test_files_that_are_not_the_benchmarks_are_one_line(tmp_path):
     truncated.write_bytes(good.read_bytes()[:-7])
     with pytest.raises(RomenasError, match="truncated"):
         NB101Table(truncated)
+    spec = _chain(3)
+    matrix = "".join(str(v) for r in spec.matrix for v in r)
+
+    def run(epochs, finals):
+        return json.dumps([spec.hash(), epochs, matrix, ",".join(spec.ops),
+                           base64.b64encode(_metrics(1, finals)).decode()]).encode()
+
     for payload in (b"not json", json.dumps(["h", 108, "0110", "input,output", "%%%"]).encode(),
-                    json.dumps(["h", 108, "0120", "input,output", ""]).encode(), json.dumps([1, 2]).encode()):
+                    json.dumps(["h", 108, "0120", "input,output", ""]).encode(), json.dumps([1, 2]).encode(),
+                    b"[" * 100_000 + b"]" * 100_000,  # nesting too deep for the JSON reader
+                    run(True, (0.9, 0.8, 0.7)),  # epochs must be an integer, not a boolean
+                    run(108, (0.9, float("nan"), 0.7)), run(108, (0.9, 0.8, -5.0)), run(108, (0.9, 0.8, float("inf"))),
+                    json.dumps([spec.hash(), 108, matrix, ",".join(spec.ops),  # a final evaluation without accuracies
+                                base64.b64encode(_varint(1 << 3 | 2) + _varint(0) + _varint(2 << 3) + _varint(1))
+                                .decode()]).encode()):
         junk = tmp_path / "junk.tfrecord"
         junk.write_bytes(_record(payload))
         with pytest.raises(RomenasError, match="record 0 of .* is not a NAS-Bench-101 run"):

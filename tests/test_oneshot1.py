@@ -57,6 +57,11 @@ def test_genotypes_read_and_write_the_nas_bench_101_form():
     assert Genotype.from_json(g.to_json()) == g
     assert count_parameters(build_network(g, None, None, 10, 3)) == 2_694_282  # NASBench.ipynb's published count
     assert collapse_metrics(g) == {"param_free/cell": 1, "skip/cell": 0, "depth/cell": 2}
+    # collapse metrics count the cell the network computes: a maxpool off every path is pruned
+    dead = Genotype.build("nb101", {"cell": [[(C3, 0)], [(MP, 1)]]}, {"cell": [1]})
+    assert collapse_metrics(dead) == {"param_free/cell": 0, "skip/cell": 0, "depth/cell": 1}
+    with pytest.raises(GenotypeError, match="exactly the keys 'matrix' and 'ops'"):
+        parse_genotype(json.dumps({**spec, "extra": 1}))
     # an unpruned spec is read as the benchmark reads it: vertex 2 feeds nothing and goes
     loose = {"matrix": [[0, 1, 1, 0], [0, 0, 0, 1], [0, 0, 0, 0], [0, 0, 0, 0]], "ops": ["input", C3, MP, "output"]}
     assert parse_genotype(json.dumps(loose)).to_nb101() == {"matrix": [[0, 1, 0], [0, 0, 1], [0, 0, 0]],

@@ -6,6 +6,7 @@ A collapsed DARTS/GDAS search fills its cells with skip connections, pooling, 'n
 from __future__ import annotations
 
 from ..genotype import Genotype
+from ..nb101_spec import NB101Spec
 from ..registry import FAMILIES, PARAMETER_FREE
 
 
@@ -26,10 +27,20 @@ def cell_depth(genotype: Genotype, kind: str) -> int:
     return max((depth[i] for i in outputs if depth[i] is not None), default=0)
 
 
+def _live_ops(genotype: Genotype, kind: str) -> list[str]:
+    """The cell's ops that the network computes: all of them, except where ops sit on nodes
+    (NAS-Bench-101), whose network prunes the nodes off every input-output path."""
+    if FAMILIES[genotype.family].op_site == "edge":
+        return genotype.ops(kind)
+    spec = NB101Spec.build(**genotype.to_nb101(), interior_ops=FAMILIES[genotype.family].ops).pruned()
+    return list(spec.ops[1:-1]) if spec is not None else []
+
+
 def collapse_metrics(genotype: Genotype) -> dict[str, int]:
+    """Per cell type: parameter-free ops, skips and depth of the computed cell."""
     out = {}
     for kind in genotype.cells:
-        ops = genotype.ops(kind)
+        ops = _live_ops(genotype, kind)
         out[f"param_free/{kind}"] = sum(op in PARAMETER_FREE for op in ops)
         out[f"skip/{kind}"] = ops.count("skip_connect")
         out[f"depth/{kind}"] = cell_depth(genotype, kind)

@@ -116,6 +116,12 @@ def decode_metrics(raw: bytes) -> dict[str, Any]:
     return out
 
 
+def _accuracies(final: dict[str, Any]) -> bool:
+    """Whether a run's final evaluation holds the three accuracies, each a fraction in [0, 1]."""
+    values = [final.get(k) for k in ("train_accuracy", "validation_accuracy", "test_accuracy")]
+    return all(isinstance(v, float) and 0.0 <= v <= 1.0 for v in values)
+
+
 class NB101Table:
     """Every run of a NAS-Bench-101 data file, by the cell's hash and training epochs."""
 
@@ -130,16 +136,16 @@ class NB101Table:
             try:
                 module_hash, epochs, adjacency, ops, metrics = json.loads(payload)
                 side = int(len(adjacency) ** 0.5)
-                if side * side != len(adjacency) or not isinstance(epochs, int):
+                if side * side != len(adjacency) or isinstance(epochs, bool) or not isinstance(epochs, int):
                     raise ValueError("adjacency")
                 run = decode_metrics(base64.b64decode(metrics, validate=True))
-                if "trainable_parameters" not in run or not run["evaluations"]:
+                if "trainable_parameters" not in run or not run["evaluations"] or not _accuracies(run["evaluations"][-1]):
                     raise ValueError("metrics")
                 if module_hash not in self.specs:
                     matrix = [[int(adjacency[i * side + j]) for j in range(side)] for i in range(side)]
                     self.specs[module_hash] = NB101Spec.build(matrix, ops.split(","))
             except (ValueError, TypeError, AttributeError, UnicodeDecodeError, binascii.Error, KeyError, struct.error,
-                    RomenasError):
+                    RecursionError, RomenasError):
                 raise RomenasError(f"record {n} of {self.path} is not a NAS-Bench-101 run; pass the benchmark's own "
                                    "nasbench_only108.tfrecord or nasbench_full.tfrecord") from None
             self.runs[module_hash][epochs].append(run)
