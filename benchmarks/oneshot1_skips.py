@@ -28,6 +28,8 @@ _CPU_ARCH = dict(a_lr=0.05, a_weight_decay=0.0)  # as the other CPU proxies (ben
 PRESETS = {
     "paper": dict(channels=16, layers=3),  # 1Shot1's supernet: C=16, 3 stacks of 3 cells; epochs from the recipes
     "cpu-proxy": dict(channels=8, layers=1, epochs=10, batch_size=64, samples=3, limit_train=1000, **_CPU_ARCH),
+    # 6x the proxy's steps, for ops that decide (as robust_spaces' cpu-long)
+    "cpu-long": dict(channels=8, layers=1, epochs=30, batch_size=64, samples=3, limit_train=2000, **_CPU_ARCH),
 }
 
 
