@@ -72,7 +72,8 @@ def _edge_styles(n: int) -> list[dict]:
     """A distinct colour per edge (tab20), then line styles, so no two of up to 80 edges look alike."""
     colours = plt.get_cmap("tab20").colors
     styles = ("-", "--", ":", "-.")
-    return [{"color": colours[e % 20], "linestyle": styles[(e // 20) % 4]} for e in range(n)]
+    return [{"color": colours[e % 20], "linestyle": styles[(e // 20) % 4], "marker": ".", "markersize": 3}
+            for e in range(n)]
 
 
 def plot_runs(run: str | Path, compare: list[str | Path], out: str | Path | None, fmt: str = "png") -> list[Path]:
@@ -94,7 +95,8 @@ def plot_runs(run: str | Path, compare: list[str | Path], out: str | Path | None
             fig, axes = _grid(n_sites)
             for e, ax in zip(range(n_sites), axes):
                 for o, op in enumerate(ops):
-                    ax.plot(epochs, [r["op_probs"][kind][e][o] for r in rows], label=op, color=f"C{o}")
+                    ax.plot(epochs, [r["op_probs"][kind][e][o] for r in rows], label=op, color=f"C{o}", marker=".",
+                            markersize=3)  # a marker: a one-epoch run still shows its point
                 ax.set_title(f"{site} {e + (site == 'node')}", fontsize=8)
             axes[0].set_ylabel("probability")
             axes[0].legend(fontsize=6)
