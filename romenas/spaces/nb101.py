@@ -140,7 +140,7 @@ class OneShot1Cell(nn.Module):
     def __init__(self, space: SearchSpace, C_in: int, C: int, pool: bool):
         super().__init__()
         ops = space.site_ops["cell"]
-        self.blocks, self.kind = len(ops), "cell"
+        self.blocks = len(ops)
         self.pool = nn.MaxPool2d(2, 2, padding=1) if pool else nn.Identity()
         self.projections = nn.ModuleList(_conv_bn_relu(C_in, C, 1) for _ in ops)
         self.out_projection = _conv_bn_relu(C_in, C * self.blocks, 1)
