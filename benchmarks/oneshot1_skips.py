@@ -35,11 +35,10 @@ PRESETS = {
 
 def skip_counts(genotype) -> dict[str, int]:
     """Skips and parameter-free blocks of the derived cell, and of the cell after NAS-Bench-101 pruning."""
-    from romenas.nb101_spec import NB101Spec
-    from romenas.registry import FAMILIES, PARAMETER_FREE
+    from romenas.registry import PARAMETER_FREE
 
     ops = genotype.ops("cell")
-    spec = NB101Spec.build(**genotype.to_nb101(), interior_ops=FAMILIES["nb101"].ops).pruned()
+    spec = genotype.nb101_spec().pruned()
     kept = list(spec.ops[1:-1]) if spec is not None else []
     return {"skips": ops.count("skip_connect"), "param_free": sum(op in PARAMETER_FREE for op in ops),
             "blocks": len(ops), "skips_pruned": kept.count("skip_connect"),

@@ -195,16 +195,14 @@ def cmd_bench(args) -> None:
 
 
 def _bench_nb101(args) -> None:
-    from .nb101_spec import NB101Spec
     from .published import load_genotype
-    from .registry import get_family
     from .spaces.nb101 import NB101Network
 
     genotype = load_genotype(args.spec)  # a spec's JSON, a file of one, a 1shot1 run folder or genotype
     if genotype.family != "nb101":
         raise RomenasError(f"that is a {genotype.family} genotype; bench nb101 looks NAS-Bench-101 cells up: give "
                            "{\"matrix\": [[...]], \"ops\": [...]}, a file of it or a 1shot1 search's run folder")
-    spec = NB101Spec.build(**genotype.to_nb101(), interior_ops=get_family("nb101").ops).check_in_benchmark()
+    spec = genotype.nb101_spec().check_in_benchmark()
     params = sum(p.numel() for p in NB101Network(spec, 10).parameters())
     print(f"spec:      {json.dumps(spec.to_dict())} (pruned: {spec.num_vertices} vertices, {spec.num_edges} edges)")
     print(f"hash:      {spec.hash()}")

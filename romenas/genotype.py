@@ -200,6 +200,10 @@ class Genotype:
             matrix[w][n - 1] = 1
         return {"matrix": matrix, "ops": ["input"] + [node[0][0] for node in nodes] + ["output"]}
 
+    def nb101_spec(self) -> NB101Spec:
+        """The :class:`NB101Spec` of an ``nb101`` genotype (its ops: the family's), not pruned."""
+        return NB101Spec.build(**self.to_nb101(), interior_ops=FAMILIES["nb101"].ops)
+
     def to_string(self) -> str:
         """The family's conventional string: DARTS ``Genotype(...)``, NAS-Bench-201 ``|op~i|...`` or
         NAS-Bench-101's ``{"matrix": ..., "ops": ...}``."""

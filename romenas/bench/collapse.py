@@ -6,7 +6,6 @@ A collapsed DARTS/GDAS search fills its cells with skip connections, pooling, 'n
 from __future__ import annotations
 
 from ..genotype import Genotype
-from ..nb101_spec import NB101Spec
 from ..registry import FAMILIES, PARAMETER_FREE
 
 
@@ -32,7 +31,7 @@ def _live_ops(genotype: Genotype, kind: str) -> list[str]:
     (NAS-Bench-101), whose network prunes the nodes off every input-output path."""
     if FAMILIES[genotype.family].op_site == "edge":
         return genotype.ops(kind)
-    spec = NB101Spec.build(**genotype.to_nb101(), interior_ops=FAMILIES[genotype.family].ops).pruned()
+    spec = genotype.nb101_spec().pruned()
     return list(spec.ops[1:-1]) if spec is not None else []
 
 

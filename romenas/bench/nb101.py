@@ -29,7 +29,6 @@ from typing import Any, Iterator
 from ..errors import RomenasError
 from ..genotype import Genotype
 from ..nb101_spec import NB101Spec
-from ..registry import get_family
 
 __all__ = ["NB101Table", "read_records", "decode_metrics"]
 
@@ -180,7 +179,7 @@ class NB101Table:
         accuracy (%) and hash, or ``missing`` with the reason (a skip_connect block, more than 9 edges:
         cells the benchmark does not hold, which a 1Shot1 search with skip_connect can derive)."""
         try:
-            spec = NB101Spec.build(**genotype.to_nb101(), interior_ops=get_family("nb101").ops)
+            spec = genotype.nb101_spec()
             found = self.lookup(spec, epochs)
         except RomenasError as exc:
             return {"missing": str(exc)}

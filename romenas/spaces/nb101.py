@@ -23,7 +23,6 @@ from ..errors import RomenasError
 from ..genotype import Genotype
 from ..nb101_spec import NB101Spec, vertex_channels
 from ..ops import ReLUConvBN, build_op, conv_bn_relu as _conv_bn_relu
-from ..registry import get_family
 from .base import MixedEdge, NodePlan, Plan, SearchSpace
 
 __all__ = ["NB101Network", "NB101GenotypeNetwork", "OneShot1Supernet", "oneshot1_space", "ONESHOT1_KEEP",
@@ -109,7 +108,7 @@ class NB101GenotypeNetwork(NB101Network):
 
     def __init__(self, genotype: Genotype, C: int, layers: int, num_classes: int, in_channels: int,
                  auxiliary: bool = False, stem: str = "cifar"):
-        spec = NB101Spec.build(**genotype.to_nb101(), interior_ops=get_family("nb101").ops)
+        spec = genotype.nb101_spec()
         super().__init__(spec, num_classes, in_channels, stem_channels=C, cells=layers)
         self.genotype = genotype
 
