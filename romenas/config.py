@@ -69,6 +69,10 @@ class SearchConfig(RunSettings):
     topology: bool = setting(True, "ROME's topology parameters beta (False: the ablation)")
     edge_sampler: str = setting("top2", "ROME's topology sampler: 'top2' = ROME-v2 (Gumbel-Top-k), 'pair' = ROME-v1; "
                                         "'subset' (NAS-Bench-201): any non-empty input set, an edge off is 'none'")
+    unselected_ops: bool = setting(True, "GDAS' estimator: every unselected op of an edge adds its straight-through "
+                                         "weight (zero in value) to the node, so all its ops get an architecture "
+                                         "gradient, as xautodl's NAS-Bench-201 network does (its NASNet network and "
+                                         "NAS-Bench-1Shot1's GDAS do not: their recipes set False)")
     tau_max: float = setting(10.0, "Gumbel-softmax temperature of the first epoch (ROME, GDAS), linear to tau_min")
     tau_min: float = setting(0.1, "Gumbel-softmax temperature of the last epoch (ROME, GDAS)")
     # weight optimiser (SGD, cosine to w_lr_min)
@@ -391,7 +395,8 @@ def method_summary(cfg: Mapping[str, Any]) -> str:
         topology = f"topology {cfg.get('edge_sampler', 'top2')}" if cfg.get("topology", True) else "no topology"
         return f"K={cfg.get('samples')}, {weights}, {topology}{order}"
     if cfg.get("algorithm") == "gdas":
-        return f"one Gumbel subnet per step{order}"
+        terms = ", unselected ops' straight-through terms" if cfg.get("unselected_ops", True) else ""
+        return f"one Gumbel subnet per step{terms}{order}"
     if cfg.get("algorithm") == "darts":
         return f"{'second' if cfg.get('darts_order') == 2 else 'first'} order{order}"
     return order.lstrip(", ")

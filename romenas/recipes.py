@@ -53,13 +53,17 @@ RECIPES: dict[str, Recipe] = _recipes(
     Recipe("darts-nb201", "xautodl DARTS-V1/V2 on NAS-Bench-201 (scripts-search/NAS-Bench-201-algos): 50 epochs, "
            "w updated before alpha", {**_NB201_SGD, **_ARCH, **_WEIGHTS_FIRST, "epochs": 50}),
     Recipe("gdas-darts", "GDAS (Dong & Yang, CVPR 2019), xautodl configs/search-opts/GDAS-NASNet-CIFAR.config: "
-           "250 epochs, batch 256, SGD nesterov wd 5e-4, tau 10 -> 0.1, w updated before alpha",
-           {**_NB201_SGD, **_ARCH, **_GUMBEL, **_WEIGHTS_FIRST, "epochs": 250, "batch_size": 256}),
+           "250 epochs, batch 256, SGD nesterov wd 5e-4, tau 10 -> 0.1, w updated before alpha, the sampled op "
+           "alone (NASNetworkGDAS)",
+           {**_NB201_SGD, **_ARCH, **_GUMBEL, **_WEIGHTS_FIRST, "epochs": 250, "batch_size": 256,
+            "unselected_ops": False}),
     Recipe("gdas-robust", "GDAS on S1-S4 as ROME's paper runs it: the DARTS search settings, tau 10 -> 0.1, "
-           "w updated before alpha (xautodl)", {**_DARTS_SGD, **_ARCH, **_GUMBEL, **_WEIGHTS_FIRST, "epochs": 50}),
+           "w updated before alpha, the sampled op alone (xautodl's NASNet GDAS)",
+           {**_DARTS_SGD, **_ARCH, **_GUMBEL, **_WEIGHTS_FIRST, "epochs": 50, "unselected_ops": False}),
     Recipe("gdas-nb201", "xautodl GDAS on NAS-Bench-201 (configs/nas-benchmark/algos/GDAS.config, GDAS.sh): "
-           "250 epochs, SGD nesterov wd 5e-4, tau 10 -> 0.1, w updated before alpha",
-           {**_NB201_SGD, **_ARCH, **_GUMBEL, **_WEIGHTS_FIRST, "epochs": 250}),
+           "250 epochs, SGD nesterov wd 5e-4, tau 10 -> 0.1, w updated before alpha, the unselected ops' "
+           "straight-through terms (TinyNetworkGDAS)",
+           {**_NB201_SGD, **_ARCH, **_GUMBEL, **_WEIGHTS_FIRST, "epochs": 250, "unselected_ops": True}),
     Recipe("rome-darts", "ROME arXiv 2011.11233 v1 (2020): fair weight step, K=7 Gumbel subnets averaged for "
            "alpha/beta; ICCV 2023 Sec. 5 settings: 50 epochs, SGD lr 0.05, the DARTS/GDAS rest",
            {**_DARTS_SGD, **_ARCH, **_ROME, "epochs": 50, "w_lr": 0.05}),
@@ -71,8 +75,9 @@ RECIPES: dict[str, Recipe] = _recipes(
            "SGD 0.025 -> 0.001, 50 epochs (its argparse default; its cluster scripts run 25), first order, input "
            "weights softmax(beta)", {**_1SHOT1_SGD, **_ARCH, **_ARCH_FIRST, "epochs": 50}),
     Recipe("gdas-1shot1", "NAS-Bench-1Shot1's GDAS: its DARTS settings, 100 epochs, hard Gumbel on ops and soft "
-           "Gumbel-softmax on inputs, tau 10 -> 1", {**_1SHOT1_SGD, **_ARCH, **_WEIGHTS_FIRST, "epochs": 100,
-                                                    "tau_max": 10.0, "tau_min": 1.0}),
+           "Gumbel-softmax on inputs (the sampled op alone, its MixedOpGDAS), tau 10 -> 1",
+           {**_1SHOT1_SGD, **_ARCH, **_WEIGHTS_FIRST, "epochs": 100, "tau_max": 10.0, "tau_min": 1.0,
+            "unselected_ops": False}),
     Recipe("rome-1shot1", "ROME's paper gives no NAS-Bench-1Shot1 settings: 1Shot1's DARTS weight optimiser with "
            "ROME's fair weight step, K=7, tau 10 -> 0.1 and its DARTS-space 50 epochs",
            {**_1SHOT1_SGD, **_ARCH, **_ROME, "epochs": 50}),

@@ -33,7 +33,8 @@ if TYPE_CHECKING:
 
 ALGORITHMS: dict[str, type["SearchAlgorithm"]] = {}
 #: Settings that belong to one algorithm or another; a run records only those its algorithm reads.
-ALGORITHM_OPTIONS = ("samples", "weight_sampling", "topology", "edge_sampler", "darts_order", "tau_max", "tau_min")
+ALGORITHM_OPTIONS = ("samples", "weight_sampling", "topology", "edge_sampler", "unselected_ops", "darts_order",
+                     "tau_max", "tau_min")
 
 
 def register(cls):

@@ -34,9 +34,6 @@ class ROME(SearchAlgorithm):
     arch_first = True
     options = ("samples", "weight_sampling", "topology", "edge_sampler")
     gumbel = True
-    #: GDAS' estimator (xautodl) also adds every unselected op's straight-through weight to the
-    #: node: zero in value, but it gives those ops a gradient. ROME's Eq. 2-3 has no such term.
-    unselected_op_terms = False
 
     def __init__(self, space: SearchSpace, generator: torch.Generator, samples: int = 7,
                  weight_sampling: str = "fair", topology: bool = True, edge_sampler: str = "top2"):
@@ -63,6 +60,10 @@ class ROME(SearchAlgorithm):
         name = edge_sampler if topology else "gumbel-softmax" if space.op_site == "node" else None
         super().__init__(space, generator, name)
         self.samples, self.weight_sampling, self.topology = samples, weight_sampling, topology
+        #: GDAS' estimator in xautodl's NAS-Bench-201 network also adds every unselected op's
+        #: straight-through weight to the node: zero in value, but it gives those ops a gradient.
+        #: ROME's Eq. 2-3 has no such term.
+        self.unselected_op_terms = False
 
     # -- sampling -------------------------------------------------------------------------
     def _plan(self, tau: float, ops: dict[str, torch.Tensor] | None, differentiable: bool,
