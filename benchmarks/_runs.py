@@ -66,12 +66,12 @@ def search_once(run: Path, args: argparse.Namespace, preset: dict[str, Any], **s
 
     if (run / "config.json").exists():
         return romenas.search(resume=run, progress=False)
-    from romenas.search.base import ALGORITHM_OPTIONS, get_algorithm
+    from romenas.algorithms import algorithm_entry, option_owners
 
     # A preset's value of a setting the variant's algorithm does not read does not apply (as in
     # the CLI); passed explicitly, it would be refused (DARTS takes no K).
-    used = get_algorithm(settings.get("algorithm", preset.get("algorithm", "rome"))).settings()
-    preset = {k: v for k, v in preset.items() if k not in ALGORITHM_OPTIONS or k in used}
+    used = algorithm_entry(settings.get("algorithm", preset.get("algorithm", "rome"))).option_names
+    preset = {k: v for k, v in preset.items() if k not in option_owners() or k in used}
     settings = {**preset, **settings, "dataset": args.dataset, "data_dir": args.data_dir, "progress": False}
     if args.epochs:
         settings["epochs"] = args.epochs

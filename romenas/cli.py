@@ -21,10 +21,12 @@ def _add_config_flags(parser: argparse.ArgumentParser, cls) -> None:
         f"{cls.__name__} settings", "a flag overrides the preset's and the recipe's value; a setting neither sets "
                                     "takes the default shown ('romenas config' prints what a preset resolves to)")
     for f in dataclasses.fields(cls):
+        if f.name == "options":  # a search's algorithm options: their own flags (_add_algorithm_flags)
+            continue
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
         shown = " ".join(map(str, default)) if isinstance(default, tuple) else default
         flag = "--" + f.name.replace("_", "-")
-        text = f"{meaning.get(f.name, '')} [default: {shown}]".replace("%", "%%")
+        text = f"{meaning.get(f.name, '')}{_registered(f.name)} [default: {shown}]".replace("%", "%%")
         hint = hints[f.name]
         args = [a for a in typing.get_args(hint) if a is not type(None)] if isinstance(hint, types.UnionType) else []
         base = args[0] if args else hint
@@ -39,8 +41,49 @@ def _add_config_flags(parser: argparse.ArgumentParser, cls) -> None:
             group.add_argument(flag, type=base, default=None, metavar=f.name.upper(), help=text)
 
 
+def _registered(setting: str) -> str:
+    """': one of ...' for the settings whose values are registry names."""
+    from .algorithms import ALGORITHM_ENTRIES
+    from .registry import SPACES
+
+    names = {"algorithm": ALGORITHM_ENTRIES, "space": SPACES}.get(setting)
+    return f": one of {', '.join(names)}" if names else ""
+
+
+def _add_algorithm_flags(parser: argparse.ArgumentParser) -> None:
+    """The flags of every registered algorithm's options, grouped by the algorithms that own them,
+    each with the default that applies and the values its recipes or the quick start set instead."""
+    from .algorithms import ALGORITHM_ENTRIES, option_owners
+    from .config import load_preset
+    from .recipes import RECIPES
+
+    owners, quick = option_owners(), load_preset(DEFAULT_PRESET, "search")
+    groups: dict[tuple[str, ...], argparse._ArgumentGroup] = {}
+    for name, algorithms in owners.items():
+        option = ALGORITHM_ENTRIES[algorithms[0]].option(name)
+        key = tuple(algorithms)
+        if key not in groups:
+            groups[key] = parser.add_argument_group(f"{' and '.join(key)} options",
+                                                    "another algorithm's option given as a flag is refused")
+        notes = [f"recipe {r}: {v}" for r, v in sorted((r.name, r.settings[name]) for r in RECIPES.values()
+                                                        if name in r.settings and r.settings[name] != option.default)]
+        if quick.get("algorithm") in algorithms and quick.get(name, option.default) != option.default:
+            notes.append(f"the quick start (no --dataset): {quick[name]}")
+        shown = "; ".join([str(option.default)] + notes)
+        text = f"{option.help} [default: {shown}]".replace("%", "%%")
+        if option.kind is bool:
+            groups[key].add_argument(option.flag, action=argparse.BooleanOptionalAction, default=None, help=text)
+        else:
+            groups[key].add_argument(option.flag, type=option.kind, default=None, metavar=name.upper(), help=text)
+
+
 def _overrides(args: argparse.Namespace, cls) -> dict:
-    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if getattr(args, f.name) is not None}
+    names = [f.name for f in dataclasses.fields(cls) if f.name != "options"]
+    if cls is SearchConfig:
+        from .algorithms import option_owners
+
+        names += list(option_owners())
+    values = {k: getattr(args, k) for k in names if getattr(args, k, None) is not None}
     for name, value in values.items():  # argparse turns "--space=--" into an empty list
         if isinstance(value, list) and not value:
             raise RomenasError(f"--{name.replace('_', '-')} needs a value")
@@ -258,12 +301,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"romenas {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("search", help="search a cell (ROME, GDAS or DARTS)")
+    from .algorithms import ALGORITHM_ENTRIES
+
+    p = sub.add_parser("search", help=f"search a cell ({', '.join(ALGORITHM_ENTRIES)})")
     p.add_argument("--preset", help=f"settings to start from, one of {preset_names()} (default: quickstart "
                                     "on the built-in data, none with --dataset: the published recipe)")
     p.add_argument("--out", help="run folder to create (default runs/search-...)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue the search in RUN_DIR")
     _add_config_flags(p, SearchConfig)
+    _add_algorithm_flags(p)
     p.add_argument("--fair", dest="weight_sampling", action="store_const", const="fair",
                    help="alias of --weight-sampling fair (ROME's default, the arXiv-2020 weight step)")
     p.set_defaults(func=cmd_search)

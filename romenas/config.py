@@ -9,6 +9,8 @@ from typing import Any, Mapping
 
 import yaml
 
+from .algorithms import method_summary as algorithm_method_summary
+from .algorithms import option_owners, refuse_foreign_options, resolve_options
 from .errors import RomenasError
 from .recipes import RECIPES, recipe_name, recipe_settings
 from .registry import MAX_CHANNELS, MAX_LAYERS, SPACES, get_family
@@ -47,8 +49,8 @@ class RunSettings:
 class SearchConfig(RunSettings):
     """Every setting of a search. Defaults: the quick-start search on the built-in digits."""
 
-    algorithm: str = setting("rome", "rome, gdas or darts")
-    space: str = setting("darts", "darts, nb201, s1..s4")
+    algorithm: str = setting("rome", "the search algorithm (registered: romenas/algorithms.py)")
+    space: str = setting("darts", "the search space (registered: romenas/registry.py)")
     recipe: str = setting("auto", "published optimiser/schedule settings: auto (the algorithm's own for the space), "
                                   "none, or a name")
     ops: tuple[str, ...] | None = setting(None, "restrict every edge to these ops (None: the space's own op set)")
@@ -60,21 +62,6 @@ class SearchConfig(RunSettings):
     epochs: int = setting(20, "search epochs")
     batch_size: int = setting(64, "per half: weight and architecture batches each")
     warmup_epochs: int = setting(0, "train only the weights in the first N epochs (not part of any recipe here)")
-    samples: int = setting(4, "K (ROME): subnets whose val-loss gradients the architecture step averages (and the "
-                              "weight step sums under --weight-sampling gumbel)")
-    weight_sampling: str = setting("fair", "ROME's weight step: fair (arXiv 2020: |ops| subnets, every op of every "
-                                           "edge once, edges sampled from beta), fair-edges (the same with every edge "
-                                           "on: romenas' extension), gumbel (ICCV 2023 Algorithm 1: K Gumbel "
-                                           "subnets), single (one Gumbel subnet, as GDAS)")
-    topology: bool = setting(True, "ROME's topology parameters beta (False: the ablation)")
-    edge_sampler: str = setting("top2", "ROME's topology sampler: 'top2' = ROME-v2 (Gumbel-Top-k), 'pair' = ROME-v1; "
-                                        "'subset' (NAS-Bench-201): any non-empty input set, an edge off is 'none'")
-    unselected_ops: bool = setting(True, "GDAS' estimator: every unselected op of an edge adds its straight-through "
-                                         "weight (zero in value) to the node, so all its ops get an architecture "
-                                         "gradient, as xautodl's NAS-Bench-201 network does (its NASNet network and "
-                                         "NAS-Bench-1Shot1's GDAS do not: their recipes set False)")
-    tau_max: float = setting(10.0, "Gumbel-softmax temperature of the first epoch (ROME, GDAS), linear to tau_min")
-    tau_min: float = setting(0.1, "Gumbel-softmax temperature of the last epoch (ROME, GDAS)")
     # weight optimiser (SGD, cosine to w_lr_min)
     w_lr: float = setting(0.05, "supernet weights: SGD, cosine from w_lr to w_lr_min")
     w_lr_min: float = setting(0.001, "the weights' learning rate at the end of the cosine schedule")
@@ -82,7 +69,6 @@ class SearchConfig(RunSettings):
     w_weight_decay: float = setting(3e-4, "the weights' L2 weight decay")
     w_nesterov: bool = setting(False, "Nesterov momentum for the weights")
     grad_clip: float = setting(5.0, "max gradient norm of the weights per subnet (K subnets' sum: K x this; 0: off)")
-    darts_order: int = setting(1, "DARTS: 1 = first order, 2 = second order (unrolled weight step)")
     step_order: str = setting("auto", "per iteration: arch-first, weights-first, or auto (as the algorithm's "
                                       "source does; recipes set it)")
     # architecture optimiser (Adam)
@@ -109,29 +95,24 @@ class SearchConfig(RunSettings):
                                                 "DARTS 36, NAS-Bench-201 16)")
     budget_layers: int | None = setting(None, "cells of the network the budget is for (None: DARTS 20, "
                                               "NAS-Bench-201 5 per stage)")
+    #: The algorithm's own settings (romenas/algorithms.py declares them): flat keys in config.json,
+    #: recipes, presets and API arguments, gathered here; :func:`resolve_options` fills the rest.
+    options: dict[str, Any] = field(default_factory=dict, metadata={"help": "the algorithm's own options"})
 
     def validate(self) -> "SearchConfig":
-        """Every value in range. Algorithm and space names are checked against their registries
-        by the search itself (the layer that owns them)."""
+        """Every value in range, the algorithm's options resolved (its own defaults filled in, another
+        algorithm's dropped). A space name is checked against its registry by the search itself."""
         _finite(self)
-        _choice("edge_sampler", self.edge_sampler, ("top2", "pair", "subset"))
-        _choice("weight_sampling", self.weight_sampling, WEIGHT_SAMPLING)
+        self.options = resolve_options(self.algorithm, self.options)
         _choice("step_order", self.step_order, ("auto", "arch-first", "weights-first"))
         _choice("parallel", self.parallel, ("samples", "data"))
         _choice("subnet_execution", self.subnet_execution, ("sequential", "batched"))
-        _choice("darts_order", self.darts_order, (1, 2))
         _check_runtime(self)
-        if self.darts_order == 2 and self.algorithm != "darts":
-            raise RomenasError(f"darts_order 2 (the unrolled architecture step) is DARTS' own; "
-                               f"{self.algorithm} is first order, drop --darts-order")
-        if self.darts_order == 2 and self.precision != "32":
-            raise RomenasError(f"darts_order 2 takes finite differences of gradients, which {self.precision} "
-                               "rounds away; use --precision 32 or --darts-order 1")
         if self.recipe != "none" and self.recipe not in RECIPES:
             raise RomenasError(f"unknown recipe {self.recipe!r}; use auto, none or one of {sorted(RECIPES)}")
         if self.ops is not None and (not self.ops or not all(isinstance(o, str) for o in self.ops)):
             raise RomenasError(f"ops must be a non-empty list of op names, got {self.ops!r}")
-        _positive(self, "epochs", "batch_size", "samples", "channels", "layers", "tau_min", "w_lr", "a_lr")
+        _positive(self, "epochs", "batch_size", "channels", "layers", "w_lr", "a_lr")
         _non_negative(self, "w_lr_min", "w_weight_decay", "a_weight_decay", "grad_clip", "checkpoint_every",
                       "warmup_epochs")
         if self.warmup_epochs >= self.epochs:
@@ -149,9 +130,6 @@ class SearchConfig(RunSettings):
         if self.nb201_table is not None and self.space != "nb201":
             raise RomenasError(f"--nb201-table looks NAS-Bench-201 cells up, but the space is {self.space}; "
                                "drop it or search with --space nb201")
-        if self.tau_max < self.tau_min:
-            raise RomenasError(f"tau range is reversed (tau_max={self.tau_max} < tau_min={self.tau_min}); "
-                               "tau decays from --tau-max down to --tau-min")
         if not 0.0 < self.train_portion < 1.0:
             raise RomenasError(f"train_portion must lie strictly between 0 and 1, got {self.train_portion}")
         entry = SPACES.get(str(self.space).lower())
@@ -216,10 +194,6 @@ class TrainConfig(RunSettings):
 
 #: Numerical precisions a run may use (romenas/runtime.py implements them).
 PRECISIONS = ("32", "bf16-mixed", "16-mixed")
-
-#: ROME's weight steps: the arXiv-2020 fair step (default), ICCV-2023 Algorithm 1, and GDAS' single subnet.
-WEIGHT_SAMPLING = ("fair", "fair-edges", "gumbel", "single")
-
 
 
 # ---- helpers ---------------------------------------------------------------------------
@@ -325,8 +299,10 @@ def setting_sources(cls, overrides: Mapping[str, Any] | None, preset: str | None
     given = {k for k, v in upgrade_settings(overrides or {}).items() if v is not None}
     from_preset = set(load_preset(preset, "search" if cls is SearchConfig else "train")) if preset else set()
     from_recipe = set(recipe_settings(recipe)) if recipe not in ("auto", "none") else set()
-    return {f.name: "flag" if f.name in given else f"preset {preset}" if f.name in from_preset
-            else f"recipe {recipe}" if f.name in from_recipe else "default" for f in fields(cls)}
+    names = [f.name for f in fields(cls) if f.name != "options"] + (list(option_owners()) if cls is SearchConfig
+                                                                   else [])
+    return {name: "flag" if name in given else f"preset {preset}" if name in from_preset
+            else f"recipe {recipe}" if name in from_recipe else "default" for name in names}
 
 
 def build_config(cls, overrides: Mapping[str, Any] | None = None, preset: str | None = None):
@@ -338,12 +314,21 @@ def build_config(cls, overrides: Mapping[str, Any] | None = None, preset: str | 
     values: dict[str, Any] = {}
     if preset:
         values.update(load_preset(preset, "search" if cls is SearchConfig else "train"))
-    values.update({k: v for k, v in upgrade_settings(overrides or {}).items() if v is not None})
+    explicit = {k: v for k, v in upgrade_settings(overrides or {}).items() if v is not None}
+    values.update(explicit)
     if cls is SearchConfig:
+        refuse_foreign_options(values.get("algorithm", cls.algorithm), explicit)
         recipe = values.get("recipe", "auto")
         if recipe == "auto":
             recipe = recipe_name(values.get("algorithm", cls.algorithm), values.get("space", cls.space))
-        values = {**recipe_settings(recipe), **values, "recipe": recipe}
+        from_recipe = recipe_settings(recipe)
+        values = {**from_recipe, **values, "recipe": recipe}
+        cfg = from_dict(cls, values)
+        stray = sorted(k for k in from_recipe if k in option_owners() and cfg.algorithm not in option_owners()[k])
+        if stray:  # a recipe is one algorithm's: an option it sets that its algorithm lacks is a typo
+            raise RomenasError(f"recipe {recipe!r} sets {stray}, which {cfg.algorithm} does not own; use the "
+                               f"recipe of {cfg.algorithm} (--recipe auto) or --recipe none")
+        return cfg.validate()
     return from_dict(cls, values).validate()
 
 
@@ -378,28 +363,10 @@ def field_help(cls) -> dict[str, str]:
     return {f.name: f.metadata.get("help", "") for f in fields(cls)}
 
 
-_WEIGHT_STEP = {"fair": "fair weight step (arXiv 2020: every op of every edge once)",
-                "fair-edges": "fair weight step with every edge on (romenas' extension)",
-                "gumbel": "weight step over K Gumbel subnets (ICCV 2023 Algorithm 1)",
-                "single": "weight step over one Gumbel subnet"}
-
-
 def method_summary(cfg: Mapping[str, Any]) -> str:
     """The search settings the run's algorithm used, in words, from a saved or resolved config
     (``show``, the model card): e.g. 'K=7, fair weight step (arXiv 2020: ...), topology top2, arch-first'."""
-    cfg = upgrade_settings(cfg)
-    order = cfg.get("step_order") or "auto"
-    order = "" if order == "auto" else f", {order}"
-    if cfg.get("algorithm") == "rome":
-        weights = _WEIGHT_STEP.get(cfg.get("weight_sampling", "gumbel"), str(cfg.get("weight_sampling")))
-        topology = f"topology {cfg.get('edge_sampler', 'top2')}" if cfg.get("topology", True) else "no topology"
-        return f"K={cfg.get('samples')}, {weights}, {topology}{order}"
-    if cfg.get("algorithm") == "gdas":
-        terms = ", unselected ops' straight-through terms" if cfg.get("unselected_ops", True) else ""
-        return f"one Gumbel subnet per step{terms}{order}"
-    if cfg.get("algorithm") == "darts":
-        return f"{'second' if cfg.get('darts_order') == 2 else 'first'} order{order}"
-    return order.lstrip(", ")
+    return algorithm_method_summary(upgrade_settings(cfg))
 
 
 #: The costs a budget bounds, and their units: MFLOPs per image, millions of parameters, ms per image (batch 1).
@@ -443,11 +410,19 @@ def upgrade_settings(values: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def from_dict(cls, values: Mapping[str, Any]):
+    """A config from flat settings (config.json, a preset, API arguments); a search's algorithm
+    options (any registered algorithm's) are gathered into ``options``."""
     values = upgrade_settings(values)
     known = {f.name: f for f in fields(cls)}
+    if cls is SearchConfig:
+        owned = set(option_owners())
+        options = {**(values.pop("options", None) or {}), **{k: values.pop(k) for k in list(values) if k in owned}}
+        values["options"] = options
     unknown = sorted(set(values) - set(known))
     if unknown:
-        raise RomenasError(f"unknown {cls.__name__} key(s) {unknown}; known keys: {sorted(known)}")
+        extra = f" or an algorithm's option {sorted(option_owners())}" if cls is SearchConfig else ""
+        raise RomenasError(f"unknown {cls.__name__} key(s) {unknown}; known keys: {sorted(set(known) - {'options'})}"
+                           + extra)
     try:
         cfg = cls(**values)
     except TypeError as exc:
@@ -459,7 +434,9 @@ def from_dict(cls, values: Mapping[str, Any]):
 
 
 def to_dict(cfg) -> dict[str, Any]:
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(cfg).items()}
+    """Flat settings: a search's options sit beside the shared ones, as config.json stores them."""
+    values = {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(cfg).items()}
+    return {**values, **values.pop("options", {})}
 
 
 def preset_names() -> list[str]:

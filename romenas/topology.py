@@ -72,12 +72,10 @@ class TopologySampler:
         raise NotImplementedError
 
 
-class GumbelTopK(TopologySampler):
-    """ROME-v2 (Eq. 7-8): one beta per edge; each node keeps ``keep`` distinct inputs (one count for
-    every node, or one per node) drawn by Gumbel-Top-k over softmax(beta) of its predecessors
-    (sampling without replacement)."""
-
-    name = "top2"
+class _TopKByBeta(TopologySampler):
+    """One beta per edge; a derived node keeps its ``keep`` inputs of largest beta (one count for
+    every node, or one per node), and a subnet's edge probabilities are Plackett-Luce inclusions
+    of softmax(beta) over the node's predecessors. Subclasses say how a subnet is drawn."""
 
     def __init__(self, edges, keep):
         super().__init__(edges, keep)
@@ -89,9 +87,6 @@ class GumbelTopK(TopologySampler):
     @property
     def num_params(self) -> int:
         return self.index.num_edges
-
-    def sample(self, beta, tau, generator):
-        return gumbel_topk_edges_st(beta, self.index, self.keep, tau, generator)
 
     def kept(self, beta):
         beta, keep = beta.detach().cpu(), self._per_node()
@@ -117,6 +112,16 @@ class GumbelTopK(TopologySampler):
     def distributions(self, beta):
         incl = self.marginals(beta)
         return [incl[es] / k for es, k in zip(self.index.node_edges, self._per_node())]
+
+
+class GumbelTopK(_TopKByBeta):
+    """ROME-v2 (Eq. 7-8): each node keeps ``keep`` distinct inputs drawn by Gumbel-Top-k over
+    softmax(beta) of its predecessors (sampling without replacement)."""
+
+    name = "top2"
+
+    def sample(self, beta, tau, generator):
+        return gumbel_topk_edges_st(beta, self.index, self.keep, tau, generator)
 
 
 class _GumbelSets(TopologySampler):
@@ -199,7 +204,7 @@ class GumbelSubsets(_GumbelSets):
         return [s for size in range(1, len(node_edges) + 1) for s in combinations(node_edges, size)]
 
 
-class SoftmaxInputs(GumbelTopK):
+class SoftmaxInputs(_TopKByBeta):
     """DARTS' relaxation of a node's inputs, as NAS-Bench-1Shot1 searches (``alphas_inputs``,
     ``alphas_output``): every input on, weighted by softmax(beta) over the node's predecessors; a
     node with no choice (no more predecessors than it keeps) takes them at weight 1. Derived: the

@@ -1,6 +1,7 @@
 """The house's rules (docs/architecture.md): layers import downwards only, no import circles, and
 an algorithm or a space is added in one place (the worked examples of the docs, run here)."""
 import ast
+import json
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,10 @@ from romenas import search
 from romenas.errors import RomenasError
 from romenas.registry import SPACES, SpaceEntry, register_space
 from romenas.sampling import gumbel
-from romenas.search.base import ALGORITHMS, SearchAlgorithm, register
+from romenas.algorithms import ALGORITHM_ENTRIES, AlgorithmEntry, Option, register_algorithm
+from romenas.cli import main
+from romenas.report import summary
+from romenas.search.base import Capabilities, SearchAlgorithm
 from romenas.spaces import SearchSpace, get_space
 
 from conftest import TINY_SEARCH
@@ -19,7 +23,7 @@ from conftest import TINY_SEARCH
 PACKAGE = Path(__file__).resolve().parents[1] / "romenas"
 #: The pipeline, lowest first; a module may import its own group and the ones before it.
 GROUPS = [
-    ("core", ["version", "errors", "registry", "nb101_spec", "genotype", "ops", "runtime", "distributed", "checkpoint", "runs", "recipes",
+    ("core", ["version", "errors", "registry", "algorithms", "nb101_spec", "genotype", "ops", "runtime", "distributed", "checkpoint", "runs", "recipes",
               "config", "published", "presets"]),
     ("data", ["data"]),
     ("spaces", ["spaces"]),
@@ -37,16 +41,13 @@ def _module_name(path: Path) -> str:
 
 
 def _imports(path: Path) -> set[str]:
-    """romenas modules ``path`` imports (at any depth, type-checking-only imports excluded)."""
+    """romenas modules ``path`` imports (at any depth, type-checking-only imports included: a
+    circle through a type hint is a circle all the same)."""
     tree, package = ast.parse(path.read_text()), _module_name(path)
     if path.name != "__init__.py":
         package = package.rsplit(".", 1)[0]
-    skipped = {id(n) for node in ast.walk(tree) if isinstance(node, ast.If)
-               and getattr(node.test, "id", "") == "TYPE_CHECKING" for n in ast.walk(node)}
     found = set()
     for node in ast.walk(tree):
-        if id(node) in skipped:
-            continue
         if isinstance(node, ast.ImportFrom):
             base = package.split(".")[:len(package.split(".")) - node.level + 1] if node.level else []
             target = ".".join(base + ([node.module] if node.module else []))
@@ -86,12 +87,20 @@ def test_layers_import_downwards_only_and_without_circles():
 
 # ---- docs/architecture.md: adding an algorithm -----------------------------------------------
 class SoftGumbel(SearchAlgorithm):
-    """SNAS-style (Xie et al., ICLR 2019): every op, weighted by a Gumbel-softmax sample of alpha."""
+    """SNAS-style (Xie et al., ICLR 2019): every op, weighted by a Gumbel-softmax sample of alpha
+    at SNAS' temperature, an option of its own."""
 
     name = "soft-gumbel"
-    gumbel = True  # tau_max / tau_min apply
+    capabilities = Capabilities(tau=True)
 
-    def _plan(self, tau: float, detach: bool):
+    def __init__(self, space, generator, *, snas_temperature):
+        super().__init__(space, generator)
+        self.snas_temperature = snas_temperature
+
+    def temperature(self, epoch, epochs):
+        return self.snas_temperature
+
+    def _plan(self, tau, detach):
         plan = {}
         for kind, alpha in self.alphas.items():
             logits = F.log_softmax(alpha.detach() if detach else alpha, -1)
@@ -107,6 +116,11 @@ class SoftGumbel(SearchAlgorithm):
         return [self._plan(tau, detach=False)]
 
 
+SOFT_GUMBEL = AlgorithmEntry("soft-gumbel", SoftGumbel, "SNAS-style soft Gumbel (Xie et al., ICLR 2019)", options=(
+    Option("snas_temperature", 1.0, "SNAS' Gumbel-softmax temperature", minimum=0.0, above=True,
+           phrase=lambda t, _: f"soft Gumbel at tau {t:g}"),))
+
+
 # ---- docs/architecture.md: adding a space ----------------------------------------------------
 def pools_and_convs() -> SearchSpace:
     """NAS-Bench-201's cell with three ops on every edge."""
@@ -116,20 +130,47 @@ def pools_and_convs() -> SearchSpace:
 
 @pytest.fixture
 def registered():
-    register(SoftGumbel)
+    register_algorithm(SOFT_GUMBEL)
     register_space(SpaceEntry("tiny201", "nb201", "nb201", f"{__name__}:pools_and_convs"))
     yield
-    ALGORITHMS.pop("soft-gumbel")
+    ALGORITHM_ENTRIES.pop("soft-gumbel")
     SPACES.pop("tiny201")
 
 
-def test_an_algorithm_and_a_space_are_added_in_one_place_each(registered, tmp_path):
+def test_an_algorithm_with_an_option_and_a_space_are_added_in_one_place_each(registered, tmp_path, capsys):
     assert get_space("tiny201").ops == ["avg_pool_3x3", "nor_conv_3x3", "skip_connect"]
-    result = search(out=tmp_path / "run", **{**TINY_SEARCH, "samples": None, "algorithm": "soft-gumbel",
-                                             "space": "tiny201", "layers": 1, "epochs": 2, "a_lr": 0.05})
+    settings = {**TINY_SEARCH, "samples": None, "algorithm": "soft-gumbel", "space": "tiny201", "layers": 1,
+                "a_lr": 0.05}
+    real = SoftGumbel.temperature
+
+    def stop_in_epoch_2(self, epoch, epochs):
+        if epoch == 1:
+            raise RomenasError("stopped for the test")
+        return real(self, epoch, epochs)
+
+    SoftGumbel.temperature = stop_in_epoch_2
+    try:
+        with pytest.raises(RomenasError, match="stopped for the test"):
+            search(out=tmp_path / "run", **{**settings, "epochs": 2, "snas_temperature": 0.5})
+    finally:
+        SoftGumbel.temperature = real
+    result = search(resume=tmp_path / "run", progress=False)  # the option read back from config.json
     assert result.genotype.family == "nb201" and len(result.metrics) == 2
+    assert result.config.options == {"snas_temperature": 0.5} and result.metrics[-1]["tau"] == 0.5
     assert result.config.recipe == "none" and result.config.step_order == "weights-first"
     alpha = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)["algo"]["alphas.cell"]
     assert alpha.shape == (6, 3) and alpha.abs().max() > 1e-2  # the architecture was trained
+    saved = json.loads((tmp_path / "run" / "config.json").read_text())["config"]
+    assert saved["snas_temperature"] == 0.5 and "samples" not in saved and "tau_max" not in saved
+    assert "soft Gumbel at tau 0.5" in summary(tmp_path / "run")
+    with pytest.raises(SystemExit):
+        main(["search", "--help"])
+    assert "--snas-temperature" in capsys.readouterr().out
     with pytest.raises(RomenasError, match="soft-gumbel does not use --samples"):
         search(out=tmp_path / "other", **{**TINY_SEARCH, "algorithm": "soft-gumbel", "space": "tiny201"})
+    with pytest.raises(RomenasError, match=r"rome does not use --snas-temperature \(soft-gumbel only\)"):
+        search(out=tmp_path / "other", **{**TINY_SEARCH, "snas_temperature": 0.5})
+    with pytest.raises(RomenasError, match="snas_temperature must be above 0"):
+        search(out=tmp_path / "other", **{**settings, "snas_temperature": 0.0})
+    with pytest.raises(ValueError, match="registered already"):
+        register_algorithm(SOFT_GUMBEL)

@@ -13,7 +13,7 @@ from romenas.genotype import parse_darts_string
 from romenas.published import PUBLISHED
 from romenas.report import run_rows, summary
 from romenas.sampling import plackett_luce_inclusion
-from romenas.search import ALGORITHMS
+from romenas.search import create_algorithm
 from romenas.search.loop import Searcher
 from romenas.spaces import build_network, count_flops, count_parameters, get_space
 from romenas.spaces.cost import CostTable, cost_table
@@ -98,7 +98,7 @@ def test_plackett_luce_inclusion_is_exact_and_differentiable(k):
 
 def test_rome_edge_inclusion_matches_sampled_frequencies():
     """The expected cost reads p(edge kept) from beta; Gumbel-Top2 samples keep edges that often."""
-    algo = ALGORITHMS["rome"](get_space("darts"), torch.Generator().manual_seed(0), samples=1)
+    algo = create_algorithm("rome", get_space("darts"), torch.Generator().manual_seed(0), samples=1)
     with torch.no_grad():
         algo.betas["normal"].copy_(torch.randn(14, generator=torch.Generator().manual_seed(4)))
     p = algo.edge_inclusion("normal").detach()
@@ -107,7 +107,7 @@ def test_rome_edge_inclusion_matches_sampled_frequencies():
         on, _ = algo.sampler.sample(algo.betas["normal"].detach(), 1.0, algo.generator)
         counts += on.float()
     assert torch.allclose(counts / n, p, atol=0.035)
-    assert torch.allclose(ALGORITHMS["gdas"](get_space("darts"), torch.Generator()).edge_inclusion("normal"),
+    assert torch.allclose(create_algorithm("gdas", get_space("darts"), torch.Generator()).edge_inclusion("normal"),
                           torch.tensor([1.0, 1.0, 2 / 3, 2 / 3, 2 / 3, 0.5, 0.5, 0.5, 0.5, 0.4, 0.4, 0.4, 0.4, 0.4]))
 
 
@@ -175,7 +175,7 @@ def _train_flags():
 
 # -- the most probable cell within a budget ------------------------------------------------------
 def _random_algorithm(name, space, seed=3, **kwargs):
-    algo = ALGORITHMS[name](space, torch.Generator().manual_seed(0), **kwargs)
+    algo = create_algorithm(name, space, torch.Generator().manual_seed(0), **kwargs)
     with torch.no_grad():
         g = torch.Generator().manual_seed(seed)
         for p in algo.parameters():

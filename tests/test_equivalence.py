@@ -33,8 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from romenas.config import SearchConfig, build_config
-from romenas.search.darts import DARTS
-from romenas.search.gdas import GDAS
+from romenas.search import create_algorithm
 from romenas.search.loop import Searcher
 from romenas.spaces import get_space
 
@@ -81,10 +80,10 @@ def _networks(space: str, algorithm: str, dtype=torch.float64, unselected_ops: b
     torch.manual_seed(0)
     rspace = get_space(space).restricted(_ops(space))
     if algorithm == "gdas":
-        algo = GDAS(rspace, torch.Generator().manual_seed(0),
-                    unselected_ops=space == "nb201" if unselected_ops is None else unselected_ops)
+        algo = create_algorithm("gdas", rspace, torch.Generator().manual_seed(0),
+                                unselected_ops=space == "nb201" if unselected_ops is None else unselected_ops)
     else:
-        algo = DARTS(rspace, torch.Generator().manual_seed(0))
+        algo = create_algorithm("darts", rspace, torch.Generator().manual_seed(0))
     size = SIZES[space]
     rnet = rspace.build_supernet(size["C"], size["layers"], 10, 3).to(dtype)
     algo = algo.to(dtype)

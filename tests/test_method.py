@@ -9,7 +9,7 @@ from romenas import search
 from romenas.config import SearchConfig, build_config
 from romenas.report import summary
 from romenas.errors import RomenasError
-from romenas.search import ALGORITHMS
+from romenas.search import create_algorithm
 from romenas.search.base import convergence
 from romenas.search.darts import unrolled_arch_step
 from romenas.search.loop import Searcher, epoch_line
@@ -19,11 +19,14 @@ from conftest import TINY_SEARCH
 
 
 def _searcher(**overrides) -> Searcher:
-    return Searcher(build_config(SearchConfig, {**TINY_SEARCH, **overrides}), run=None)
+    settings = {**TINY_SEARCH, **overrides}
+    if settings.get("algorithm", "rome") != "rome" and "samples" not in overrides:
+        settings["samples"] = None  # K is ROME's
+    return Searcher(build_config(SearchConfig, settings), run=None)
 
 
 def test_algorithm_1_samples_k_gumbel_subnets_in_both_steps():
-    algo = ALGORITHMS["rome"](get_space("darts"), torch.Generator().manual_seed(0), samples=5,
+    algo = create_algorithm("rome", get_space("darts"), torch.Generator().manual_seed(0), samples=5,
                               weight_sampling="gumbel")
     weight_plans, arch_plans = algo.weight_plans(1.0), algo.arch_plans(1.0)
     assert len(weight_plans) == len(arch_plans) == 5
@@ -36,20 +39,20 @@ def test_algorithm_1_samples_k_gumbel_subnets_in_both_steps():
 
 def test_default_weight_step_is_fair_every_op_once_per_edge():
     """ROME's default (arXiv 2020): |ops| subnets for the weights, each op once per edge; K for alpha."""
-    algo = ALGORITHMS["rome"](get_space("nb201"), torch.Generator().manual_seed(0), samples=2)
+    algo = create_algorithm("rome", get_space("nb201"), torch.Generator().manual_seed(0), samples=2)
     plans = algo.weight_plans(1.0)
     assert len(plans) == 5 and len(algo.arch_plans(1.0)) == 2  # |ops| for w, K for alpha
     for e in range(6):
         assert sorted(plan["cell"][e][0][0] for plan in plans) == list(range(5))
-    assert SearchConfig().weight_sampling == "fair"
+    assert SearchConfig(recipe="none").validate().options["weight_sampling"] == "fair"
     for algorithm, space in (("rome", "darts"), ("rome", "nb201"), ("rome", "s2")):
-        assert build_config(SearchConfig, {"algorithm": algorithm, "space": space}).weight_sampling == "fair"
+        assert build_config(SearchConfig, {"algorithm": algorithm, "space": space}).options["weight_sampling"] == "fair"
 
 
 def test_fair_edges_trains_every_edge_while_beta_turns_edges_off_for_alpha():
     """--weight-sampling fair-edges with the subset sampler: each weight subnet has every edge on and
     every op once per edge; the architecture's subnets still take beta's input sets."""
-    algo = ALGORITHMS["rome"](get_space("nb201"), torch.Generator().manual_seed(0), samples=8,
+    algo = create_algorithm("rome", get_space("nb201"), torch.Generator().manual_seed(0), samples=8,
                               edge_sampler="subset", weight_sampling="fair-edges")
     plans = algo.weight_plans(1.0)
     assert len(plans) == 4  # 'none' is beta's: 4 ops left
@@ -57,23 +60,23 @@ def test_fair_edges_trains_every_edge_while_beta_turns_edges_off_for_alpha():
         assert sorted(plan["cell"][e][0][0] for plan in plans) == list(range(4))
     assert all(len(edge) == 1 for plan in plans for edge in plan["cell"])
     assert any(len(edge) == 0 for plan in algo.arch_plans(1.0) for edge in plan["cell"])
-    fair = ALGORITHMS["rome"](get_space("nb201"), torch.Generator().manual_seed(0), samples=8, edge_sampler="subset")
+    fair = create_algorithm("rome", get_space("nb201"), torch.Generator().manual_seed(0), samples=8, edge_sampler="subset")
     assert any(len(edge) == 0 for plan in fair.weight_plans(1.0) for edge in plan["cell"])  # the paper's: sampled
 
 
 def test_single_weight_step_and_k1_is_one_subnet_per_step():
-    algo = ALGORITHMS["rome"](get_space("darts"), torch.Generator().manual_seed(0), samples=1,
+    algo = create_algorithm("rome", get_space("darts"), torch.Generator().manual_seed(0), samples=1,
                               weight_sampling="single")
     assert len(algo.weight_plans(1.0)) == len(algo.arch_plans(1.0)) == 1
-    algo = ALGORITHMS["rome"](get_space("darts"), torch.Generator().manual_seed(0), samples=3,
+    algo = create_algorithm("rome", get_space("darts"), torch.Generator().manual_seed(0), samples=3,
                               weight_sampling="single")
     assert (len(algo.weight_plans(1.0)), len(algo.arch_plans(1.0))) == (1, 3)
 
 
 def test_legacy_fair_flag_maps_to_weight_sampling():
     """Runs saved before weight_sampling existed said fair: false for Algorithm 1; they resume as such."""
-    assert build_config(SearchConfig, {"fair": False}).weight_sampling == "gumbel"
-    assert build_config(SearchConfig, {"fair": True}).weight_sampling == "fair"
+    assert build_config(SearchConfig, {"fair": False}).options["weight_sampling"] == "gumbel"
+    assert build_config(SearchConfig, {"fair": True}).options["weight_sampling"] == "fair"
     with pytest.raises(RomenasError, match="unknown weight_sampling"):
         build_config(SearchConfig, {"weight_sampling": "random"})
 
@@ -139,7 +142,7 @@ def test_recipes_resolve_per_algorithm_and_space_and_yield_to_flags():
     darts = build_config(SearchConfig, {"algorithm": "darts", "space": "s3"})
     assert (darts.recipe, darts.epochs, darts.w_lr, darts.w_weight_decay) == ("darts-robust", 50, 0.025, 3e-4)
     rome = build_config(SearchConfig, {"algorithm": "rome"}, preset="darts-cifar10")
-    assert (rome.recipe, rome.samples, rome.w_lr, rome.weight_sampling) == ("rome-darts", 7, 0.05, "fair")
+    assert (rome.recipe, rome.options["samples"], rome.w_lr, rome.options["weight_sampling"]) == ("rome-darts", 7, 0.05, "fair")
     mine = build_config(SearchConfig, {"algorithm": "gdas", "space": "nb201", "epochs": 3, "w_lr": 0.1})
     assert (mine.epochs, mine.w_lr, mine.w_nesterov) == (3, 0.1, True)
     plain = build_config(SearchConfig, {"algorithm": "gdas", "space": "nb201", "recipe": "none"})
@@ -158,8 +161,8 @@ def test_ops_flag_restricts_every_algorithm(algorithm):
 
 
 def test_rome_keeps_none_where_no_topology_parameters_replace_it():
-    nb201 = ALGORITHMS["rome"](get_space("nb201"), torch.Generator())
-    darts = ALGORITHMS["rome"](get_space("darts"), torch.Generator())
+    nb201 = create_algorithm("rome", get_space("nb201"), torch.Generator())
+    darts = create_algorithm("rome", get_space("darts"), torch.Generator())
     assert "none" in nb201.space.ops and nb201.betas is None
     assert "none" not in darts.space.ops and darts.betas is not None
 
@@ -181,7 +184,7 @@ def test_second_order_darts_reduces_to_first_order_at_zero_lr_and_restores_weigh
     grads = {}
     for lr in (0.0, 0.5):
         s.w_opt.param_groups[0]["lr"] = lr
-        unrolled_arch_step(s.net, s.algo, s.w_opt, (xa, ya), (xw, yw))
+        unrolled_arch_step(s.step_context, s.algo, (xa, ya), (xw, yw))
         grads[lr] = s.algo.alphas["cell"].grad.clone()
         for key, value in s.net.state_dict().items():
             assert torch.equal(value, weights[key]), key
@@ -218,7 +221,7 @@ def test_the_run_records_only_the_settings_its_algorithm_used(tmp_path):
 
 
 def test_darts_order_2_is_refused_for_other_algorithms():
-    with pytest.raises(RomenasError, match="darts_order 2"):
+    with pytest.raises(RomenasError, match="rome does not use --darts-order"):
         build_config(SearchConfig, {"algorithm": "rome", "darts_order": 2})
 
 
@@ -237,7 +240,7 @@ def test_convergence_measures():
 def test_a_node_that_keeps_every_input_has_nothing_to_learn():
     """DARTS' first node has exactly two predecessors: Gumbel-Top2 keeps both with weight 1 and gives
     their betas no gradient; the plots show them kept with probability 1."""
-    algo = ALGORITHMS["rome"](get_space("darts"), torch.Generator().manual_seed(0), samples=1)
+    algo = create_algorithm("rome", get_space("darts"), torch.Generator().manual_seed(0), samples=1)
     on, weights = algo.sampler.sample(algo.betas["normal"], 1.0, algo.generator)
     weights.sum().backward()
     assert on[:2].all() and torch.equal(weights[:2].detach(), torch.ones(2))

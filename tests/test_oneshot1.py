@@ -10,7 +10,7 @@ from romenas.cli import main
 from romenas.errors import RomenasError
 from romenas.genotype import Genotype, GenotypeError
 from romenas.published import parse_genotype
-from romenas.search.base import ALGORITHMS
+from romenas.search import create_algorithm
 from romenas.spaces import build_network, count_parameters, get_space
 from romenas.spaces.nb101 import ONESHOT1_KEEP
 from romenas.topology import get_topology_sampler
@@ -23,7 +23,7 @@ SPACES = list(ONESHOT1_KEEP)
 
 
 def _algorithm(name, space, seed=0):
-    return ALGORITHMS[name](space, torch.Generator().manual_seed(seed))
+    return create_algorithm(name, space, torch.Generator().manual_seed(seed))
 
 
 @pytest.mark.parametrize("name, blocks, keep", [("1shot1-s1", 4, (1, 2, 2, 2, 2)), ("1shot1-s2", 4, (1, 1, 2, 2, 3)),

@@ -16,7 +16,10 @@ from conftest import TINY_SEARCH
 
 
 def _searcher(**overrides) -> Searcher:
-    return Searcher(build_config(SearchConfig, {**TINY_SEARCH, **overrides}), run=None)
+    settings = {**TINY_SEARCH, **overrides}
+    if settings.get("algorithm", "rome") != "rome" and "samples" not in overrides:
+        settings["samples"] = None  # K is ROME's
+    return Searcher(build_config(SearchConfig, settings), run=None)
 
 
 def _exact_unrolled_gradient(net, algo, w_opt, val_batch, train_batch) -> list[torch.Tensor]:
@@ -64,7 +67,7 @@ def test_second_order_darts_matches_the_exact_unrolled_gradient():
     assert (exact - first).norm() > 1e-2 * exact.norm()  # the second-order term matters here
     errors = {}
     for r in (1e-2, 1e-4, 1e-6, 1e-7):
-        unrolled_arch_step(s.net, s.algo, s.w_opt, (xa, ya), (xw, yw), r=r)
+        unrolled_arch_step(s.step_context, s.algo, (xa, ya), (xw, yw), r=r)
         approx = torch.cat([p.grad.flatten() for p in s.algo.parameters()])
         errors[r] = ((approx - exact).norm() / exact.norm()).item()
     assert errors[1e-6] < 1e-6 and errors[1e-7] < 1e-6
@@ -142,7 +145,7 @@ def test_the_architecture_step_averages_k_subnet_gradients():
     s.net.train()
     params = list(s.algo.parameters())
     state = s.generator.get_state()
-    s.algo.arch_step(s, (xa, ya), None, 1.0)
+    s.algo.arch_step(s.step_context, (xa, ya), None, 1.0)
     accumulated = [p.grad.clone() for p in params]
     s.generator.set_state(state)
     plans = s.algo.arch_plans(1.0)

@@ -18,6 +18,7 @@ from romenas import search, train
 from romenas.checkpoint import load_checkpoint, save_checkpoint
 from romenas.cli import main
 from romenas.errors import RomenasError
+from romenas.search.single_path import SinglePath
 
 from conftest import TINY_SEARCH, TINY_TRAIN
 
@@ -319,7 +320,7 @@ def _bad_inputs(tmp_path, run: Path, trained: Path):
         (["search", "--algorithm", "enas", *tiny], "unknown algorithm"),
         (["search", "--epochs", "0"], "epochs must be positive"),
         (["search", "--batch-size", "-4"], "batch_size must be positive"),
-        (["search", "--samples", "0"], "samples must be positive"),
+        (["search", "--samples", "0"], "samples must be at least 1"),
         (["search", "--tau-max", "0.1", "--tau-min", "1"], "tau range is reversed"),
         (["search", "--train-portion", "1.5"], "train_portion"),
         (["search", "--layers", "2"], "layers >= 3"),
@@ -341,7 +342,7 @@ def _bad_inputs(tmp_path, run: Path, trained: Path):
         (["search", "--w-nesterov", "--w-momentum", "0"], "Nesterov momentum needs"),
         (["search", "--nb201-table", "x.csv"], "--nb201-table looks NAS-Bench-201 cells up"),
         (["search", "--recipe", "gdas-imagenet"], "unknown recipe"),
-        (["search", "--darts-order", "2"], "darts_order 2"),
+        (["search", "--darts-order", "2"], "rome does not use --darts-order"),
         (["search", "--space", "nb201", "--ops", "conv_9x9"], "not in space nb201"),
         (["train", "NB201_OPTIMUM", "--lr", "nan"], "lr must be a finite number"),
         (["train", "NB201_OPTIMUM", "--nesterov", "--momentum", "0"], "Nesterov momentum needs"),
@@ -497,23 +498,20 @@ def test_an_unexpected_exception_is_one_line_with_the_traceback_in_a_file(monkey
 
 def test_learning_rates_may_change_on_resume_and_the_change_is_recorded(tmp_path, monkeypatch):
     """The advice after a divergence ('lower --w-lr, then --resume') can be followed."""
-    import importlib
     import json
     import math
 
-    loop = importlib.import_module("romenas.search.loop")
+    real_temperature = SinglePath.temperature
 
-    real_tau_at = loop.tau_at
-
-    def stop_in_epoch_2(cfg, epoch):
+    def stop_in_epoch_2(self, epoch, epochs):
         if epoch == 1:
             raise RomenasError("stopped for the test")
-        return real_tau_at(cfg, epoch)
+        return real_temperature(self, epoch, epochs)
 
-    monkeypatch.setattr(loop, "tau_at", stop_in_epoch_2)
+    monkeypatch.setattr(SinglePath, "temperature", stop_in_epoch_2)
     with pytest.raises(RomenasError, match="stopped for the test"):
         search(out=tmp_path / "run", **{**TINY_SEARCH, "epochs": 2})
-    monkeypatch.setattr(loop, "tau_at", real_tau_at)
+    monkeypatch.setattr(SinglePath, "temperature", real_temperature)
     result = search(resume=tmp_path / "run", w_lr=0.01, a_lr=0.002, progress=False)
     saved = json.loads((tmp_path / "run" / "config.json").read_text())
     assert saved["config"]["w_lr"] == 0.01 and saved["config"]["a_lr"] == 0.002

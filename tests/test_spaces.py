@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from romenas.published import PUBLISHED
-from romenas.search import ALGORITHMS
+from romenas.search import create_algorithm
 from romenas.spaces import build_network, count_parameters, get_space
 
 
@@ -44,7 +44,7 @@ def _op_class(op):
 @pytest.mark.parametrize("space_name", ["darts", "nb201", "s2"])
 def test_supernet_computes_only_sampled_ops(space_name):
     g = torch.Generator().manual_seed(0)
-    algo = ALGORITHMS["rome"](get_space(space_name), g, samples=1)
+    algo = create_algorithm("rome", get_space(space_name), g, samples=1)
     net = algo.space.build_supernet(4, 3 if space_name != "nb201" else 1, 10, 3)
     calls = {}
     for cell in net.cells:
@@ -65,7 +65,7 @@ def test_supernet_computes_only_sampled_ops(space_name):
 @pytest.mark.parametrize("algorithm", ["rome", "gdas", "darts"])
 def test_gradients_reach_architecture_parameters(algorithm):
     g = torch.Generator().manual_seed(0)
-    algo = ALGORITHMS[algorithm](get_space("darts"), g, **({"samples": 2} if algorithm == "rome" else {}))
+    algo = create_algorithm(algorithm, get_space("darts"), g, **({"samples": 2} if algorithm == "rome" else {}))
     net = algo.space.build_supernet(4, 3, 10, 3)
     for plan in algo.arch_plans(1.0):
         torch.nn.functional.cross_entropy(net(torch.randn(4, 3, 8, 8), [plan]), torch.arange(4)).backward()

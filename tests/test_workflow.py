@@ -244,7 +244,7 @@ def test_cli_and_api_resolve_the_same_settings(tmp_path):
     assert api["sources"]["samples"] == "recipe rome-nb201" and api["sources"]["epochs"] == "flag"
     quick = search(out=tmp_path / "quick", **{**args, "dataset": None, "limit_train": 64, "channels": 4,
                                              "layers": 3, "space": "darts", "progress": False})
-    assert quick.config.samples == 4 and quick.config.a_lr == 0.05  # no dataset: the quick start
+    assert quick.config.options["samples"] == 4 and quick.config.a_lr == 0.05  # no dataset: the quick start
 
 
 def test_search_and_train_print_one_line_per_epoch_and_no_bars_off_a_terminal(tmp_path, capsys):

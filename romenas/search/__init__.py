@@ -1,5 +1,4 @@
-"""Search algorithms on one shared bi-level loop."""
-from .base import ALGORITHMS, SearchAlgorithm
-from . import darts, gdas, rome  # noqa: F401  (register the algorithms)
+"""Search algorithms on one shared bi-level loop (registered in romenas/algorithms.py)."""
+from .base import ALGORITHMS, SearchAlgorithm, create_algorithm
 
-__all__ = ["ALGORITHMS", "SearchAlgorithm"]
+__all__ = ["ALGORITHMS", "SearchAlgorithm", "create_algorithm"]

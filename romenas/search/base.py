@@ -2,9 +2,10 @@
 
 An algorithm owns the architecture parameters and answers four questions: which
 subnets (plans) the weight step and the architecture step evaluate, how their
-gradients combine, and which genotype the parameters stand for. It declares the config
-settings it reads (``options``), builds itself from a config, and may replace the
-architecture step (``arch_step``; second-order DARTS does).
+gradients combine, and which genotype the parameters stand for. Its options are declared
+where it is registered (romenas/algorithms.py) and reach its constructor as keyword
+arguments; it tells the loop what it needs (:class:`Capabilities`) and may replace the
+architecture step (``arch_step``, over a :class:`StepContext`; second-order DARTS does).
 
 Parameters: alpha, one row of op logits per op site (edge or node, romenas/spaces/base.py),
 and, where the algorithm samples topology (ROME) or the space's nodes choose their inputs
@@ -16,55 +17,95 @@ from __future__ import annotations
 
 import contextlib
 import math
+from collections.abc import Mapping
+from dataclasses import dataclass
 from itertools import combinations
-from typing import TYPE_CHECKING, Any, ClassVar, Sequence
+from typing import Any, Callable, ClassVar, Iterable, Iterator, Sequence
 
 import torch
 from torch import nn
 
+from ..algorithms import ALGORITHM_ENTRIES, algorithm_entry, resolve_options
 from ..derive import darts_rule, topology_rule
-from ..errors import RomenasError
 from ..genotype import Genotype
 from ..spaces import Plan, SearchSpace
 from ..topology import get_topology_sampler
 
-if TYPE_CHECKING:
-    from .loop import Searcher
-
-ALGORITHMS: dict[str, type["SearchAlgorithm"]] = {}
-#: Settings that belong to one algorithm or another; a run records only those its algorithm reads.
-ALGORITHM_OPTIONS = ("samples", "weight_sampling", "topology", "edge_sampler", "unselected_ops", "darts_order",
-                     "tau_max", "tau_min")
-
-
-def register(cls):
-    ALGORITHMS[cls.name] = cls
-    return cls
+Batch = tuple[torch.Tensor, torch.Tensor]
 
 
 def get_algorithm(name: str) -> type["SearchAlgorithm"]:
-    try:
-        return ALGORITHMS[name]
-    except KeyError:
-        raise RomenasError(f"unknown algorithm {name!r}; use one of {sorted(ALGORITHMS)}") from None
+    """The class registered under ``name`` (romenas/algorithms.py); RomenasError if there is none."""
+    return algorithm_entry(name).implementation()
 
 
-def check_options(algorithm: str, given: dict[str, Any]) -> None:
-    """A setting the algorithm does not read, given explicitly (a flag or an API argument), is an
-    error: it would do nothing. A preset's or recipe's value simply does not apply."""
-    cls = get_algorithm(algorithm)
-    foreign = [k for k in ALGORITHM_OPTIONS if k in given and given[k] is not None and k not in cls.settings()]
-    if foreign:
-        owners = {k: sorted(a for a, c in ALGORITHMS.items() if k in c.settings()) for k in foreign}
-        flags = ", ".join(f"--{k.replace('_', '-')} ({'/'.join(owners[k])} only)" for k in foreign)
-        raise RomenasError(f"{algorithm} does not use {flags}; drop the flag(s) or search with that algorithm")
+def create_algorithm(name: str, space: SearchSpace, generator: torch.Generator, **options: Any
+                     ) -> "SearchAlgorithm":
+    """Algorithm ``name`` over ``space`` with ``options`` (the rest at their registered defaults,
+    each checked; another algorithm's option is refused)."""
+    return get_algorithm(name)(space, generator, **resolve_options(name, {}, options))
+
+
+class _Algorithms(Mapping):
+    """Every registered algorithm's class by name, read from the registry when asked."""
+
+    def __getitem__(self, name: str) -> type["SearchAlgorithm"]:
+        if name not in ALGORITHM_ENTRIES:
+            raise KeyError(name)
+        return get_algorithm(name)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(ALGORITHM_ENTRIES)
+
+    def __len__(self) -> int:
+        return len(ALGORITHM_ENTRIES)
+
+
+ALGORITHMS: Mapping[str, type["SearchAlgorithm"]] = _Algorithms()
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What the loop must know of an algorithm (it names no algorithm itself)."""
+
+    #: Whether its sampling reads the Gumbel temperature (the loop then logs tau per epoch).
+    tau: bool = False
+    #: Whether it may run under torchrun, and in which modes ('samples': K split across ranks, 'data').
+    distributed: bool = True
+    parallel: tuple[str, ...] = ("samples", "data")
+    #: Numerical precisions it works in.
+    precisions: tuple[str, ...] = ("32", "bf16-mixed", "16-mixed")
+    #: Its source's order per iteration: 'arch-first' or 'weights-first' (``--step-order auto``).
+    step_order: str = "weights-first"
+    #: Why it is limited (said when a run asks for more), e.g. 'its step takes finite differences'.
+    why: str = ""
+
+
+@dataclass(frozen=True)
+class StepContext:
+    """What an architecture step may use of the loop, and no more.
+
+    ``backward(batch, plans, scale)``: forward and backward each plan on the batch (the loop's
+    precision, sharing under torchrun and divergence check), each loss scaled by ``scale``; returns
+    (summed loss, summed accuracy) over the plans. ``loss(batch, plan)``: (one plan's mean
+    cross-entropy as a tensor to differentiate by hand, its logits), as second-order DARTS needs. ``weights``: the
+    supernet's trainable weights. ``weight_optimizer``: a read-only, live view of the weight
+    optimiser's settings (lr, momentum, weight_decay, ...); ``momentum(p)``: its momentum buffer
+    of ``p`` (None before the first step).
+    """
+
+    backward: Callable[[Batch, Sequence[Plan], float], tuple[float, float]]
+    loss: Callable[[Batch, Plan], tuple[torch.Tensor, torch.Tensor]]
+    weights: tuple[nn.Parameter, ...]
+    weight_optimizer: Mapping[str, Any]
+    momentum: Callable[[nn.Parameter], torch.Tensor | None]
 
 
 @contextlib.contextmanager
-def weights_frozen(net: nn.Module):
+def weights_frozen(weights: Iterable[nn.Parameter]):
     """Weights that need no gradient: the architecture step's weight gradients would be thrown
     away, and without them autograd keeps fewer activations (docs/performance.md has the figures)."""
-    params = [p for p in net.parameters() if p.requires_grad]
+    params = [p for p in weights if p.requires_grad]
     for p in params:
         p.requires_grad_(False)
     try:
@@ -102,25 +143,13 @@ def convergence(distributions: list[torch.Tensor], chosen: int | Sequence[int] =
 
 class SearchAlgorithm(nn.Module):
     name: ClassVar[str]
-    #: Architecture step before the weight step in each iteration (ROME's Algorithm 1) or after (GDAS, DARTS).
-    arch_first: ClassVar[bool] = False
-    #: Config settings the constructor takes (keyword arguments of the same names).
-    options: ClassVar[tuple[str, ...]] = ()
-    #: Whether ops are Gumbel-sampled (the tau schedule applies).
-    gumbel: ClassVar[bool] = False
-
-    @classmethod
-    def settings(cls) -> tuple[str, ...]:
-        """Every algorithm-specific config setting this algorithm reads."""
-        return cls.options + (("tau_max", "tau_min") if cls.gumbel else ())
-
-    @classmethod
-    def from_config(cls, space: SearchSpace, generator: torch.Generator, cfg) -> "SearchAlgorithm":
-        return cls(space, generator, **{k: getattr(cfg, k) for k in cls.options})
+    capabilities: Capabilities = Capabilities()
 
     def __init__(self, space: SearchSpace, generator: torch.Generator, edge_sampler: str | None = None):
         """``edge_sampler``: the topology sampler beta drives (romenas/topology.py), None for none."""
         super().__init__()
+        #: The options as the search runs them (an algorithm may resolve one against its space).
+        self.options_as_run: dict[str, Any] = {}
         self.space = space
         self.generator = generator
         self.alphas = nn.ParameterDict({
@@ -132,6 +161,10 @@ class SearchAlgorithm(nn.Module):
             k: nn.Parameter(1e-3 * torch.randn(self.sampler.num_params, generator=generator)) for k in space.cell_types})
 
     # -- what the loop asks ----------------------------------------------------------
+    def temperature(self, epoch: int, epochs: int) -> float | None:
+        """The sampling temperature tau of ``epoch`` (0-based) of ``epochs``; None: none is used."""
+        return None
+
     def weight_plans(self, tau: float) -> list[Plan]:
         """Subnets whose training-loss gradients are SUMMED for one weight update."""
         raise NotImplementedError
@@ -153,13 +186,13 @@ class SearchAlgorithm(nn.Module):
             return None, None
         return self.sampler.sample(self.betas[kind], tau, self.generator)
 
-    def arch_step(self, searcher: "Searcher", val_batch, train_batch, tau: float) -> tuple[float, float]:
+    def arch_step(self, ctx: StepContext, val_batch: Batch, train_batch: Batch, tau: float) -> tuple[float, float]:
         """Set the architecture parameters' gradients for one update; returns the (loss, accuracy)
         averaged over the subnets evaluated. Default: the MEAN of ``arch_plans``' validation-loss
         gradients, weights frozen."""
         plans = self.arch_plans(tau)
-        with weights_frozen(searcher.net):
-            loss, correct = searcher.accumulate(*val_batch, plans, 1.0 / len(plans), "architecture", "arch")
+        with weights_frozen(ctx.weights):
+            loss, correct = ctx.backward(val_batch, plans, 1.0 / len(plans))
         return loss / len(plans), correct / len(plans)
 
     # -- what the logs and plots read ------------------------------------------------

@@ -5,31 +5,27 @@ Memory grows with every op of every edge; this is the baseline ROME's memory cla
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
-from torch import nn
 
-from ..errors import RomenasError
 from ..spaces import Plan, SearchSpace
-from .base import SearchAlgorithm, register
+from .base import Batch, Capabilities, SearchAlgorithm, StepContext
 
 
-@register
 class DARTS(SearchAlgorithm):
     name = "darts"
-    arch_first = True  # DARTS' Algorithm 1: update alpha, then w
-    options = ("darts_order",)
 
-    def __init__(self, space: SearchSpace, generator: torch.Generator, darts_order: int = 1):
-        if darts_order not in (1, 2):
-            raise RomenasError(f"darts_order must be 1 or 2, got {darts_order!r}")
+    def __init__(self, space: SearchSpace, generator: torch.Generator, *, darts_order: int):
         # Nodes that choose their inputs (NAS-Bench-1Shot1) weigh them by softmax(beta), as 1Shot1's DARTS.
         super().__init__(space, generator, "softmax" if space.op_site == "node" else None)
         self.order = darts_order
+        # DARTS' Algorithm 1 updates alpha, then w.
+        self.capabilities = Capabilities(step_order="arch-first") if darts_order == 1 else Capabilities(
+            step_order="arch-first", distributed=False, precisions=("32",),
+            why="second-order DARTS takes finite differences of one process' gradients, which half precision rounds away")
 
-    def arch_step(self, searcher, val_batch, train_batch, tau: float) -> tuple[float, float]:
+    def arch_step(self, ctx: StepContext, val_batch: Batch, train_batch: Batch, tau: float) -> tuple[float, float]:
         if self.order == 1:
-            return super().arch_step(searcher, val_batch, train_batch, tau)
-        return unrolled_arch_step(searcher.net, self, searcher.w_opt, val_batch, train_batch)
+            return super().arch_step(ctx, val_batch, train_batch, tau)
+        return unrolled_arch_step(ctx, self, val_batch, train_batch)
 
     def _plan(self, detach: bool) -> Plan:
         plan = {}
@@ -49,7 +45,7 @@ class DARTS(SearchAlgorithm):
         return [self._plan(detach=False)]
 
 
-def unrolled_arch_step(net: nn.Module, algo: DARTS, w_opt: torch.optim.SGD, val_batch, train_batch,
+def unrolled_arch_step(ctx: StepContext, algo: DARTS, val_batch: Batch, train_batch: Batch,
                        r: float = 1e-2) -> tuple[float, float]:
     """Second-order DARTS: set alpha's gradient to that of L_val(w - xi * dL_train/dw, alpha).
 
@@ -57,27 +53,26 @@ def unrolled_arch_step(net: nn.Module, algo: DARTS, w_opt: torch.optim.SGD, val_
     buffer and weight decay; the second-order term is the finite difference
     (dL_train/dalpha(w + eps v) - dL_train/dalpha(w - eps v)) / 2 eps with v = dL_val/dw' and
     eps = r / |v|. The weights are restored before returning. Returns (val loss, val correct).
+    tests/test_reductions.py compares it with the exact gradient through the virtual step.
     """
-    group = w_opt.param_groups[0]
+    group = ctx.weight_optimizer
     xi, momentum, decay = group["lr"], group["momentum"], group["weight_decay"]
-    params = [p for p in net.parameters() if p.requires_grad]
+    params = [p for p in ctx.weights if p.requires_grad]
     alphas = list(algo.parameters())
-    (xt, yt), (xv, yv) = train_batch, val_batch
 
     def train_loss(plan):
-        return F.cross_entropy(net(xt, [plan]), yt)
+        return ctx.loss(train_batch, plan)[0]
 
     backup = [p.detach().clone() for p in params]
     grads = torch.autograd.grad(train_loss(algo.weight_plans(0.0)[0]), params, allow_unused=True)
     with torch.no_grad():
         for p, g in zip(params, grads):
-            buf = w_opt.state.get(p, {}).get("momentum_buffer")
+            buf = ctx.momentum(p)
             step = (torch.zeros_like(p) if g is None else g) + decay * p
             if buf is not None:
                 step += momentum * buf
             p.sub_(xi * step)
-    logits = net(xv, [algo.arch_plans(0.0)[0]])
-    val_loss = F.cross_entropy(logits, yv)
+    val_loss, logits = ctx.loss(val_batch, algo.arch_plans(0.0)[0])
     found = torch.autograd.grad(val_loss, alphas + params, allow_unused=True)
     d_alpha = found[:len(alphas)]
     v = [torch.zeros_like(p) if g is None else g for g, p in zip(found[len(alphas):], params)]
@@ -96,4 +91,4 @@ def unrolled_arch_step(net: nn.Module, algo: DARTS, w_opt: torch.optim.SGD, val_
         if plus is not None:
             grad = grad - xi * (plus - minus) / (2 * eps)
         a.grad = grad
-    return val_loss.item(), (logits.argmax(1) == yv).float().mean().item()
+    return val_loss.item(), (logits.argmax(1) == val_batch[1]).float().mean().item()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import time
+import types
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,8 @@ from ..bench.collapse import collapse_metrics
 from ..bench import search_tables
 from ..checkpoint import capture_rng, load_checkpoint, seed_everything
 from ..config import (SearchConfig, budget_line, build_config, load_preset, resolve_device, resolve_preset, resumed_config,
-                      retuned, setting_sources, to_dict, upgrade_settings)
+                      retuned, setting_sources, to_dict)
+from ..algorithms import refuse_foreign_options
 from ..data import epoch_loader, load_data, make_transform
 from ..errors import RomenasError
 from ..genotype import Genotype
@@ -30,7 +32,7 @@ from ..runtime import Runtime
 from ..runs import CheckpointedLoop, RunDir, ScalarLogger, default_run_path
 from ..spaces import Plan, get_space
 from ..spaces.replicas import per_replica_loss
-from .base import ALGORITHM_OPTIONS, SearchAlgorithm, check_options, get_algorithm
+from .base import SearchAlgorithm, StepContext, create_algorithm
 from .budget import BUDGET_OPTIONS, Budget, check_budget_flags
 
 
@@ -46,16 +48,12 @@ class SearchResult:
     budget: dict[str, dict[str, Any]] | None = None
 
 
-def tau_at(cfg: SearchConfig, epoch: int) -> float:
-    """Linear decay from tau_max (first epoch) to tau_min (last epoch), as GDAS."""
-    return cfg.tau_max - (cfg.tau_max - cfg.tau_min) * epoch / max(1, cfg.epochs - 1)
-
-
 def epoch_line(row: dict[str, Any], epochs: int) -> str:
     """The persistent console line of one search epoch: losses, accuracies, tau, convergence."""
     line = (f"epoch {row['epoch']:>3}/{epochs}  train loss {row['train_loss']:.3f} acc {row['train_acc']:5.1f}%  "
-            f"val loss {row['val_loss']:.3f} acc {row['val_acc']:5.1f}%  tau {row['tau']:.2f}  "
-            f"op entropy {row['op_entropy']:.2f} margin {row['op_margin']:.2f}")
+            f"val loss {row['val_loss']:.3f} acc {row['val_acc']:5.1f}%  "
+            + (f"tau {row['tau']:.2f}  " if "tau" in row else "")
+            + f"op entropy {row['op_entropy']:.2f} margin {row['op_margin']:.2f}")
     if "edge_entropy" in row:
         line += f"  edge entropy {row['edge_entropy']:.2f} margin {row['edge_margin']:.2f}"
     if "nb201" in row:
@@ -71,7 +69,7 @@ def build_algorithm(cfg: SearchConfig, generator: torch.Generator) -> SearchAlgo
     space = get_space(cfg.space)
     if cfg.ops is not None:
         space = space.restricted(cfg.ops)
-    return get_algorithm(cfg.algorithm).from_config(space, generator, cfg)
+    return create_algorithm(cfg.algorithm, space, generator, **cfg.options)
 
 
 class Searcher(CheckpointedLoop):
@@ -83,19 +81,19 @@ class Searcher(CheckpointedLoop):
         if cfg.target_latency_ms is not None and self.ctx.world > 1:
             raise RomenasError("latency budgets are timed in one process (each rank would time its own); search "
                                "with --target-latency-ms without torchrun, or budget --target-mflops instead")
-        if cfg.darts_order == 2 and self.ctx.world > 1:
-            raise RomenasError("second-order DARTS runs in one process; drop --darts-order 2 or torchrun")
         self.device = dist.device_for(self.ctx, resolve_device(cfg.device))
         self.runtime = Runtime(self.device, cfg.precision, cfg.channels_last)
         # The architecture parameters come from their own generator, before any data is read: an
         # algorithm that refuses its settings does so at once.
         self.generator = torch.Generator().manual_seed(cfg.seed)
         self.algo = build_algorithm(cfg, self.generator).to(self.device)
-        # Recorded as run: the config says which order the search used, and whether beta existed
-        # (the space may keep every edge, as NAS-Bench-201's does).
-        resolved = {"topology": getattr(self.algo, "topology", cfg.topology)}
+        can = self.algo.capabilities
+        self._check_capabilities(cfg, can)
+        # Recorded as run: the config says which order the search used, and the options as the
+        # algorithm resolved them against the space (whether beta existed, say).
+        resolved = {"options": {**cfg.options, **self.algo.options_as_run}}
         if cfg.step_order == "auto":
-            resolved["step_order"] = "arch-first" if self.algo.arch_first else "weights-first"
+            resolved["step_order"] = can.step_order
         self.cfg = cfg = dataclasses.replace(cfg, **resolved)
         self.arch_first = cfg.step_order == "arch-first"
         seed_everything(cfg.seed)
@@ -127,6 +125,29 @@ class Searcher(CheckpointedLoop):
                                         self.device, run)
         self.epoch, self.step, self.metrics = 0, 0, []
         self.accum = self._zero_accum()
+        group = self.w_opt.param_groups[0]
+        self.step_context = StepContext(
+            backward=lambda batch, plans, scale: self.accumulate(*batch, plans, scale, "architecture", "arch"),
+            loss=self._plan_loss, weights=tuple(self.net.parameters()),
+            weight_optimizer=types.MappingProxyType(group),
+            momentum=lambda p: self.w_opt.state.get(p, {}).get("momentum_buffer"))
+
+    def _check_capabilities(self, cfg: SearchConfig, can) -> None:
+        """What the algorithm declares it can do against how the search runs (before any data is read)."""
+        why = f" ({can.why})" if can.why else ""
+        if self.ctx.world > 1 and not can.distributed:
+            raise RomenasError(f"{cfg.algorithm} with these options runs in one process{why}; run it without torchrun")
+        if self.ctx.world > 1 and cfg.parallel not in can.parallel:
+            raise RomenasError(f"{cfg.algorithm} cannot split its work as --parallel {cfg.parallel}{why}; use "
+                               f"{' or '.join(can.parallel)}")
+        if cfg.precision not in can.precisions:
+            raise RomenasError(f"{cfg.algorithm} with these options works in precision {', '.join(can.precisions)}, "
+                               f"not {cfg.precision}{why}; use --precision {can.precisions[0]}")
+
+    def _plan_loss(self, batch, plan: Plan) -> tuple[torch.Tensor, torch.Tensor]:
+        x, y = batch
+        logits = self.net(x, [plan])
+        return torch.nn.functional.cross_entropy(logits, y), logits
 
     # -- state ------------------------------------------------------------------------------
     @staticmethod
@@ -134,10 +155,9 @@ class Searcher(CheckpointedLoop):
         return dict.fromkeys(("w_loss", "w_correct", "w_seen", "a_loss", "a_correct", "a_seen", "seconds"), 0.0)
 
     def record(self) -> dict[str, Any]:
-        """The config as run: the settings of other algorithms left out (they did nothing)."""
-        used = self.algo.settings() + (BUDGET_OPTIONS if self.budget is not None else ())
-        return {k: v for k, v in to_dict(self.cfg).items()
-                if k not in ALGORITHM_OPTIONS + BUDGET_OPTIONS or k in used}
+        """The config as run, flat: the algorithm's own options beside the shared settings; the
+        budget's settings only where there is a budget (they did nothing otherwise)."""
+        return {k: v for k, v in to_dict(self.cfg).items() if k not in BUDGET_OPTIONS or self.budget is not None}
 
     def state_dict(self) -> dict[str, Any]:
         return {"kind": "search", "space": self.cfg.space, "algorithm": self.cfg.algorithm,
@@ -194,7 +214,7 @@ class Searcher(CheckpointedLoop):
 
     def _arch_step(self, x, y, tau: float, weight_batch=None) -> None:
         self.a_opt.zero_grad(set_to_none=True)
-        loss, accuracy = self.algo.arch_step(self, (x, y), weight_batch, tau)
+        loss, accuracy = self.algo.arch_step(self.step_context, (x, y), weight_batch, tau)
         dist.all_reduce_grads(self.algo.parameters(), self.ctx, average=self.cfg.parallel == "data")
         if self.budget is not None:  # after the all-reduce: every rank adds the same penalty once
             self.runtime.backward(self.budget.penalty(self.algo), "arch")
@@ -212,10 +232,10 @@ class Searcher(CheckpointedLoop):
         self._record("w", loss / len(plans), correct / len(plans), len(y))
 
     # -- epochs -------------------------------------------------------------------------------
-    def _epoch_row(self, tau: float) -> dict[str, Any]:
+    def _epoch_row(self, tau: float | None) -> dict[str, Any]:
         a = self.accum
         genotype, _ = self._derive()
-        row = {"epoch": self.epoch + 1, "tau": tau, "lr": self.w_sched.get_last_lr()[0],
+        row = {"epoch": self.epoch + 1, **({} if tau is None else {"tau": tau}), "lr": self.w_sched.get_last_lr()[0],
                "train_loss": a["w_loss"] / max(1, a["w_seen"]), "train_acc": 100 * a["w_correct"] / max(1, a["w_seen"]),
                "val_loss": a["a_loss"] / max(1, a["a_seen"]), "val_acc": 100 * a["a_correct"] / max(1, a["a_seen"]),
                "seconds": a["seconds"], "images": {"weights": int(a["w_seen"]), "architecture": int(a["a_seen"])},
@@ -254,7 +274,7 @@ class Searcher(CheckpointedLoop):
             self.run.write_json(self.run.budget_file, self.budget.to_dict())
         try:
             while self.epoch < cfg.epochs:
-                tau = tau_at(cfg, self.epoch)
+                tau = self.algo.temperature(self.epoch, cfg.epochs)
                 for loader in self.loaders:
                     loader.set_epoch(self.epoch, self.step)
                 bar = tqdm(zip(*self.loaders), total=self.steps_per_epoch, initial=self.step, leave=False,
@@ -326,14 +346,15 @@ def search(config: SearchConfig | None = None, *, out: str | Path | None = None,
         else:
             if config is not None:  # a config built by hand holds exactly its own values: no recipe applies
                 recipe = "none" if config.recipe == "auto" else config.recipe
+                refuse_foreign_options(config.algorithm, config.options)
                 cfg = dataclasses.replace(config, recipe=recipe).validate()
                 sources = None
             else:
                 preset = resolve_preset(preset, overrides)
                 cfg = build_config(SearchConfig, overrides, preset)
-                check_options(cfg.algorithm, upgrade_settings(overrides))
                 check_budget_flags(cfg, overrides)
-                sources = setting_sources(SearchConfig, overrides, preset, cfg.recipe)
+                sources = {k: v for k, v in setting_sources(SearchConfig, overrides, preset, cfg.recipe).items()
+                           if k in to_dict(cfg)}
                 if ctx.is_main and cfg.progress:
                     print(f"settings: recipe {cfg.recipe}, preset {preset or 'none'}, flags for "
                           f"{sorted(k for k, v in sources.items() if v == 'flag') or 'nothing'} "

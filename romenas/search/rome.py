@@ -22,24 +22,19 @@ from __future__ import annotations
 import torch
 
 from ..errors import RomenasError
-from ..sampling import fair_op_indices, gumbel_max_st
+from ..sampling import fair_op_indices
 from ..spaces import Plan, SearchSpace
 from ..topology import TOPOLOGY_SAMPLERS
-from .base import SearchAlgorithm, register
+from .base import Capabilities
+from .single_path import SinglePath
 
 
-@register
-class ROME(SearchAlgorithm):
+class ROME(SinglePath):
     name = "rome"
-    arch_first = True
-    options = ("samples", "weight_sampling", "topology", "edge_sampler")
-    gumbel = True
+    capabilities = Capabilities(tau=True, step_order="arch-first")  # Algorithm 1: alpha/beta, then w
 
-    def __init__(self, space: SearchSpace, generator: torch.Generator, samples: int = 7,
-                 weight_sampling: str = "fair", topology: bool = True, edge_sampler: str = "top2"):
-        if weight_sampling not in ("fair", "fair-edges", "gumbel", "single"):
-            raise RomenasError(f"unknown weight sampling {weight_sampling!r}; use 'fair', 'fair-edges', 'gumbel' or "
-                               "'single'")
+    def __init__(self, space: SearchSpace, generator: torch.Generator, *, samples: int, weight_sampling: str,
+                 topology: bool, edge_sampler: str, tau_max: float, tau_min: float):
         # Where beta decides the edges, 'none' (an absent edge) is not an op any more. Nodes keep
         # a fixed number of inputs in the DARTS family (Gumbel-Top-k, pairs); where every edge is
         # kept (NAS-Bench-201) only the subset sampler has a topology to decide (edge on, or
@@ -58,35 +53,9 @@ class ROME(SearchAlgorithm):
         # Without ROME's topology, nodes that choose their inputs (NAS-Bench-1Shot1) weigh them as
         # GDAS does there: a soft Gumbel-softmax.
         name = edge_sampler if topology else "gumbel-softmax" if space.op_site == "node" else None
-        super().__init__(space, generator, name)
+        super().__init__(space, generator, name, tau_max, tau_min)
         self.samples, self.weight_sampling, self.topology = samples, weight_sampling, topology
-        #: GDAS' estimator in xautodl's NAS-Bench-201 network also adds every unselected op's
-        #: straight-through weight to the node: zero in value, but it gives those ops a gradient.
-        #: ROME's Eq. 2-3 has no such term.
-        self.unselected_op_terms = False
-
-    # -- sampling -------------------------------------------------------------------------
-    def _plan(self, tau: float, ops: dict[str, torch.Tensor] | None, differentiable: bool,
-              every_edge: bool = False) -> Plan:
-        plan = {}
-        for kind in self.space.cell_types:
-            edge_on, edge_w = (None, None) if every_edge else self._sample_edges(kind, tau)
-            if ops is None:
-                index, op_w = gumbel_max_st(self.alphas[kind], tau, self.generator)
-            else:
-                index, op_w = ops[kind], None
-            terms = []
-            for s, o in enumerate(index.tolist()):
-                if not differentiable:
-                    terms.append(((o, None),))
-                elif self.unselected_op_terms:  # GDAS: + the zero-valued weights of the other ops
-                    terms.append(((o, op_w[s, o]), (None, op_w[s].sum() - op_w[s, o])))
-                else:
-                    terms.append(((o, op_w[s, o]),))
-            if edge_w is not None and not differentiable:  # soft weights are values, hard ones are 1
-                edge_w = edge_w.detach() if self.sampler.soft else None
-            plan[kind] = self.space.compose(terms, None if edge_on is None else edge_on.tolist(), edge_w)
-        return plan
+        self.options_as_run = {"topology": topology}  # the config records whether beta existed
 
     def weight_plans(self, tau: float) -> list[Plan]:
         with torch.no_grad():
