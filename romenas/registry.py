@@ -96,16 +96,22 @@ FAMILIES: dict[str, CellFamily] = {}
 SPACES: dict[str, SpaceEntry] = {}
 
 
+def _add(table: dict, what: str, name: str, value):
+    """Register ``value`` under ``name``; a second registration under a taken name is refused."""
+    if name in table:
+        raise ValueError(f"a {what} named {name!r} is registered already")
+    table[name] = value
+    return value
+
+
 def register_family(family: CellFamily) -> CellFamily:
-    FAMILIES[family.name] = family
-    return family
+    return _add(FAMILIES, "cell family", family.name, family)
 
 
 def register_space(entry: SpaceEntry) -> SpaceEntry:
     if entry.family not in FAMILIES:
         raise ValueError(f"space {entry.name!r}: register its cell family {entry.family!r} first")
-    SPACES[entry.name] = entry
-    return entry
+    return _add(SPACES, "space", entry.name, entry)
 
 
 def get_family(name: str) -> CellFamily:

@@ -31,6 +31,7 @@ GROUPS = [
     ("derive", ["derive", "bench"]),
     ("search", ["search"]),
     ("use", ["train", "weights", "inference", "export", "model_card", "viz", "report"]),
+    ("sweep", ["sweep"]),
     ("cli", ["cli", "__main__", "__init__"]),
 ]
 
@@ -174,3 +175,5 @@ def test_an_algorithm_with_an_option_and_a_space_are_added_in_one_place_each(reg
         search(out=tmp_path / "other", **{**settings, "snas_temperature": 0.0})
     with pytest.raises(ValueError, match="registered already"):
         register_algorithm(SOFT_GUMBEL)
+    with pytest.raises(ValueError, match="a space named 'tiny201' is registered already"):
+        register_space(SpaceEntry("tiny201", "nb201", "nb201", f"{__name__}:pools_and_convs"))
