@@ -42,6 +42,7 @@ SECTIONS = [
     ("romenas.weights", ["save_weights", "load_weights", "trained_weights"]),
     ("romenas.inference", ["TrainedModel", "evaluate_run"]),
     ("romenas.export", ["export"]),
+    ("romenas.sweep", ["sweep", "SweepResult", "format_table", "group_stats"]),
     ("romenas.model_card", ["model_card", "write_model_card"]),
     ("romenas.bench", ["NB201Table", "collapse_metrics"]),
     ("romenas.checkpoint", ["save_checkpoint", "load_checkpoint"]),

@@ -17,10 +17,11 @@ from .published import load_genotype, parse_genotype
 from .version import __version__
 
 __all__ = ["search", "SearchResult", "train", "TrainResult", "describe", "SearchConfig", "TrainConfig", "Genotype",
-           "load_genotype", "parse_genotype", "TrainedModel", "RomenasError", "__version__"]
+           "load_genotype", "parse_genotype", "TrainedModel", "RomenasError", "sweep", "SweepResult", "__version__"]
 
 _LAZY = {"search": "romenas.search.loop", "SearchResult": "romenas.search.loop", "train": "romenas.train",
-         "TrainResult": "romenas.train", "describe": "romenas.train", "TrainedModel": "romenas.inference"}
+         "TrainResult": "romenas.train", "describe": "romenas.train", "TrainedModel": "romenas.inference",
+         "sweep": "romenas.sweep", "SweepResult": "romenas.sweep"}
 
 
 def __getattr__(name: str) -> Any:

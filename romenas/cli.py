@@ -259,6 +259,23 @@ def _bench_nb101(args) -> None:
               f"{found['training_time']:.0f} s to train; {found['trainable_parameters']:,} parameters stored")
 
 
+def cmd_sweep(args) -> None:
+    from .sweep import sweep
+
+    common = _overrides(args, SearchConfig)
+    for own in ("algorithm", "seed"):
+        if own in common:
+            raise RomenasError(f"a sweep sets --{own} per run; use --{own}s")
+    result = sweep(args.algorithms or (), args.seeds, out=args.out, grid=args.grid, runs_file=args.runs,
+                   preset=args.preset, jobs=args.jobs, threads=args.threads, executor=args.executor,
+                   devices=args.devices, retries=args.retries, train=args.train, train_epochs=args.train_epochs,
+                   wait=args.wait, ray_address=args.ray_address, ray_cpus=args.ray_cpus, ray_gpus=args.ray_gpus,
+                   slurm_partition=args.slurm_partition, slurm_time=args.slurm_time, slurm_gpus=args.slurm_gpus,
+                   slurm_cpus=args.slurm_cpus, **common)
+    print(f"sweep folder: {result.sweep_dir}")
+    print(result.table)
+
+
 def cmd_config(args) -> None:
     import yaml
 
@@ -270,14 +287,17 @@ def cmd_config(args) -> None:
 
 def cmd_show(args) -> None:
     from .report import summary
+    from .sweep import format_table, is_sweep, sweep_rows
 
-    print(summary(args.run))
+    print(format_table(sweep_rows(args.run), args.csv) if is_sweep(args.run) else summary(args.run))
 
 
 def cmd_list(args) -> None:
     from .report import list_runs
+    from .sweep import format_table, is_sweep, sweep_rows
 
-    print(list_runs(args.root, args.sort, args.csv))
+    print(format_table(sweep_rows(args.root), args.csv) if is_sweep(args.root)
+          else list_runs(args.root, args.sort, args.csv))
 
 
 def cmd_plot(args) -> None:
@@ -313,6 +333,36 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fair", dest="weight_sampling", action="store_const", const="fair",
                    help="alias of --weight-sampling fair (ROME's default, the arXiv-2020 weight step)")
     p.set_defaults(func=cmd_search)
+
+    p = sub.add_parser("sweep", help="many searches (algorithms x seeds x settings) at once, resumable, one table")
+    p.add_argument("--algorithms", nargs="+", metavar="A", help=f"the algorithms to search with ({', '.join(ALGORITHM_ENTRIES)})")
+    p.add_argument("--seeds", nargs="+", type=int, default=[0], metavar="S", help="the seeds of each (default 0)")
+    p.add_argument("--grid", nargs="+", metavar="SETTING=V1,V2", default=[],
+                   help="settings to vary: every combination is a run (an option only for its algorithms)")
+    p.add_argument("--runs", metavar="FILE.yaml", help="a YAML list of runs instead of --algorithms/--grid")
+    p.add_argument("--out", required=True, help="the sweep folder (a run folder per run, sweep.json); an earlier "
+                                                "sweep's folder continues it")
+    p.add_argument("--preset", help=f"settings every run starts from, one of {preset_names()}")
+    p.add_argument("--jobs", type=int, default=1, help="runs at once (default 1; ray/slurm: all, if 1)")
+    p.add_argument("--threads", type=int, help="torch threads per local run (default: the cores split between jobs)")
+    p.add_argument("--executor", choices=("local", "ray", "slurm"), default="local",
+                   help="where runs execute: local processes, Ray tasks, SLURM jobs via submitit (default local)")
+    p.add_argument("--devices", nargs="+", metavar="GPU", help="local: GPUs handed out to the jobs round-robin")
+    p.add_argument("--retries", type=int, default=1, help="how often a failed run is run again (resumed; default 1)")
+    p.add_argument("--train", metavar="PRESET", help="train each derived genotype from scratch with this preset")
+    p.add_argument("--train-epochs", type=int, help="the training's epochs (default: the preset's)")
+    p.add_argument("--no-wait", dest="wait", action="store_false", help="slurm: submit and return; the same command "
+                                                                       "later collects the results")
+    p.add_argument("--ray-address", help="ray: the cluster ('auto': the one this machine is in; default: a local one)")
+    p.add_argument("--ray-cpus", type=float, default=1.0, help="ray: CPUs per run (default 1)")
+    p.add_argument("--ray-gpus", type=float, default=0.0, help="ray: GPUs per run, fractions share one (default 0)")
+    p.add_argument("--slurm-partition", help="slurm: the partition")
+    p.add_argument("--slurm-time", type=int, default=240, help="slurm: minutes per job (default 240)")
+    p.add_argument("--slurm-gpus", type=int, default=0, help="slurm: GPUs per job (default 0)")
+    p.add_argument("--slurm-cpus", type=int, default=2, help="slurm: CPUs per job (default 2)")
+    _add_config_flags(p, SearchConfig)
+    _add_algorithm_flags(p)
+    p.set_defaults(func=cmd_sweep)
 
     p = sub.add_parser("derive", help="print the genotype of a run folder or genotype file")
     p.add_argument("run", help="search run folder, genotype JSON file, genotype string or published name")
@@ -385,8 +435,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--kind", choices=("search", "train"), default="search", help="which settings (default search)")
     p.set_defaults(func=cmd_config)
 
-    p = sub.add_parser("show", help="one-screen summary of a run")
-    p.add_argument("run", help="a run folder (search or training)")
+    p = sub.add_parser("show", help="one-screen summary of a run, or a sweep's results table")
+    p.add_argument("run", help="a run folder (search or training) or a sweep folder")
+    p.add_argument("--csv", action="store_true", help="a sweep's table as CSV")
     p.set_defaults(func=cmd_show)
 
     p = sub.add_parser("list", help="the runs under a folder, as a results table")

@@ -1,0 +1,102 @@
+"""romenas sweep: runs named by their settings, the local executor equal to runs made one after
+another, a re-run that continues, grids refused before anything runs, and submitit's path."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from romenas.cli import main
+from romenas.errors import RomenasError
+from romenas.runs import RunDir
+from romenas.sweep import sweep
+from romenas.sweep.grid import grid_runs, parse_grid
+
+TINY = dict(dataset="digits", limit_train=128, channels=4, layers=1, epochs=2, batch_size=32, space="nb201")
+
+
+def _result(run: Path) -> tuple:
+    rows = [{k: v for k, v in r.items() if k != "seconds"} for r in RunDir(run).metrics()]
+    state = torch.load(run / "checkpoint.pt", map_location="cpu", weights_only=False)["algo"]
+    return rows, {k: v.tolist() for k, v in state.items()}
+
+
+def test_runs_are_named_by_their_settings_and_options_go_to_their_owners():
+    runs = grid_runs(["rome", "darts"], [0, 1], parse_grid(["samples=3,7", "w_lr=0.1"]), {"tau_min": 0.5})
+    assert [r.name for r in runs] == ["rome-seed0-samples3-w_lr0.1", "rome-seed0-samples7-w_lr0.1",
+                                      "rome-seed1-samples3-w_lr0.1", "rome-seed1-samples7-w_lr0.1",
+                                      "darts-seed0-w_lr0.1", "darts-seed1-w_lr0.1"]
+    assert runs[0].settings == {"tau_min": 0.5, "samples": 3, "w_lr": 0.1, "algorithm": "rome", "seed": 0}
+    assert "samples" not in runs[-1].settings and "tau_min" not in runs[-1].settings  # DARTS has neither
+
+
+def test_two_jobs_give_the_runs_of_one_after_another_and_a_rerun_continues(tmp_path):
+    grid = ["samples=2,3"]
+    one = sweep(["rome", "gdas"], [0], out=tmp_path / "one", grid=grid, jobs=1, threads=1, progress=False, **TINY)
+    two = sweep(["rome", "gdas"], [0], out=tmp_path / "two", grid=grid, jobs=2, threads=1, progress=False, **TINY)
+    names = [r["run"] for r in one.rows]
+    assert names == ["rome-seed0-samples2", "rome-seed0-samples3", "gdas-seed0"]
+    assert all(r["status"] == "finished" for r in one.rows + two.rows)
+    for name in names:  # bit for bit: metrics rows (wall-clock aside) and alpha/beta
+        assert _result(tmp_path / "one" / name) == _result(tmp_path / "two" / name)
+    assert "3 of 3 runs finished" in two.table and "rome-samples3" in two.table
+
+    stamp = (tmp_path / "two" / "gdas-seed0" / "checkpoint.pt").stat().st_mtime_ns
+    again = sweep(["rome", "gdas"], [0, 1], out=tmp_path / "two", grid=grid, jobs=2, threads=1, progress=False, **TINY)
+    assert (tmp_path / "two" / "gdas-seed0" / "checkpoint.pt").stat().st_mtime_ns == stamp  # reused, not rerun
+    assert len(again.rows) == 6 and all(r["status"] == "finished" for r in again.rows)
+    manifest = json.loads((tmp_path / "two" / "sweep.json").read_text())
+    assert manifest["runs"]["rome-seed1-samples3"]["settings"]["samples"] == 3
+
+    with pytest.raises(RomenasError, match="other settings"):  # a common flag changed: refused, nothing rerun
+        sweep(["gdas"], [0], out=tmp_path / "two", progress=False, **{**TINY, "epochs": 3})
+    assert main(["show", str(tmp_path / "two"), "--csv"]) == 0
+
+
+def test_a_failed_run_is_retried_then_recorded_and_the_others_finish(tmp_path):
+    result = sweep(["gdas"], [0], out=tmp_path / "s", grid=["dataset=digits," + str(tmp_path / "absent")],
+                   retries=1, progress=False, **{k: v for k, v in TINY.items() if k != "dataset"})
+    status = {r["run"]: r["status"] for r in result.rows}
+    assert status[f"gdas-seed0-dataset{'digits'}"] == "finished"
+    failed = json.loads((tmp_path / "s" / "sweep.json").read_text())["runs"]
+    bad = next(v for k, v in failed.items() if "absent" in k)
+    assert bad["status"] == "failed" and bad["attempts"] == 2 and "absent" in bad["error"]
+    assert "not finished" in result.table
+
+
+def test_a_second_sweep_on_the_folder_is_refused_with_the_holders_pid(tmp_path):
+    out = tmp_path / "s"
+    out.mkdir()
+    (out / "sweep.json").write_text('{"version": 1, "runs": {}}\n')
+    with RunDir(out).lock():
+        with pytest.raises(RomenasError, match=r"in use by another romenas process \(pid \d+\)"):
+            sweep(["gdas"], [0], out=out, progress=False, **TINY)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--algorithms", "rome", "--grid", "bogus=1"], "no search setting"),
+    (["--algorithms", "darts", "--grid", "samples=3"], "an option of rome only"),
+    (["--algorithms", "rome", "--grid", "samples="], "empty value"),
+    (["--algorithms", "rome", "--grid", "samples"], "is not SETTING=V1,V2"),
+    (["--algorithms", "rome", "--seeds", "1", "1"], "lists a seed twice"),
+    (["--algorithms", "nas"], "unknown algorithm 'nas'"),
+    (["--algorithms", "rome", "--grid", "samples=0"], "run rome-seed0-samples0: samples must be at least 1"),
+    (["--algorithms", "rome", "--seed", "3"], "use --seeds"),
+    (["--algorithms", "rome", "--jobs", "0"], "--jobs must be"),
+    (["--algorithms", "rome", "--executor", "local", "--no-wait"], "only SLURM"),
+])
+def test_bad_sweeps_are_one_line_and_exit_2_before_anything_runs(argv, message, tmp_path, capsys):
+    assert main(["sweep", *argv, "--out", str(tmp_path / "s"), "--epochs", "1"]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+    assert not (tmp_path / "s" / "logs").exists()
+
+
+def test_slurm_path_through_submitits_local_executor(tmp_path):
+    pytest.importorskip("submitit")
+    result = sweep(["gdas"], [0], out=tmp_path / "s", executor="slurm", slurm_cluster="local", slurm_time=10,
+                   progress=False, **{**TINY, "epochs": 1})
+    assert [r["status"] for r in result.rows] == ["finished"]
+    assert (tmp_path / "s" / "gdas-seed0" / "genotype.json").exists()
