@@ -52,6 +52,8 @@ def test_two_jobs_give_the_runs_of_one_after_another_and_a_rerun_continues(tmp_p
 
     with pytest.raises(RomenasError, match="other settings"):  # a common flag changed: refused, nothing rerun
         sweep(["gdas"], [0], out=tmp_path / "two", progress=False, **{**TINY, "epochs": 3})
+    with pytest.raises(RomenasError, match="was made with preset None, this command gives 'quickstart'"):
+        sweep(["gdas"], [0], out=tmp_path / "two", preset="quickstart", progress=False, **TINY)
     assert main(["show", str(tmp_path / "two"), "--csv"]) == 0
 
 
@@ -100,3 +102,13 @@ def test_slurm_path_through_submitits_local_executor(tmp_path):
                    progress=False, **{**TINY, "epochs": 1})
     assert [r["status"] for r in result.rows] == ["finished"]
     assert (tmp_path / "s" / "gdas-seed0" / "genotype.json").exists()
+
+
+def test_train_stage_trains_each_derived_genotype_and_joins_its_row(tmp_path):
+    result = sweep(["gdas"], [0], out=tmp_path / "s", train="quickstart", train_epochs=1, progress=False,
+                   **{**TINY, "epochs": 1})
+    row = result.rows[0]
+    trained = RunDir(tmp_path / "s" / "trained" / "gdas-seed0")
+    assert trained.status()["state"] == "finished" and row["train_acc"] == trained.status()["test_acc"]
+    assert json.loads(trained.config_file.read_text())["config"]["epochs"] == 1
+    assert "train_acc" in result.table

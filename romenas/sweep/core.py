@@ -135,7 +135,12 @@ def sweep(algorithms: Sequence[str] = (), seeds: Sequence[int] = (0,), *, out: s
             _check_folder(out, run)
         for run in runs:
             manifest["runs"].setdefault(run.name, {"settings": run.settings, "status": "pending", "attempts": 0})
-        manifest.update(preset=preset, train=train and {"preset": train, "epochs": train_epochs})
+        stages = {"preset": preset, "train": train and {"preset": train, "epochs": train_epochs}}
+        for key, value in stages.items():
+            if manifest["runs"] and key in manifest and manifest[key] != value:
+                raise RomenasError(f"sweep {out} was made with {key} {manifest[key]!r}, this command gives {value!r}; "
+                                   "use another --out, or the flags it was made with")
+        manifest.update(stages)
         _save(out, manifest)
         engine = _executor(out, executor, jobs, threads, devices, ray_address, ray_cpus, ray_gpus, slurm_partition,
                            slurm_time, slurm_gpus, slurm_cpus, slurm_cluster, wait)
