@@ -301,9 +301,19 @@ def cmd_list(args) -> None:
 
 
 def cmd_plot(args) -> None:
-    from .viz import plot_runs
+    from .sweep import is_sweep
 
-    for path in plot_runs(args.run, args.compare or [], args.out, args.format):
+    if is_sweep(args.run):
+        if args.compare:
+            raise RomenasError("--compare overlays run folders; a sweep plots its groups together: drop --compare")
+        from .sweep.plot import plot_sweep
+
+        paths = plot_sweep(args.run, args.out, args.format)
+    else:
+        from .viz import plot_runs
+
+        paths = plot_runs(args.run, args.compare or [], args.out, args.format)
+    for path in paths:
         print(path)
 
 
@@ -447,10 +457,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--csv", action="store_true", help="print CSV (for spreadsheets and scripts)")
     p.set_defaults(func=cmd_list)
 
-    p = sub.add_parser("plot", help="plot a run's architecture weights, collapse metrics and curves")
-    p.add_argument("run", help="a search run folder")
+    p = sub.add_parser("plot", help="plot a run's architecture weights, collapse metrics and curves, or a sweep's "
+                                    "seeds and curves per group")
+    p.add_argument("run", help="a search run folder, or a sweep folder (SWEEP/plots: seeds.png, curves.png)")
     p.add_argument("--compare", nargs="+", metavar="RUN_DIR", help="other runs to overlay")
-    p.add_argument("--out", help="folder for the images (default RUN/plots)")
+    p.add_argument("--out", help="folder for the images (default RUN/plots or SWEEP/plots)")
     p.add_argument("--format", choices=("png", "svg"), default="png", help="image format (default png)")
     p.set_defaults(func=cmd_plot)
 

@@ -46,10 +46,10 @@ def _epoch_axis(ax, label: bool = True) -> None:
         ax.set_xlabel("epoch")
 
 
-def _grid(n: int):
-    cols = min(n, 5)
+def _grid(n: int, cols: int = 5, sharey: bool = True, size: tuple[float, float] = (3.2, 2.4)):
+    cols = min(n, cols)
     rows = (n + cols - 1) // cols
-    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.4 * rows), squeeze=False, sharey=True)
+    fig, axes = plt.subplots(rows, cols, figsize=(size[0] * cols, size[1] * rows), squeeze=False, sharey=sharey)
     for ax in axes.flat[n:]:
         ax.axis("off")
     for i, ax in enumerate(axes.flat[:n]):

@@ -3,6 +3,10 @@ another, a re-run that continues, grids refused before anything runs, and submit
 from __future__ import annotations
 
 import json
+import os
+import signal
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -55,6 +59,9 @@ def test_two_jobs_give_the_runs_of_one_after_another_and_a_rerun_continues(tmp_p
     with pytest.raises(RomenasError, match="was made with preset None, this command gives 'quickstart'"):
         sweep(["gdas"], [0], out=tmp_path / "two", preset="quickstart", progress=False, **TINY)
     assert main(["show", str(tmp_path / "two"), "--csv"]) == 0
+    assert main(["plot", str(tmp_path / "two")]) == 0  # each group's seeds, and the groups' curves
+    assert all((tmp_path / "two" / "plots" / f).stat().st_size > 0 for f in ("seeds.png", "curves.png"))
+    assert main(["plot", str(tmp_path / "two"), "--compare", str(tmp_path / "one" / "gdas-seed0")]) == 2
 
 
 def test_a_failed_run_is_retried_then_recorded_and_the_others_finish(tmp_path):
@@ -112,3 +119,46 @@ def test_train_stage_trains_each_derived_genotype_and_joins_its_row(tmp_path):
     assert trained.status()["state"] == "finished" and row["train_acc"] == trained.status()["test_acc"]
     assert json.loads(trained.config_file.read_text())["config"]["epochs"] == 1
     assert "train_acc" in result.table
+
+
+def test_ray_path_on_a_local_ray_gives_the_local_executors_results(tmp_path):
+    pytest.importorskip("ray")
+    settings = {**TINY, "epochs": 1}
+    ray = sweep(["gdas", "rome"], [0], out=tmp_path / "ray", executor="ray", ray_cpus=1, threads=1, progress=False,
+                **settings)
+    local = sweep(["gdas", "rome"], [0], out=tmp_path / "local", threads=1, progress=False, **settings)
+    assert [r["status"] for r in ray.rows] == ["finished", "finished"]
+    for name in ("gdas-seed0", "rome-seed0"):
+        assert _result(tmp_path / "ray" / name) == _result(tmp_path / "local" / name)
+
+
+def _kill_worker_after_first_checkpoint(run: Path, killed: list) -> None:
+    """SIGKILL the sweep worker searching into ``run`` once its first epoch's checkpoint is there."""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not (run / "checkpoint.pt").exists():
+        time.sleep(0.02)
+    for proc in Path("/proc").iterdir():
+        try:
+            cmdline = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"romenas.sweep.worker" in cmdline and any(str(run.parent).encode() in part for part in cmdline):
+            os.kill(int(proc.name), signal.SIGKILL)
+            killed.append(int(proc.name))
+
+
+@pytest.mark.skipif(not Path("/proc/self/cmdline").exists(), reason="finds the worker through /proc (Linux)")
+def test_a_worker_killed_mid_search_is_resumed_to_the_uninterrupted_result(tmp_path):
+    settings = {**TINY, "epochs": 4, "limit_train": 256}
+    killed: list = []
+    watcher = threading.Thread(target=_kill_worker_after_first_checkpoint, args=(tmp_path / "k" / "gdas-seed0", killed))
+    watcher.start()
+    result = sweep(["gdas"], [0], out=tmp_path / "k", threads=1, retries=1, progress=False, **settings)
+    watcher.join()
+    assert killed, "the worker was not found to kill"
+    entry = json.loads((tmp_path / "k" / "sweep.json").read_text())["runs"]["gdas-seed0"]
+    assert entry["status"] == "finished" and entry["attempts"] == 2  # killed once, resumed once
+    assert result.rows[0]["status"] == "finished"
+    whole = sweep(["gdas"], [0], out=tmp_path / "whole", threads=1, progress=False, **settings)
+    assert whole.rows[0]["status"] == "finished"
+    assert _result(tmp_path / "k" / "gdas-seed0") == _result(tmp_path / "whole" / "gdas-seed0")

@@ -101,7 +101,8 @@ class RayExecutor:
         except ImportError:
             raise RomenasError("--executor ray needs Ray: pip install 'romenas[ray]'") from None
         self.ray, self.sweep, self.slots = ray, sweep, jobs
-        if not ray.is_initialized():
+        self.started = not ray.is_initialized()  # a local Ray started for this sweep ends with it
+        if self.started:
             try:
                 ray.init(address=address, include_dashboard=False, log_to_driver=False,
                          **({} if address else {"num_cpus": os.cpu_count()}))
@@ -134,6 +135,8 @@ class RayExecutor:
         for ref in self.active:
             self.ray.cancel(ref)
         self.active.clear()
+        if self.started:
+            self.ray.shutdown()
 
 
 class SlurmExecutor:
