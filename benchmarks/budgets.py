@@ -60,7 +60,7 @@ def main() -> None:
 
     from romenas.bench.nb201 import NB201Table
     from romenas.data import dataset_shape
-    from romenas.search.loop import derive_within
+    from romenas.search.budget import derive_within
     from romenas.spaces import build_network
     from romenas.spaces.cost import network_cost
 

@@ -141,7 +141,7 @@ def cmd_derive(args) -> None:
                                "add --target-mflops, --target-params or --target-latency-ms, or drop them")
         genotype = load_genotype(args.run)
     else:
-        from .search.loop import derive_within
+        from .search.budget import derive_within
 
         genotype, mode, cost, priced = derive_within(args.run, targets, **size)
         note = ", ".join(format_cost(m, cost[m]) for m in targets)

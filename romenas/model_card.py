@@ -17,6 +17,7 @@ from .config import budget_line, format_cost, method_summary
 from .errors import RomenasError
 from .inference import TrainedModel
 from .runs import RunDir, _write_atomic
+from .search.budget import saved_budget
 from .registry import get_family
 from .spaces import count_flops, count_parameters
 from .spaces.network import median_ms, timings_ms
@@ -49,7 +50,7 @@ def _search_settings(source: str | None) -> dict[str, Any] | None:
 def _search_budget(source: str) -> dict[str, Any] | None:
     """The budget the genotype's search ran under, if it had one (its budget.json)."""
     try:
-        return RunDir(source).budget()
+        return saved_budget(RunDir(source))
     except (RomenasError, OSError, ValueError):  # a damaged file: the card omits the section
         return None
 

@@ -11,6 +11,7 @@ from .bench import lookup_lines
 from .config import budget_line, format_cost, method_summary
 from .errors import RomenasError
 from .runs import RunDir
+from .search.budget import saved_budget
 
 
 def _alive(pid: int) -> bool:
@@ -99,7 +100,7 @@ def _search_extras(last: dict) -> list[str]:
 def _budget_summary(run: RunDir) -> str:
     """The search's budget: targets, and once it finished, the derived network's measured cost."""
     try:
-        saved = run.budget()
+        saved = saved_budget(run)
     except RomenasError:
         return f"budget:   {run.budget_file.name} is damaged"
     if "derived" in saved:
@@ -164,7 +165,7 @@ _ACCURACY = {"search": "val_acc", "train": "test_acc"}
 def _budget_verdict(run: RunDir) -> str:
     """'met' / 'NOT met' once a budgeted search has measured its derived network ('' without a budget)."""
     try:
-        saved = run.budget()
+        saved = saved_budget(run)
     except RomenasError:
         return "?"
     if saved is None:

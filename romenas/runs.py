@@ -13,13 +13,16 @@ import contextlib
 import json
 import math
 import os
+import signal
 import socket
+import sys
+import threading
 import time
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from .config import network_size_fits
+from . import distributed as dist
 from .errors import RomenasError
 
 
@@ -53,10 +56,6 @@ def _is_file(path: Path) -> bool:
         return False
 
 
-#: What a budget may limit (romenas/config.py's METRICS names them for display).
-BUDGET_METRICS = ("mflops", "mparams", "latency_ms")
-
-
 class RunDir:
     def __init__(self, path: str | Path):
         self.path = Path(path)
@@ -74,39 +73,6 @@ class RunDir:
     model_card = property(lambda self: self.path / "MODEL_CARD.md")
     budget_file = property(lambda self: self.path / "budget.json")  # a search's cost table and verdict
 
-    def budget(self) -> dict[str, Any] | None:
-        """A search's budget.json, checked (None where the run has no budget): ``targets`` (metric ->
-        target), ``table`` (the cost table's JSON form; ``table['network']`` the size it priced), and
-        once the search has ended ``genotype`` and ``derived`` (metric -> target, measured, met),
-        plus ``mode`` where the most probable cell exceeded the budget. Anything else is a one-line
-        RomenasError."""
-        if not _is_file(self.budget_file):
-            return None
-        saved = self.read_json(self.budget_file)
-        try:
-            network = saved["table"]["network"]
-            number = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-            targets = saved["targets"]
-            ok = (isinstance(targets, dict) and targets
-                  and all(m in BUDGET_METRICS and number(t) and t > 0 for m, t in targets.items())
-                  and network_size_fits(network))
-            derived = saved.get("derived")
-            if derived is not None:  # the verdict: one row per target, met exactly when measured <= target
-                ok = ok and isinstance(derived, dict) and set(derived) == set(targets) and isinstance(
-                    saved.get("genotype", ""), str) and all(
-                    isinstance(r, dict) and number(r["measured"]) and r["target"] == targets[m]
-                    and r["met"] is (r["measured"] <= r["target"]) for m, r in derived.items())
-            mode = saved.get("mode")
-            if mode is not None:
-                ok = ok and isinstance(mode, dict) and isinstance(mode.get("cost"), dict) and all(
-                    number(mode["cost"].get(m)) for m in targets)
-        except (KeyError, TypeError, AttributeError):
-            ok = False
-        if not ok:
-            raise RomenasError(f"{self.budget_file} is damaged; delete it to measure the costs again "
-                               "(a finished search's verdict is then left out)")
-        return saved
-
     @staticmethod
     def check_new(path: str | Path) -> None:
         """Refuse a folder that already holds files: a new run never overwrites an old one."""
@@ -122,15 +88,15 @@ class RunDir:
             raise RomenasError(f"--out {path} already holds other files; pass a new or empty folder for the run")
 
     @classmethod
-    def create(cls, path: str | Path, kind: str, config: dict[str, Any],
-               sources: dict[str, str] | None = None) -> "RunDir":
+    def create(cls, path: str | Path, kind: str, config: dict[str, Any], sources: dict[str, str] | None = None,
+               preset: str | None = None) -> "RunDir":
         run = cls(path)
         cls.check_new(run.path)
         try:
             run.path.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise RomenasError(f"cannot create run folder {run.path}: {exc.strerror or exc}") from None
-        run.write_json(run.config_file, {"kind": kind, "config": config,
+        run.write_json(run.config_file, {"kind": kind, "config": config, "preset": preset,
                                          **({"sources": sources} if sources else {})})
         return run
 
@@ -205,17 +171,33 @@ class RunDir:
     def write_json(self, path: Path, data: Any) -> None:
         _write_atomic(path, json.dumps(data, indent=2) + "\n")
 
-    def info(self) -> tuple[str, dict[str, Any]]:
-        """(kind, config) from config.json, checked to have the shape a run writes."""
+    def _saved(self) -> dict[str, Any]:
+        """config.json, checked to have the shape a run writes."""
         data = self.read_json(self.config_file)
         if not (isinstance(data, dict) and data.get("kind") in ("search", "train")
                 and isinstance(data.get("config"), dict)):
             raise RomenasError(f"{self.config_file} is damaged (expected {{'kind': 'search'|'train', 'config': {{...}}}}); "
                                "restore it from a backup or start the run anew in another folder")
+        return data
+
+    def info(self) -> tuple[str, dict[str, Any]]:
+        """(kind, config) from config.json."""
+        data = self._saved()
         return data["kind"], data["config"]
 
     def config(self) -> dict[str, Any]:
         return self.info()[1]
+
+    def preset(self) -> str | None:
+        """The preset the run started from (None: none). Runs written before config.json had the
+        field name it only in 'sources' ('preset NAME' beside each setting it gave)."""
+        data = self._saved()
+        if "preset" in data:
+            return data["preset"] if isinstance(data["preset"], str) else None
+        sources = data.get("sources")
+        named = [v[len("preset "):] for v in (sources.values() if isinstance(sources, dict) else ())
+                 if isinstance(v, str) and v.startswith("preset ")]
+        return named[0] if named else None
 
     def record_change(self, changes: dict[str, Any], **when: Any) -> None:
         """Settings changed on resume: the config takes the new values, ``history`` says when."""
@@ -246,16 +228,145 @@ class RunDir:
         return status if isinstance(status, dict) else {}
 
     def set_status(self, state: str, **info: Any) -> None:
-        status = self.status()
+        """status.json in ``state``; an error belongs to the state that carries it (a run resumed
+        after a Ctrl-C is running, then finished, without the interrupt's error beside it)."""
+        status = {k: v for k, v in self.status().items() if k != "error"}
         status.update(state=state, pid=os.getpid(), host=socket.gethostname(), updated=time.time(), **info)
         status.setdefault("started", time.time())
         self.write_json(self.status_file, status)
 
 
+class Stopped(KeyboardInterrupt):
+    """A SIGTERM (``kill``, a job scheduler's stop): the run stops as on Ctrl-C, recorded and resumable."""
+
+    signum = signal.SIGTERM
+
+
+def _stop(signum, frame):
+    raise Stopped(f"stopped by {signal.Signals(signum).name}")
+
+
+class RunLifecycle:
+    """One search's or training's life in its run folder, the same for both kinds: open a run to
+    resume it or create a new one, hold it (the lock) until the end, keep status.json saying
+    where it stands, record a stop (an error, Ctrl-C, SIGTERM) before it goes on, apply the
+    learning rates a resume changes. Under torchrun rank 0 owns the folder; the others wait
+    for it. Use as a context manager: the lock and the SIGTERM handler last as long as it."""
+
+    def __init__(self, kind: str):
+        self.kind, self.ctx = kind, dist.context()
+        self.run: RunDir | None = None
+        self.saved: dict[str, Any] = {}
+        self.out: str | Path | None = None
+        self._hold = contextlib.ExitStack()
+
+    def __enter__(self) -> "RunLifecycle":
+        if threading.current_thread() is threading.main_thread():  # signals reach the main thread only
+            previous = signal.signal(signal.SIGTERM, _stop)
+            self._hold.callback(signal.signal, signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._hold.close()
+
+    def _take(self, run: RunDir) -> None:
+        self.run = run
+        if self.ctx.is_main:
+            self._hold.enter_context(run.lock())
+
+    # -- resume ---------------------------------------------------------------------------
+    def resume(self, path: str | Path, **given: Any) -> dict[str, Any]:
+        """Open the ``kind`` run at ``path`` to continue it, held by this process; its saved settings.
+        ``given``: the arguments a resume cannot take (:meth:`RunDir.check_resume_arguments`)."""
+        RunDir.check_resume_arguments(path, self.kind, **given)
+        self._take(RunDir.open(path, self.kind))
+        if self.ctx.is_main:
+            self._repair_status()
+        self.saved = self.run.config()
+        return self.saved
+
+    def _repair_status(self) -> None:
+        """A damaged status.json says nothing a resume needs (the checkpoint holds the run): it is
+        written anew, not a reason to refuse."""
+        try:
+            self.run.status()
+        except RomenasError as exc:
+            print(f"romenas: warning: {exc}; the resume goes on from the checkpoint and writes it anew",
+                  file=sys.stderr)
+            with contextlib.suppress(OSError):
+                self.run.status_file.unlink()
+
+    def restore(self, loop: "CheckpointedLoop", space: str) -> None:
+        """Load the run's checkpoint into ``loop`` (a run stopped before its first checkpoint
+        starts from its beginning), then apply the learning rates the resume changes."""
+        from .checkpoint import load_checkpoint
+        from .config import retuned
+
+        loop.run = self.run
+        if self.run.has_checkpoint():
+            loop.load_state_dict(load_checkpoint(self.run.checkpoint, self.kind, space))
+        self._retune(loop, retuned(self.saved, loop.cfg))
+
+    def _retune(self, loop: "CheckpointedLoop", changes: dict[str, float]) -> None:
+        """Learning rates changed on resume (``loop.learning_rates`` maps each setting to its
+        optimizer and cosine scheduler or None): a scheduled lr continues the cosine from the new
+        base at the current epoch; config.json takes the value and its ``history`` says when."""
+        for key, value in changes.items():
+            opt, sched = loop.learning_rates[key]
+            for group in opt.param_groups:
+                group["initial_lr"] = value
+                if sched is None:
+                    group["lr"] = value
+                    continue
+                progress = (1 + math.cos(math.pi * sched.last_epoch / sched.T_max)) / 2
+                group["lr"] = sched.eta_min + (value - sched.eta_min) * progress
+            if sched is not None:
+                sched.base_lrs = [value] * len(opt.param_groups)
+                sched._last_lr = [group["lr"] for group in opt.param_groups]  # what get_last_lr() reports
+        if changes and self.ctx.is_main:
+            self.run.record_change(changes, epoch=loop.epoch, step=loop.step)
+
+    # -- create ---------------------------------------------------------------------------
+    def new(self, out: str | Path | None) -> None:
+        """A new run into ``out`` (None: a timestamped folder under runs/): refused at once where
+        ``out`` holds files."""
+        if out is not None:
+            RunDir.check_new(out)
+        self.out = out
+
+    def create(self, loop: "CheckpointedLoop", name: tuple[str, ...], record: dict[str, Any],
+               sources: dict[str, str] | None = None, preset: str | None = None) -> None:
+        """The new run's folder, once ``loop`` is built (bad input leaves no folder behind)."""
+        path = dist.shared_path(self.out or default_run_path(self.kind, *name), self.ctx)
+        self._take(RunDir.create(path, self.kind, record, sources, preset) if self.ctx.is_main else RunDir(path))
+        dist.barrier(self.ctx)
+        loop.run = self.run
+
+    # -- run ------------------------------------------------------------------------------
+    def fit(self, loop: "CheckpointedLoop", **status: Any):
+        """``loop.fit()``, status.json saying the run is running; a stop is recorded (interrupted
+        for Ctrl-C and SIGTERM, failed otherwise, with the epoch reached) before it goes on."""
+        if self.ctx.is_main:
+            self.run.set_status("running", epoch=loop.epoch, **status)
+        try:
+            return loop.fit()
+        except BaseException as exc:
+            exc.run_dir = self.run.path  # so an interrupt can name the folder to resume
+            if self.ctx.is_main:
+                state = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+                self.run.set_status(state, error=str(exc) or type(exc).__name__, epoch=loop.epoch)
+            raise
+
+    def finish(self, **status: Any) -> None:
+        if self.ctx.is_main:
+            self.run.set_status("finished", **status)
+
+
 class CheckpointedLoop:
     """What the search loop and the trainer share: saving, restoring progress, closing an epoch.
 
-    Subclasses provide ``run``, ``ctx``, ``epoch``, ``step``, ``metrics``, ``accum``, ``state_dict()`` and ``fit()``.
+    Subclasses provide ``run``, ``ctx``, ``cfg``, ``epoch``, ``step``, ``metrics``, ``accum``,
+    ``learning_rates``, ``state_dict()``, ``load_state_dict()`` and ``fit()``.
     """
 
     def save(self) -> None:
@@ -263,18 +374,6 @@ class CheckpointedLoop:
 
         if self.run is not None and self.ctx.is_main:
             save_checkpoint(self.state_dict(), self.run.checkpoint)
-
-    def fit_recording_failure(self):
-        """``fit()``; when it raises, the run's status says so (and why) before the error goes on."""
-        try:
-            return self.fit()
-        except BaseException as exc:
-            if self.run is not None:
-                exc.run_dir = self.run.path  # so an interrupt can name the folder to resume
-                if self.ctx.is_main:
-                    state = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
-                    self.run.set_status(state, error=str(exc) or type(exc).__name__, epoch=self.epoch)
-            raise
 
     def load_parts(self, state: dict[str, Any], parts: dict[str, Any]) -> None:
         """Load each part (module, optimiser, scheduler) from ``state[key]``; a mismatch is a one-line error."""
@@ -296,27 +395,6 @@ class CheckpointedLoop:
             return RomenasError(f"{where}; the last good checkpoint is kept in {self.run.path} — lower {lower}, "
                                 f"then --resume {self.run.path}")
         return RomenasError(f"{where}, before any checkpoint was written; lower {lower} and start again")
-
-    def retune(self, changes: dict[str, float], optimizers: dict[str, tuple]) -> None:
-        """Apply learning rates changed on resume: ``optimizers`` maps a setting to (optimizer,
-        cosine scheduler or None). A scheduled lr continues the cosine from the new base at the
-        current epoch; the change is recorded in config.json's ``history``."""
-        import math
-
-        for key, value in changes.items():
-            opt, sched = optimizers[key]
-            for group in opt.param_groups:
-                group["initial_lr"] = value
-                if sched is None:
-                    group["lr"] = value
-                    continue
-                progress = (1 + math.cos(math.pi * sched.last_epoch / sched.T_max)) / 2
-                group["lr"] = sched.eta_min + (value - sched.eta_min) * progress
-            if sched is not None:
-                sched.base_lrs = [value] * len(opt.param_groups)
-                sched._last_lr = [group["lr"] for group in opt.param_groups]  # what get_last_lr() reports
-        if changes and self.run is not None and self.ctx.is_main:
-            self.run.record_change(changes, epoch=self.epoch, step=self.step)
 
     def check_finite(self, module) -> None:
         """Before an epoch's checkpoint: weights that a last step made non-finite are a divergence,
@@ -375,12 +453,14 @@ class CheckpointedLoop:
                                "it cannot be resumed, start the run anew in another folder") from None
 
     def close_epoch(self, row: dict[str, Any], fresh_accum: dict[str, float], logger: "ScalarLogger") -> None:
-        """Record the epoch's row, move to the next epoch, checkpoint, then publish the metrics."""
+        """Record the epoch's row, move to the next epoch, checkpoint, then publish the metrics (and
+        the epochs done in status.json, which a killed run leaves as its last word)."""
         self.metrics.append(row)
         self.epoch, self.step, self.accum = self.epoch + 1, 0, fresh_accum
         self.save()
         if self.run is not None and self.ctx.is_main:
             self.run.write_metrics(self.metrics)
+            self.run.set_status("running", epoch=self.epoch)
             logger.log(row, row["epoch"])
 
 

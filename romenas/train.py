@@ -6,7 +6,6 @@ an uninterrupted run.
 """
 from __future__ import annotations
 
-import contextlib
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,14 +17,14 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from . import distributed as dist
-from .checkpoint import capture_rng, load_checkpoint, seed_everything
-from .config import TrainConfig, build_config, resolve_device, resolve_preset, resumed_config, retuned, to_dict
+from .checkpoint import capture_rng, seed_everything
+from .config import TrainConfig, build_config, resolve_device, resolve_preset, resumed_config, to_dict
 from .data import dataset_shape, epoch_loader, load_data, make_transform
 from .errors import RomenasError
 from .genotype import Genotype
 from .published import load_genotype
 from .runtime import Runtime
-from .runs import CheckpointedLoop, RunDir, ScalarLogger, default_run_path
+from .runs import CheckpointedLoop, RunDir, RunLifecycle, ScalarLogger
 from .weights import save_weights, trained_weights
 from .spaces import count_flops, count_parameters, network_for
 
@@ -165,6 +164,7 @@ class Trainer(CheckpointedLoop):
         self.opt = torch.optim.SGD(self.net.parameters(), cfg.lr, momentum=cfg.momentum,
                                    weight_decay=cfg.weight_decay, nesterov=cfg.nesterov)
         self.sched = torch.optim.lr_scheduler.CosineAnnealingLR(self.opt, cfg.epochs, eta_min=cfg.lr_min)
+        self.learning_rates = {"lr": (self.opt, self.sched)}
         self.epoch, self.step, self.metrics = 0, 0, []
         self.accum = self._zero_accum()
 
@@ -266,25 +266,18 @@ def train(genotype: "str | Genotype | None" = None, config: TrainConfig | None =
           out: str | Path | None = None, resume: str | Path | None = None, preset: str | None = None,
           **overrides: Any) -> TrainResult:
     """Train ``genotype`` (a run folder, JSON file, string or published name) from scratch, or resume a run."""
-    with contextlib.ExitStack() as hold:  # the run folder's lock, held until the run ends
-        ctx = dist.context()
+    with RunLifecycle("train") as life:
         if resume is not None:
-            RunDir.check_resume_arguments(resume, "train", genotype=genotype, out=out, preset=preset)
-            run = RunDir.open(resume, "train")
-            if ctx.is_main:
-                hold.enter_context(run.lock())
-            finished_before = run.status().get("state") == "finished" and run.model_card.exists()
-            saved = dict(run.config())
+            saved = dict(life.resume(resume, genotype=genotype, out=out, preset=preset))
+            finished_before = life.run.status().get("state") == "finished" and life.run.model_card.exists()
             if "genotype" not in saved:
-                raise RomenasError(f"{run.config_file} has no genotype; it is damaged, start the run anew in another "
-                                   "folder")
+                raise RomenasError(f"{life.run.config_file} has no genotype; it is damaged, start the run anew in "
+                                   "another folder")
             genotype = Genotype.from_dict(saved.pop("genotype"))
             saved.pop("genotype_source", None)
             cfg = resumed_config(TrainConfig, saved, overrides)
-            trainer = Trainer(genotype, cfg, run)
-            if run.has_checkpoint():  # a run stopped before its first checkpoint starts from its beginning
-                trainer.load_state_dict(load_checkpoint(run.checkpoint, "train", genotype.family))
-            trainer.retune(retuned(saved, cfg), {"lr": (trainer.opt, trainer.sched)})
+            trainer = Trainer(genotype, cfg, life.run)
+            life.restore(trainer, genotype.family)
         else:
             finished_before = False
             init = overrides.get("init") or (config.init if config is not None else None)
@@ -298,32 +291,25 @@ def train(genotype: "str | Genotype | None" = None, config: TrainConfig | None =
             if init:  # before its shape is lent: a run of another genotype cannot be continued
                 check_init_genotype(init, genotype)
             if config is None:
-                overrides = _with_lent(None if source == "given" else source, overrides, announce=ctx.is_main)
-            cfg = (config.validate() if config is not None
-                   else build_config(TrainConfig, overrides, resolve_preset(preset, overrides)))
-            if out is not None:
-                RunDir.check_new(out)
+                overrides = _with_lent(None if source == "given" else source, overrides, announce=life.ctx.is_main)
+                preset = resolve_preset(preset, overrides)
+                cfg = build_config(TrainConfig, overrides, preset)
+            else:
+                cfg = config.validate()
+            life.new(out)
             trainer = Trainer(genotype, cfg, None)  # data and network first: bad input leaves no run folder
-            path = dist.shared_path(out or default_run_path("train", genotype.family), ctx)
             record = {**to_dict(cfg), "genotype": genotype.to_dict(), "genotype_source": source}
-            run = RunDir.create(path, "train", record) if ctx.is_main else RunDir(path)
-            if ctx.is_main:
-                hold.enter_context(run.lock())
-            dist.barrier(ctx)
-            trainer.run = run
-        if ctx.is_main:
-            run.set_status("running", epoch=trainer.epoch, params=trainer.params)
-            run.write_json(run.genotype_file, genotype.to_dict())
-        result = trainer.fit_recording_failure()
-        checksums = dist.parameter_checksums(trainer.net, ctx)
+            life.create(trainer, (genotype.family,), record, preset=preset if config is None else None)
+        if life.ctx.is_main:
+            life.run.write_json(life.run.genotype_file, genotype.to_dict())
+        result = life.fit(trainer, params=trainer.params)
+        checksums = dist.parameter_checksums(trainer.net, life.ctx)
         if len(set(checksums)) > 1:
             raise RomenasError(f"distributed ranks ended with different weights ({checksums}); "
                                "this is a bug: please report it with the run folder")
-        if ctx.is_main:
+        life.finish(epoch=trainer.epoch, test_acc=result.test_acc, params=result.params, rank_checksums=checksums)
+        if life.ctx.is_main and not finished_before:  # resuming a finished run changes nothing: its card stays
             from .model_card import write_model_card
 
-            run.set_status("finished", epoch=trainer.epoch, test_acc=result.test_acc, params=result.params,
-                           rank_checksums=checksums)
-            if not finished_before:  # resuming a finished run changes nothing: its card stays as written
-                write_model_card(run.path)
+            write_model_card(life.run.path)
         return result

@@ -360,6 +360,7 @@ def test_targets_that_cannot_be_met_together_derive_no_cell():
                                     "verdict target", "long number", "deep nesting"])
 def test_a_damaged_budget_file_is_named_not_trusted(weak_budget, tmp_path, damage):
     from romenas.runs import RunDir
+    from romenas.search.budget import saved_budget
 
     run, _, _, _ = weak_budget
     copy = tmp_path / "copy"
@@ -387,7 +388,7 @@ def test_a_damaged_budget_file_is_named_not_trusted(weak_budget, tmp_path, damag
         text = "[" * 100_000 + "]" * 100_000
     (copy / "budget.json").write_text(text)
     with pytest.raises(RomenasError, match="budget.json|cannot read"):
-        saved_back = RunDir(copy).budget()
+        saved_back = saved_budget(RunDir(copy))
         CostTable.from_dict(saved_back["table"], "budget.json")
     if damage not in ("negative cost", "bool cost"):  # a damaged price matters to resume and derive (above) only
         assert "budget.json is damaged" in summary(copy)

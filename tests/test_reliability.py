@@ -626,3 +626,27 @@ def test_edited_training_data_is_caught_on_resume(tmp_path):
     (folder / "train" / "c0" / "00000.png").write_bytes((folder / "train" / "c1" / "00001.png").read_bytes() * 2)
     with pytest.raises(RomenasError, match="changed since this run's checkpoint"):
         search(resume=run)
+
+
+# ---- the run lifecycle (romenas/runs.py: RunLifecycle) ----------------------------------------
+@pytest.mark.parametrize("saved, preset", [
+    ({"preset": "darts-cifar10", "sources": {"epochs": "preset quickstart"}}, "darts-cifar10"),  # the field wins
+    ({"preset": None, "sources": {"epochs": "preset quickstart"}}, None),
+    ({"sources": {"epochs": "flag", "channels": "preset s3-cifar10"}}, "s3-cifar10"),  # written before the field
+    ({"sources": {"epochs": "flag"}}, None),
+    ({"sources": ["preset quickstart"]}, None),
+    ({}, None),
+])
+def test_config_json_names_its_preset_and_old_run_folders_still_do(tmp_path, saved, preset):
+    from romenas.runs import RunDir
+
+    (tmp_path / "config.json").write_text(json.dumps({"kind": "search", "config": {}, **saved}))
+    assert RunDir(tmp_path).preset() == preset
+
+
+def test_search_and_train_record_their_preset(finished_run):
+    from romenas.runs import RunDir
+
+    for name in ("run", "trained"):  # both on the built-in digits: the quick start
+        assert json.loads((finished_run / name / "config.json").read_text())["preset"] == "quickstart"
+        assert RunDir(finished_run / name).preset() == "quickstart"

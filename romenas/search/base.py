@@ -28,7 +28,7 @@ from torch import nn
 from ..algorithms import ALGORITHM_ENTRIES, algorithm_entry, resolve_options
 from ..derive import darts_rule, topology_rule
 from ..genotype import Genotype
-from ..spaces import Plan, SearchSpace
+from ..spaces import Plan, SearchSpace, get_space
 from ..topology import get_topology_sampler
 
 Batch = tuple[torch.Tensor, torch.Tensor]
@@ -44,6 +44,15 @@ def create_algorithm(name: str, space: SearchSpace, generator: torch.Generator, 
     """Algorithm ``name`` over ``space`` with ``options`` (the rest at their registered defaults,
     each checked; another algorithm's option is refused)."""
     return get_algorithm(name)(space, generator, **resolve_options(name, {}, options))
+
+
+def build_algorithm(cfg, generator: torch.Generator) -> "SearchAlgorithm":
+    """The config's algorithm over its space (restricted to ``cfg.ops``); a bad name or op set
+    fails here, before any data is read."""
+    space = get_space(cfg.space)
+    if cfg.ops is not None:
+        space = space.restricted(cfg.ops)
+    return create_algorithm(cfg.algorithm, space, generator, **cfg.options)
 
 
 class _Algorithms(Mapping):

@@ -14,21 +14,61 @@ act at every cost), and in units of the target, so one lambda serves every metri
 """
 from __future__ import annotations
 
+import math
+from pathlib import Path
 from typing import Any
 
 import torch
 
+from ..checkpoint import load_checkpoint
+from ..config import (METRICS, TARGETS, SearchConfig, format_cost, load_preset, network_size_fits, resolve_device,
+                      resumed_config)
+from ..data import load_data
+from ..derive import most_probable_within
 from ..errors import RomenasError
 from ..genotype import Genotype
 from ..registry import get_family
 from ..runs import RunDir
 from ..spaces import SearchSpace, build_network
-from ..config import TARGETS, format_cost
-from ..derive import most_probable_within
 from ..spaces.cost import CostTable, cost_table, network_cost
+from .base import build_algorithm
 
 #: Settings that only matter with a target; a run without one records none of them.
 BUDGET_OPTIONS = ("budget_weight", "budget_channels", "budget_layers")
+
+
+def saved_budget(run: RunDir) -> dict[str, Any] | None:
+    """A search's budget.json, checked (None where the run has no budget): ``targets`` (metric ->
+    target), ``table`` (the cost table's JSON form; ``table['network']`` the size it priced), and
+    once the search has ended ``genotype`` and ``derived`` (metric -> target, measured, met),
+    plus ``mode`` where the most probable cell exceeded the budget. Anything else is a one-line
+    RomenasError."""
+    if not run.budget_file.is_file():
+        return None
+    saved = run.read_json(run.budget_file)
+    try:
+        network = saved["table"]["network"]
+        number = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+        targets = saved["targets"]
+        ok = (isinstance(targets, dict) and targets
+              and all(m in METRICS and number(t) and t > 0 for m, t in targets.items())
+              and network_size_fits(network))
+        derived = saved.get("derived")
+        if derived is not None:  # the verdict: one row per target, met exactly when measured <= target
+            ok = ok and isinstance(derived, dict) and set(derived) == set(targets) and isinstance(
+                saved.get("genotype", ""), str) and all(
+                isinstance(r, dict) and number(r["measured"]) and r["target"] == targets[m]
+                and r["met"] is (r["measured"] <= r["target"]) for m, r in derived.items())
+        mode = saved.get("mode")
+        if mode is not None:
+            ok = ok and isinstance(mode, dict) and isinstance(mode.get("cost"), dict) and all(
+                number(mode["cost"].get(m)) for m in targets)
+    except (KeyError, TypeError, AttributeError):
+        ok = False
+    if not ok:
+        raise RomenasError(f"{run.budget_file} is damaged; delete it to measure the costs again "
+                           "(a finished search's verdict is then left out)")
+    return saved
 
 
 def targets_of(cfg) -> dict[str, float]:
@@ -62,7 +102,7 @@ class Budget:
         if not targets:
             return None
         family = get_family(space.family)
-        saved = run.budget() if run is not None else None
+        saved = saved_budget(run) if run is not None else None
         if saved is not None:
             table = CostTable.from_dict(saved["table"], str(run.budget_file))
         else:
@@ -132,3 +172,71 @@ class Budget:
 
     def to_dict(self) -> dict[str, Any]:
         return {"targets": self.targets, "weight": self.weight, "table": self.table.to_dict()}
+
+
+def derive_within(run: str | Path, targets: dict[str, float], channels: int | None = None,
+                  layers: int | None = None, image_size: int | None = None) -> tuple[Genotype, Genotype, dict, dict]:
+    """Derive a finished (or checkpointed) search's cell again under ``targets`` (metric -> target,
+    as :data:`romenas.config.TARGETS` names them): search once, derive for each device.
+
+    Returns (the most probable genotype whose cost fits, the search's most probable one, the
+    fitting one's table cost per metric, the priced network's size). The network priced: each of
+    ``channels``, ``layers`` and ``image_size`` given, else the run's own budget size where it
+    searched under one, else its preset's budget size (as a search with a target prices it), else
+    the family's paper size, on the search's images. Raises RomenasError
+    where no genotype of the space fits (the message names the smallest cost), where the targets
+    cannot be met together, or where the run has no checkpoint or non-finite parameters.
+    """
+    run = RunDir.open(run, "search", "a budget derives a search run's cell again; pass a search run folder")
+    cfg = resumed_config(SearchConfig, run.config(), {})
+    if not run.has_checkpoint():
+        raise RomenasError(f"{run.path} has no checkpoint.pt: deriving again reads the search's architecture "
+                           "parameters from it (a run keeps it when it finishes); search again")
+    state = load_checkpoint(run.checkpoint, "search", cfg.space)
+    algo = build_algorithm(cfg, torch.Generator().manual_seed(cfg.seed))
+    try:
+        algo.load_state_dict(state["algo"])
+    except (KeyError, RuntimeError, TypeError) as exc:
+        raise RomenasError(f"{run.checkpoint} does not hold this search's architecture parameters "
+                           f"({type(exc).__name__}); the checkpoint is damaged") from None
+    if not all(torch.isfinite(p).all() for p in algo.parameters()):
+        raise RomenasError(f"the architecture parameters in {run.checkpoint} are not finite (the search diverged); "
+                           "no cell can be derived from them, search again with a lower --a-lr")
+    saved = saved_budget(run)
+    own = saved["table"]["network"] if saved is not None else _preset_budget_size(run)
+    family = algo.space.cell_family
+    size = {"channels": channels or own.get("channels") or family.channels,
+            "layers": layers or own.get("layers") or family.layers,
+            "image_size": image_size or own.get("image_size")}
+    latency = "latency_ms" in targets
+    family.check_size(size["channels"], size["layers"], "--budget-channels and --budget-layers")
+    if saved is not None and size == {k: own.get(k) for k in size} and (not latency or saved["table"].get("device")):
+        table = CostTable.from_dict(saved["table"], str(run.budget_file))
+    else:
+        try:  # the priced network has the search's classes, channels in and (by default) image size
+            data = load_data(cfg.dataset, cfg.data_dir, False, cfg.limit_train, None, cfg.image_size, cfg.augment)
+        except RomenasError as exc:
+            raise RomenasError(f"deriving within a budget prices the network on the search's data, which cannot be "
+                               f"read here: {exc}") from None
+        size["image_size"] = size["image_size"] or data.image_size
+        table = cost_table(algo.space, size["channels"], size["layers"], data.num_classes, data.in_channels,
+                           size["image_size"], latency_device=resolve_device(cfg.device) if latency else None)
+    budget = Budget(table, targets, 1.0, algo.space.inputs_per_node)
+    budget.check_reachable(algo.space.name)
+    genotype, mode = budget.derive(algo)
+    cost = table.genotype_cost(genotype)
+    if any(cost[m] > t for m, t in targets.items()):
+        raise RomenasError("no cell of the space fits all the targets at once (each alone can be met); relax one of "
+                           "them")
+    return genotype, mode, cost, size
+
+
+def _preset_budget_size(run: RunDir) -> dict[str, Any]:
+    """The network a budget would have priced for a run searched without one: its preset's budget
+    size, as ``romenas search --target-*`` prices it."""
+    try:
+        name = run.preset()
+        values = load_preset(name, "search") if name else {}
+    except RomenasError:
+        return {}
+    return {"channels": values.get("budget_channels"), "layers": values.get("budget_layers")}

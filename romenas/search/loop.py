@@ -7,7 +7,6 @@ them, one subnet's activations in memory at a time, and applied once.
 """
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import time
 import types
@@ -21,19 +20,19 @@ from tqdm.auto import tqdm
 from .. import distributed as dist
 from ..bench.collapse import collapse_metrics
 from ..bench import search_tables
-from ..checkpoint import capture_rng, load_checkpoint, seed_everything
-from ..config import (SearchConfig, budget_line, build_config, load_preset, resolve_device, resolve_preset, resumed_config,
-                      retuned, setting_sources, to_dict)
+from ..checkpoint import capture_rng, seed_everything
+from ..config import (SearchConfig, budget_line, build_config, resolve_device, resolve_preset, resumed_config,
+                      setting_sources, to_dict)
 from ..algorithms import refuse_foreign_options
 from ..data import epoch_loader, load_data, make_transform
 from ..errors import RomenasError
 from ..genotype import Genotype
 from ..runtime import Runtime
-from ..runs import CheckpointedLoop, RunDir, ScalarLogger, default_run_path
-from ..spaces import Plan, get_space
+from ..runs import CheckpointedLoop, RunDir, RunLifecycle, ScalarLogger
+from ..spaces import Plan
 from ..spaces.replicas import per_replica_loss
-from .base import SearchAlgorithm, StepContext, create_algorithm
-from .budget import BUDGET_OPTIONS, Budget, check_budget_flags
+from .base import StepContext, build_algorithm
+from .budget import BUDGET_OPTIONS, Budget, check_budget_flags, saved_budget
 
 
 @dataclass
@@ -61,15 +60,6 @@ def epoch_line(row: dict[str, Any], epochs: int) -> str:
     for metric, cost in row.get("budget", {}).items():
         line += f"  E[{metric}] {cost['expected']:.4g}/{cost['target']:g}"
     return line + f"  {row['seconds']:.0f}s"
-
-
-def build_algorithm(cfg: SearchConfig, generator: torch.Generator) -> SearchAlgorithm:
-    """The config's algorithm over its space (restricted to ``cfg.ops``); a bad name or op set
-    fails here, before any data is read."""
-    space = get_space(cfg.space)
-    if cfg.ops is not None:
-        space = space.restricted(cfg.ops)
-    return create_algorithm(cfg.algorithm, space, generator, **cfg.options)
 
 
 class Searcher(CheckpointedLoop):
@@ -131,6 +121,7 @@ class Searcher(CheckpointedLoop):
             loss=self._plan_loss, weights=tuple(self.net.parameters()),
             weight_optimizer=types.MappingProxyType(group),
             momentum=lambda p: self.w_opt.state.get(p, {}).get("momentum_buffer"))
+        self.learning_rates = {"w_lr": (self.w_opt, self.w_sched), "a_lr": (self.a_opt, None)}
 
     def _check_capabilities(self, cfg: SearchConfig, can) -> None:
         """What the algorithm declares it can do against how the search runs (before any data is read)."""
@@ -263,7 +254,7 @@ class Searcher(CheckpointedLoop):
     def _measured_budget(self, genotype: Genotype) -> dict[str, Any]:
         """The derived network measured against the budget; a run resumed after it finished keeps
         the verdict it wrote (latency would be timed again under another load)."""
-        saved = self.run.budget() if self.run is not None else None
+        saved = saved_budget(self.run) if self.run is not None else None
         if saved is not None and saved.get("genotype") == genotype.to_string() and "derived" in saved:
             return saved["derived"]
         return self.budget.measure(genotype, self.device)
@@ -330,19 +321,11 @@ def search(config: SearchConfig | None = None, *, out: str | Path | None = None,
     and no ``preset`` the recipe applies. ``resume`` continues the run in that folder exactly
     where its checkpoint ends.
     """
-    with contextlib.ExitStack() as hold:  # the run folder's lock, held until the run ends
-        ctx = dist.context()
+    with RunLifecycle("search") as life:
         if resume is not None:
-            RunDir.check_resume_arguments(resume, "search", out=out, preset=preset)
-            run = RunDir.open(resume, "search")
-            if ctx.is_main:
-                hold.enter_context(run.lock())
-            cfg = resumed_config(SearchConfig, run.config(), overrides)
-            searcher = Searcher(cfg, run)
-            if run.has_checkpoint():  # a run stopped before its first checkpoint starts from its beginning
-                searcher.load_state_dict(load_checkpoint(run.checkpoint, "search", cfg.space))
-            searcher.retune(retuned(run.config(), cfg), {"w_lr": (searcher.w_opt, searcher.w_sched),
-                                                         "a_lr": (searcher.a_opt, None)})
+            cfg = resumed_config(SearchConfig, life.resume(resume, out=out, preset=preset), overrides)
+            searcher = Searcher(cfg, life.run)
+            life.restore(searcher, cfg.space)
         else:
             if config is not None:  # a config built by hand holds exactly its own values: no recipe applies
                 recipe = "none" if config.recipe == "auto" else config.recipe
@@ -355,94 +338,13 @@ def search(config: SearchConfig | None = None, *, out: str | Path | None = None,
                 check_budget_flags(cfg, overrides)
                 sources = {k: v for k, v in setting_sources(SearchConfig, overrides, preset, cfg.recipe).items()
                            if k in to_dict(cfg)}
-                if ctx.is_main and cfg.progress:
+                if life.ctx.is_main and cfg.progress:
                     print(f"settings: recipe {cfg.recipe}, preset {preset or 'none'}, flags for "
                           f"{sorted(k for k, v in sources.items() if v == 'flag') or 'nothing'} "
                           "(config.json 'sources' says where each value came from)", flush=True)
-            if out is not None:
-                RunDir.check_new(out)
+            life.new(out)
             searcher = Searcher(cfg, None)  # data and supernet first: bad input leaves no run folder behind
-            path = dist.shared_path(out or default_run_path("search", cfg.algorithm, cfg.space), ctx)
-            run = RunDir.create(path, "search", searcher.record(), sources) if ctx.is_main else RunDir(path)
-            if ctx.is_main:
-                hold.enter_context(run.lock())
-            dist.barrier(ctx)
-            searcher.run = run
-        if ctx.is_main:
-            run.set_status("running", epoch=searcher.epoch)
-        result = searcher.fit_recording_failure()
-        if ctx.is_main:
-            run.set_status("finished", epoch=searcher.epoch, genotype=result.genotype.to_string())
+            life.create(searcher, (cfg.algorithm, cfg.space), searcher.record(), sources, preset)
+        result = life.fit(searcher)
+        life.finish(epoch=searcher.epoch, genotype=result.genotype.to_string())
         return result
-
-
-def derive_within(run: str | Path, targets: dict[str, float], channels: int | None = None,
-                  layers: int | None = None, image_size: int | None = None) -> tuple[Genotype, Genotype, dict, dict]:
-    """Derive a finished (or checkpointed) search's cell again under ``targets`` (metric -> target,
-    as :data:`romenas.config.TARGETS` names them): search once, derive for each device.
-
-    Returns (the most probable genotype whose cost fits, the search's most probable one, the
-    fitting one's table cost per metric, the priced network's size). The network priced: each of
-    ``channels``, ``layers`` and ``image_size`` given, else the run's own budget size where it
-    searched under one, else its preset's budget size (as a search with a target prices it), else
-    the family's paper size, on the search's images. Raises RomenasError
-    where no genotype of the space fits (the message names the smallest cost), where the targets
-    cannot be met together, or where the run has no checkpoint or non-finite parameters.
-    """
-    from ..spaces.cost import CostTable, cost_table
-
-    run = RunDir.open(run, "search", "a budget derives a search run's cell again; pass a search run folder")
-    cfg = resumed_config(SearchConfig, run.config(), {})
-    if not run.has_checkpoint():
-        raise RomenasError(f"{run.path} has no checkpoint.pt: deriving again reads the search's architecture "
-                           "parameters from it (a run keeps it when it finishes); search again")
-    state = load_checkpoint(run.checkpoint, "search", cfg.space)
-    algo = build_algorithm(cfg, torch.Generator().manual_seed(cfg.seed))
-    try:
-        algo.load_state_dict(state["algo"])
-    except (KeyError, RuntimeError, TypeError) as exc:
-        raise RomenasError(f"{run.checkpoint} does not hold this search's architecture parameters "
-                           f"({type(exc).__name__}); the checkpoint is damaged") from None
-    if not all(torch.isfinite(p).all() for p in algo.parameters()):
-        raise RomenasError(f"the architecture parameters in {run.checkpoint} are not finite (the search diverged); "
-                           "no cell can be derived from them, search again with a lower --a-lr")
-    saved = run.budget()
-    own = saved["table"]["network"] if saved is not None else _preset_budget_size(run)
-    family = algo.space.cell_family
-    size = {"channels": channels or own.get("channels") or family.channels,
-            "layers": layers or own.get("layers") or family.layers,
-            "image_size": image_size or own.get("image_size")}
-    latency = "latency_ms" in targets
-    family.check_size(size["channels"], size["layers"], "--budget-channels and --budget-layers")
-    if saved is not None and size == {k: own.get(k) for k in size} and (not latency or saved["table"].get("device")):
-        table = CostTable.from_dict(saved["table"], str(run.budget_file))
-    else:
-        try:  # the priced network has the search's classes, channels in and (by default) image size
-            data = load_data(cfg.dataset, cfg.data_dir, False, cfg.limit_train, None, cfg.image_size, cfg.augment)
-        except RomenasError as exc:
-            raise RomenasError(f"deriving within a budget prices the network on the search's data, which cannot be "
-                               f"read here: {exc}") from None
-        size["image_size"] = size["image_size"] or data.image_size
-        table = cost_table(algo.space, size["channels"], size["layers"], data.num_classes, data.in_channels,
-                           size["image_size"], latency_device=resolve_device(cfg.device) if latency else None)
-    budget = Budget(table, targets, 1.0, algo.space.inputs_per_node)
-    budget.check_reachable(algo.space.name)
-    genotype, mode = budget.derive(algo)
-    cost = table.genotype_cost(genotype)
-    if any(cost[m] > t for m, t in targets.items()):
-        raise RomenasError("no cell of the space fits all the targets at once (each alone can be met); relax one of "
-                           "them")
-    return genotype, mode, cost, size
-
-
-def _preset_budget_size(run: RunDir) -> dict[str, Any]:
-    """The network a budget would have priced for a run searched without one: its preset's budget
-    size (config.json's 'sources' names the preset), as ``romenas search --target-*`` prices it."""
-    try:
-        sources = run.read_json(run.config_file).get("sources") or {}
-        name = next((v[len("preset "):] for v in sources.values() if isinstance(v, str) and v.startswith("preset ")),
-                    None)
-        values = load_preset(name, "search") if name else {}
-    except (RomenasError, AttributeError):
-        return {}
-    return {"channels": values.get("budget_channels"), "layers": values.get("budget_layers")}
