@@ -1,4 +1,5 @@
-"""What the search benchmarks share: resumable runs per (variant, seed) and mean +- std tables."""
+"""What the search benchmarks share: their searches as one romenas sweep (resumable, --jobs,
+--executor), the variants they compare, and mean +- std tables."""
 from __future__ import annotations
 
 import argparse
@@ -56,23 +57,22 @@ def benchmark_parser(doc: str, presets: dict, results: str, seeds: list[int]) ->
     p.add_argument("--ops", nargs="+", metavar="OP",
                    help="restrict every edge to these ops, for every algorithm (default: the space's own)")
     p.add_argument("--out", default=str(REPO / "benchmarks" / "results" / results))
+    p.add_argument("--jobs", type=int, default=1, help="searches at once (romenas sweep --jobs; default 1)")
+    p.add_argument("--executor", choices=("local", "ray", "slurm"), default="local",
+                   help="where the searches run (romenas sweep --executor; default local)")
     return p
 
 
-def search_once(run: Path, args: argparse.Namespace, preset: dict[str, Any], **settings: Any):
-    """Search into ``run`` with the preset, the benchmark's data and epochs options and ``settings``;
-    a search already there is finished or reused instead (benchmarks can be re-run)."""
-    import romenas
-
-    if (run / "config.json").exists():
-        return romenas.search(resume=run, progress=False)
+def run_settings(args: argparse.Namespace, preset: dict[str, Any], **settings: Any) -> dict[str, Any]:
+    """One search's settings: the preset, then ``settings`` (a variant's, the space, the seed), then
+    the benchmark's data, epochs and ops options."""
     from romenas.algorithms import algorithm_entry, option_owners
 
     # A preset's value of a setting the variant's algorithm does not read does not apply (as in
     # the CLI); passed explicitly, it would be refused (DARTS takes no K).
     used = algorithm_entry(settings.get("algorithm", preset.get("algorithm", "rome"))).option_names
     preset = {k: v for k, v in preset.items() if k not in option_owners() or k in used}
-    settings = {**preset, **settings, "dataset": args.dataset, "data_dir": args.data_dir, "progress": False}
+    settings = {**preset, **settings, "dataset": args.dataset, "data_dir": args.data_dir}
     if args.epochs:
         settings["epochs"] = args.epochs
     if settings.pop("equal_iterations", False):  # epochs x K as the preset's (else ROME's recipe: 50 x 7)
@@ -80,7 +80,24 @@ def search_once(run: Path, args: argparse.Namespace, preset: dict[str, Any], **s
         settings["epochs"] = max(1, round(base / settings["samples"]))
     if args.ops:
         settings["ops"] = args.ops
-    return romenas.search(out=run, **settings)
+    return settings
+
+
+def search_all(args: argparse.Namespace, runs: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Every search of ``runs`` (folder name -> :func:`run_settings`) as one romenas sweep into
+    ``args.out/sweep``, ``args.jobs`` at once on ``args.executor``; returns each run's SearchResult.
+    Re-running the benchmark reuses finished searches and resumes interrupted ones."""
+    import romenas
+    from romenas.errors import RomenasError
+
+    folder = Path(args.out) / "sweep"
+    entries = [{"name": name, **settings} for name, settings in runs.items()]
+    done = romenas.sweep(runs=entries, out=folder, jobs=args.jobs, executor=args.executor, progress=True)
+    failed = [f"{r['run']} ({r['status']})" for r in done.rows if r["run"] in runs and r["status"] != "finished"]
+    if failed:
+        raise RomenasError(f"searches not finished: {', '.join(failed)}; see {folder}/logs, then run the "
+                           "benchmark again to resume them")
+    return {name: romenas.search(resume=folder / name, progress=False) for name in runs}
 
 
 def train_once(run: Path, genotype, args: argparse.Namespace, seed: int, **settings: Any):

@@ -25,8 +25,8 @@ from datetime import date
 from pathlib import Path
 
 from _runs import run_benchmark
-from _runs import (SHARED, VARIANTS, benchmark_parser, convergence_columns, mean_std, per_seed_table, search_once,
-                   train_once, write_csv)
+from _runs import (SHARED, VARIANTS, benchmark_parser, convergence_columns, mean_std, per_seed_table, run_settings,
+                   search_all, train_once, write_csv)
 from nb201_search import PRESETS as NB201_PRESETS
 from robust_spaces import PRESETS as DARTS_PRESETS
 
@@ -72,7 +72,7 @@ def main() -> None:
     table = NB201Table.load(args.table) if args.space == "nb201" else None
     rows = []
 
-    def add(algorithm, strategy, target, seed, run, genotype, last, budget_result, searched):
+    def add(algorithm, strategy, target, seed, trained, genotype, last, budget_result, searched):
         if budget_result is not None:
             measured = {m: r["measured"] for m, r in budget_result.items()}
             met = all(r["met"] for r in budget_result.values())
@@ -87,7 +87,7 @@ def main() -> None:
         if table is not None:
             accuracy = table.lookup(genotype)["cifar10"]
         else:
-            accuracy = train_once(run / "train", genotype, args, seed, limit_train=preset.get("limit_train"),
+            accuracy = train_once(trained, genotype, args, seed, limit_train=preset.get("limit_train"),
                                   channels=args.budget_channels, layers=args.budget_layers).test_acc
         label = "none" if target is None else f"{target:g}"
         rows.append({"algorithm": algorithm, "strategy": strategy if target is not None else "-",
@@ -100,26 +100,35 @@ def main() -> None:
         print(f"{algorithm} {strategy} {args.metric} target {label} seed {seed}: {measured['mflops']:.1f} MFLOPs, "
               f"{measured['mparams']:.3f} M params, met {met}, accuracy {accuracy:.2f}", flush=True)
 
+    extra = {"nb201_table": args.table} if args.space == "nb201" else {}
+    names, searches = {}, {}  # (algorithm, seed, target) -> run name (target None: unconstrained)
     for algorithm in args.algorithms:
         for seed in args.seeds:
-            free = out / f"{args.space}-{algorithm}-{args.metric}-none-seed{seed}"
-            extra = {"nb201_table": args.table} if args.space == "nb201" else {}
-            unconstrained = search_once(free, args, preset, **VARIANTS[algorithm], **extra, space=args.space, seed=seed)
-            add(algorithm, "-", None, seed, free, unconstrained.genotype, unconstrained.metrics[-1], None,
+            targets = [None] + (list(args.targets) if "penalty" in args.strategies else [])
+            for target in targets:
+                label = "none" if target is None else f"{target:g}"
+                budget = {} if target is None else {TARGET_FLAGS[args.metric]: target, **size}
+                name = names[(algorithm, seed, target)] = f"{args.space}-{algorithm}-{args.metric}-{label}-seed{seed}"
+                searches[name] = run_settings(args, preset, **VARIANTS[algorithm], **budget, **extra, space=args.space,
+                                              seed=seed)
+    results = search_all(args, searches)
+    for algorithm in args.algorithms:
+        for seed in args.seeds:
+            free = out / "sweep" / names[(algorithm, seed, None)]
+            unconstrained = results[free.name]
+            add(algorithm, "-", None, seed, out / "trained" / free.name, unconstrained.genotype, unconstrained.metrics[-1], None,
                 unconstrained)
             for target in args.targets:
                 label = f"{target:g}"
                 if "penalty" in args.strategies:
-                    run = out / f"{args.space}-{algorithm}-{args.metric}-{label}-seed{seed}"
-                    budget = {TARGET_FLAGS[args.metric]: target, **size}
-                    result = search_once(run, args, preset, **VARIANTS[algorithm], **budget, **extra,
-                                         space=args.space, seed=seed)
-                    add(algorithm, "penalty", target, seed, run, result.genotype, result.metrics[-1], result.budget,
+                    name = names[(algorithm, seed, target)]
+                    result = results[name]
+                    add(algorithm, "penalty", target, seed, out / "trained" / name, result.genotype, result.metrics[-1], result.budget,
                         result)
                 if "derive" in args.strategies:
                     genotype, *_ = derive_within(free, {METRIC_KEYS[args.metric]: target},
                                                    channels=args.budget_channels, layers=args.budget_layers)
-                    add(algorithm, "derive", target, seed, free / f"derive-{label}", genotype,
+                    add(algorithm, "derive", target, seed, out / "trained" / f"{free.name}-derive{label}", genotype,
                         unconstrained.metrics[-1], None, unconstrained)
     write_csv(out / "budgets.csv", rows)
     source = "NAS-Bench-201 CIFAR-10 (looked up)" if args.space == "nb201" else f"test, {args.train_epochs}-epoch retrain"

@@ -20,8 +20,8 @@ from datetime import date
 from pathlib import Path
 
 from _runs import run_benchmark
-from _runs import (SHARED, VARIANTS, benchmark_parser, convergence_columns, mean_std, per_seed_table, search_once,
-                   write_csv)
+from _runs import (SHARED, VARIANTS, benchmark_parser, convergence_columns, mean_std, per_seed_table, run_settings,
+                   search_all, write_csv)
 
 PRESETS = {
     # The published scale; epochs, optimisers and K come from each algorithm's recipe.
@@ -47,12 +47,13 @@ def main():
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    results = search_all(args, {f"{variant}-seed{seed}": run_settings(
+        args, PRESETS[args.preset], **VARIANTS[variant], seed=seed, space="nb201", nb201_table=args.table)
+        for variant in args.variants for seed in args.seeds})
     rows = []
     for variant in args.variants:
         for seed in args.seeds:
-            run = out / f"{variant}-seed{seed}"
-            result = search_once(run, args, PRESETS[args.preset], **VARIANTS[variant], seed=seed, space="nb201",
-                                 nb201_table=args.table)
+            result = results[f"{variant}-seed{seed}"]
             last = result.metrics[-1]
             rows.append({"variant": variant, "seed": seed,
                          **{k: last["nb201"][k] for k in ("cifar10", "cifar100", "imagenet16-120")},

@@ -17,7 +17,7 @@ from __future__ import annotations
 from datetime import date
 from pathlib import Path
 
-from _runs import (VARIANTS, benchmark_parser, convergence_columns, mean_std, run_benchmark, search_once,
+from _runs import (VARIANTS, benchmark_parser, convergence_columns, mean_std, run_benchmark, run_settings, search_all,
                    space_algorithm_table, write_csv)
 
 SPACES = ("1shot1-s1", "1shot1-s2", "1shot1-s3")
@@ -54,19 +54,19 @@ def main():
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    grid = [(space, algorithm, seed) for space in args.spaces for algorithm in args.algorithms for seed in args.seeds]
+    results = search_all(args, {f"{space}-{algorithm}-seed{seed}": run_settings(
+        args, PRESETS[args.preset], **VARIANTS[algorithm], space=space, seed=seed) for space, algorithm, seed in grid})
     rows = []
-    for space in args.spaces:
-        for algorithm in args.algorithms:
-            for seed in args.seeds:
-                result = search_once(out / f"{space}-{algorithm}-seed{seed}", args, PRESETS[args.preset],
-                                     **VARIANTS[algorithm], space=space, seed=seed)
-                row = {"space": space, "algorithm": algorithm, "seed": seed, **skip_counts(result.genotype),
-                       **convergence_columns(result.metrics[-1]),
-                       "search_seconds": round(sum(m["seconds"] for m in result.metrics)),
-                       "genotype": result.genotype.to_string()}
-                rows.append(row)
-                print(f"{space} {algorithm:6s} seed {seed}: skips {row['skips']}/{row['blocks']} "
-                      f"(run: {row['skips_pruned']}/{row['blocks_pruned']})  {row['genotype']}", flush=True)
+    for space, algorithm, seed in grid:
+        result = results[f"{space}-{algorithm}-seed{seed}"]
+        row = {"space": space, "algorithm": algorithm, "seed": seed, **skip_counts(result.genotype),
+               **convergence_columns(result.metrics[-1]),
+               "search_seconds": round(sum(m["seconds"] for m in result.metrics)),
+               "genotype": result.genotype.to_string()}
+        rows.append(row)
+        print(f"{space} {algorithm:6s} seed {seed}: skips {row['skips']}/{row['blocks']} "
+              f"(run: {row['skips_pruned']}/{row['blocks_pruned']})  {row['genotype']}", flush=True)
     write_csv(out / "oneshot1_skips.csv", rows)
     columns = {
         "skips per cell": lambda rs: f"{mean_std((r['skips'] for r in rs), 1)} of {rs[0]['blocks']}",

@@ -16,8 +16,8 @@ from datetime import date
 from pathlib import Path
 
 from _runs import run_benchmark
-from _runs import (VARIANTS, benchmark_parser, convergence_columns, mean_std, search_once, space_algorithm_table,
-                   train_once, write_csv)
+from _runs import (VARIANTS, benchmark_parser, convergence_columns, mean_std, run_settings, search_all,
+                   space_algorithm_table, train_once, write_csv)
 
 ALGORITHMS = ("darts", "gdas", "rome")
 #: ROME's ablation in S1-S4, where topology disentanglement exists (benchmarks/_runs.py: VARIANTS).
@@ -53,24 +53,25 @@ def main():
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    grid = [(space, algorithm, seed) for space in args.spaces for algorithm in args.algorithms for seed in args.seeds]
+    results = search_all(args, {f"{space}-{algorithm}-seed{seed}": run_settings(
+        args, PRESETS[args.preset], **VARIANTS[algorithm], space=space, seed=seed) for space, algorithm, seed in grid})
     rows = []
-    for space in args.spaces:
-        for algorithm in args.algorithms:
-            for seed in args.seeds:
-                run = out / f"{space}-{algorithm}-seed{seed}"
-                result = search_once(run, args, PRESETS[args.preset], **VARIANTS[algorithm], space=space, seed=seed)
-                collapse = result.metrics[-1]["collapse"]
-                row = {"space": space, "algorithm": algorithm, "seed": seed,
-                       "param_free_normal": collapse["param_free/normal"], "skip_normal": collapse["skip/normal"],
-                       "param_free_reduce": collapse["param_free/reduce"], "skip_reduce": collapse["skip/reduce"],
-                       **convergence_columns(result.metrics[-1]),
-                       "search_seconds": round(sum(m["seconds"] for m in result.metrics)),
-                       "genotype": result.genotype.to_string(), "test_acc": ""}
-                if args.train_epochs:
-                    row["test_acc"] = train_once(run / "train", result.genotype, args, seed).test_acc
-                rows.append(row)
-                print(f"{space} {algorithm:6s} seed {seed}: param-free normal {row['param_free_normal']}, "
-                      f"skip normal {row['skip_normal']}  {row['genotype']}", flush=True)
+    for space, algorithm, seed in grid:
+        name = f"{space}-{algorithm}-seed{seed}"
+        result = results[name]
+        collapse = result.metrics[-1]["collapse"]
+        row = {"space": space, "algorithm": algorithm, "seed": seed,
+               "param_free_normal": collapse["param_free/normal"], "skip_normal": collapse["skip/normal"],
+               "param_free_reduce": collapse["param_free/reduce"], "skip_reduce": collapse["skip/reduce"],
+               **convergence_columns(result.metrics[-1]),
+               "search_seconds": round(sum(m["seconds"] for m in result.metrics)),
+               "genotype": result.genotype.to_string(), "test_acc": ""}
+        if args.train_epochs:
+            row["test_acc"] = train_once(out / "trained" / name, result.genotype, args, seed).test_acc
+        rows.append(row)
+        print(f"{space} {algorithm:6s} seed {seed}: param-free normal {row['param_free_normal']}, "
+              f"skip normal {row['skip_normal']}  {row['genotype']}", flush=True)
     write_csv(out / "robust_spaces.csv", rows)
     columns = {
         "param-free ops (normal)": lambda rs: mean_std((r["param_free_normal"] for r in rs), 1),

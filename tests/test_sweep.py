@@ -16,7 +16,7 @@ from romenas.cli import main
 from romenas.errors import RomenasError
 from romenas.runs import RunDir
 from romenas.sweep import sweep
-from romenas.sweep.grid import grid_runs, parse_grid
+from romenas.sweep.grid import grid_runs, listed_runs, parse_grid
 
 TINY = dict(dataset="digits", limit_train=128, channels=4, layers=1, epochs=2, batch_size=32, space="nb201")
 
@@ -162,3 +162,17 @@ def test_a_worker_killed_mid_search_is_resumed_to_the_uninterrupted_result(tmp_p
     whole = sweep(["gdas"], [0], out=tmp_path / "whole", threads=1, progress=False, **settings)
     assert whole.rows[0]["status"] == "finished"
     assert _result(tmp_path / "k" / "gdas-seed0") == _result(tmp_path / "whole" / "gdas-seed0")
+
+
+def test_runs_given_one_by_one_keep_their_names_and_are_checked_like_a_file():
+    runs = listed_runs([{"algorithm": "gdas", "seed": 1, "name": "mine", "epochs": 2, "data_dir": None},
+                        {"algorithm": "rome", "samples": 3}])
+    assert [r.name for r in runs] == ["mine", "rome-seed0-samples3"]
+    assert runs[0].settings == {"epochs": 2, "algorithm": "gdas", "seed": 1}  # None: not set
+    for bad, message in (([], "must hold a list of runs"), ("rome", "must hold a list of runs"),
+                         ([{"algorithm": "rome", "name": "a"}, {"algorithm": "gdas", "name": "a"}], "two runs 'a'"),
+                         ([{"algorithm": "rome", "name": "../up"}], "letters, digits")):
+        with pytest.raises(RomenasError, match=message):
+            listed_runs(bad)
+    with pytest.raises(RomenasError, match="drop --algorithms"):
+        sweep(["rome"], [0], out="unused", runs=[{"algorithm": "rome"}], progress=False)

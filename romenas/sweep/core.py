@@ -19,7 +19,7 @@ from typing import Any, Mapping, Sequence
 from ..errors import RomenasError
 from ..runs import RunDir, _write_atomic
 from .executors import EXECUTORS, LocalExecutor, RayExecutor, SlurmExecutor
-from .grid import SweepRun, check_runs, file_runs, grid_runs, parse_grid
+from .grid import SweepRun, check_runs, file_runs, grid_runs, listed_runs, parse_grid
 from .table import format_table, run_row
 from .worker import TRAINED
 
@@ -83,6 +83,7 @@ def _check_folder(sweep: Path, run: SweepRun) -> None:
 
 def sweep(algorithms: Sequence[str] = (), seeds: Sequence[int] = (0,), *, out: str | Path,
           grid: Mapping[str, Sequence[Any]] | Sequence[str] | None = None, runs_file: str | Path | None = None,
+          runs: Sequence[Mapping[str, Any]] | None = None,
           preset: str | None = None, jobs: int = 1, threads: int | None = None, executor: str = "local",
           devices: Sequence[str] | None = None, retries: int = 1, train: str | None = None,
           train_epochs: int | None = None, wait: bool = True, ray_address: str | None = None,
@@ -91,8 +92,9 @@ def sweep(algorithms: Sequence[str] = (), seeds: Sequence[int] = (0,), *, out: s
           **settings: Any) -> SweepResult:
     """Run every (algorithm, seed, grid point) search, or the runs of ``runs_file``, into ``out``.
 
-    ``grid``: {setting: [values]} or ``['samples=3,7', ...]``; ``settings``: any search setting, for
-    every run (an algorithm's option only for the algorithms that own it). ``jobs``: runs at once
+    ``grid``: {setting: [values]} or ``['samples=3,7', ...]``; ``runs`` (or ``runs_file``, YAML): the
+    runs one by one instead, ``[{'algorithm': 'rome', 'seed': 0, 'name': ..., setting: value}, ...]``;
+    ``settings``: any search setting, for every run (an algorithm's option only for the algorithms that own it). ``jobs``: runs at once
     (default: 1 locally, all on Ray or SLURM); ``threads``: torch threads per local run (default: the
     cores split between the jobs). ``retries``: how often a failed run is run again (it resumes).
     ``train``: a training preset; each derived genotype is then trained from scratch into
@@ -108,10 +110,10 @@ def sweep(algorithms: Sequence[str] = (), seeds: Sequence[int] = (0,), *, out: s
     if isinstance(grid, (list, tuple)):
         grid = parse_grid(grid)
     common = {k: v for k, v in settings.items() if v is not None}
-    if runs_file is not None:
-        if grid or algorithms:
+    if runs_file is not None or runs is not None:
+        if grid or algorithms or (runs_file is not None and runs is not None):
             raise RomenasError("--runs lists the runs itself; drop --algorithms and --grid, or drop --runs")
-        runs = file_runs(runs_file, common)
+        runs = file_runs(runs_file, common) if runs_file is not None else listed_runs(runs, common)
     else:
         runs = grid_runs(list(algorithms), list(seeds), grid, common)
     check_runs(runs, preset)

@@ -112,7 +112,7 @@ def grid_runs(algorithms: Sequence[str], seeds: Sequence[int], grid: Mapping[str
 
 def file_runs(path: str | Path, common: Mapping[str, Any] | None = None) -> list[SweepRun]:
     """Runs listed in a YAML file: ``runs: [{algorithm: rome, seed: 0, samples: 3, name: ...}, ...]``
-    (or the list alone); a run without a ``name`` is named as the grid names its runs."""
+    (or the list alone); see :func:`listed_runs`."""
     path = Path(path)
     try:
         data = yaml.safe_load(path.read_text())
@@ -120,22 +120,27 @@ def file_runs(path: str | Path, common: Mapping[str, Any] | None = None) -> list
         raise RomenasError(f"cannot read runs file {path}: {exc.strerror or exc}") from None
     except yaml.YAMLError as exc:
         raise RomenasError(f"runs file {path} is not valid YAML ({str(exc).splitlines()[0]})") from None
-    entries = data.get("runs") if isinstance(data, dict) else data
-    if not isinstance(entries, list) or not entries or not all(isinstance(e, dict) for e in entries):
-        raise RomenasError(f"runs file {path} must hold a list of runs, each a mapping of settings "
+    return listed_runs(data.get("runs") if isinstance(data, dict) else data, common, f"runs file {path}")
+
+
+def listed_runs(entries: Any, common: Mapping[str, Any] | None = None, where: str = "runs") -> list[SweepRun]:
+    """Runs given one by one, each a mapping of settings with ``algorithm``, ``seed`` (default 0) and
+    an optional ``name`` (default: named as the grid names its runs); ``common`` applies to each."""
+    if not isinstance(entries, (list, tuple)) or not entries or not all(isinstance(e, Mapping) for e in entries):
+        raise RomenasError(f"{where} must hold a list of runs, each a mapping of settings "
                            "(e.g. runs: [{algorithm: rome, seed: 0}])")
     common = {k: v for k, v in (common or {}).items() if v is not None}
     runs, names = [], set()
     for i, entry in enumerate(entries):
-        entry = dict(entry)
+        entry = {k: v for k, v in entry.items() if v is not None}
         name = entry.pop("name", None)
         algorithm, seed = entry.get("algorithm"), entry.get("seed", 0)
         one = grid_runs([algorithm], [seed], {k: [v] for k, v in entry.items() if k not in OWN_AXES}, common)[0]
         name = one.name if name is None else str(name)
         if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._+=-]{0,120}", name):
-            raise RomenasError(f"run {i + 1} of {path} is named {name!r}; use letters, digits and . _ + = - only")
+            raise RomenasError(f"run {i + 1} of {where} is named {name!r}; use letters, digits and . _ + = - only")
         if name in names:
-            raise RomenasError(f"runs file {path} names two runs {name!r}; give each its own name or settings")
+            raise RomenasError(f"{where} names two runs {name!r}; give each its own name or settings")
         names.add(name)
         runs.append(SweepRun(name, one.settings))
     return runs
