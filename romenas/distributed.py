@@ -88,6 +88,18 @@ def all_reduce_sum(values: list[float], ctx: Context) -> list[float]:
     return flat.tolist()
 
 
+def fewest(count: int, ctx: Context) -> int:
+    """The smallest of the ranks' ``count`` (batches in an epoch): the steps every rank takes.
+    A rank with a batch more than another would wait in a collective the other never joins."""
+    if ctx.world <= 1:
+        return count
+    flat = torch.tensor([count], dtype=torch.int64)
+    if tdist.get_backend() == "nccl":
+        flat = flat.cuda()
+    tdist.all_reduce(flat, op=tdist.ReduceOp.MIN)
+    return int(flat.item())
+
+
 def barrier(ctx: Context) -> None:
     if ctx.world > 1:
         tdist.barrier()

@@ -144,7 +144,9 @@ class Trainer(CheckpointedLoop):
         self.train_loader = epoch_loader(data, "train", make_transform(data, True, cfg.cutout, self.stats),
                                          cfg.batch_size, cfg.seed, workers=cfg.workers, device=self.device,
                                          rank=self.ctx.rank, world=self.ctx.world)
-        if len(self.train_loader) == 0:
+        # Every rank takes the same number of steps (the batches need not divide by the ranks).
+        self.steps_per_epoch = dist.fewest(len(self.train_loader), self.ctx)
+        if self.steps_per_epoch == 0:
             raise RomenasError(f"{len(data.train)} training images are fewer than one batch ({cfg.batch_size}) per "
                                "process; lower --batch-size")
         self.test_loader = epoch_loader(data, "test", make_transform(data, False, stats=self.stats), 256, cfg.seed,
@@ -234,15 +236,17 @@ class Trainer(CheckpointedLoop):
                     self.net.drop_path_prob = cfg.drop_path * self.epoch / cfg.epochs
                 self.train_loader.set_epoch(self.epoch, self.step)
                 self.net.train()
-                bar = tqdm(self.train_loader, total=len(self.train_loader), initial=self.step, leave=False,
+                bar = tqdm(self.train_loader, total=self.steps_per_epoch, initial=self.step, leave=False,
                            desc=f"train epoch {self.epoch + 1}/{cfg.epochs}",
                            disable=not self.show_bars())
                 for x, y in bar:
+                    if self.step >= self.steps_per_epoch:
+                        break
                     started = time.perf_counter()
                     self._train_step(self.runtime.inputs(x), y.to(self.device))
                     self.accum["seconds"] += time.perf_counter() - started
                     self.step += 1
-                    if cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0 and self.step < len(self.train_loader):
+                    if cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0 and self.step < self.steps_per_epoch:
                         self.save()
                 bar.close()
                 self.check_finite(self.net)

@@ -93,3 +93,28 @@ def test_data_parallel_search_logs_every_ranks_images(tmp_path):
     assert two[0]["images"] == one[0]["images"] == {"weights": 128, "architecture": 128}
     for key in ("train_loss", "val_loss"):
         assert two[0][key] == pytest.approx(one[0][key], rel=0.05), key
+
+
+#: 288 images in batches that do not divide by 2 ranks: 9 training batches (train), 9 per half
+#: (a data-parallel search); the rank with the fifth batch must not wait for the other in it.
+UNEVEN = {
+    "train": (["train", "NB201_OPTIMUM", "--dataset", "digits", "--limit-train", "288", "--limit-test", "50",
+               "--channels", "4", "--layers", "1", "--epochs", "1", "--batch-size", "32"], None),
+    "search --parallel data": (["search", "--dataset", "digits", "--limit-train", "288", "--space", "nb201",
+                                "--layers", "1", "--channels", "4", "--epochs", "1", "--batch-size", "16",
+                                "--samples", "2", "--parallel", "data"], {"weights": 128, "architecture": 128}),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", sorted(UNEVEN))
+def test_ranks_with_uneven_batches_take_the_same_steps(case, tmp_path):
+    args, images = UNEVEN[case]
+    _torchrun([*args, "--no-progress", "--out", str(tmp_path / "run")], tmp_path)
+    status = json.loads((tmp_path / "run" / "status.json").read_text())
+    assert status["state"] == "finished" and status["epoch"] == 1
+    if images is not None:  # 4 steps on each rank, 16 images a step: the fifth batch is left out
+        row = json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[0])
+        assert row["images"] == images
+    else:
+        assert len(set(status["rank_checksums"])) == 1

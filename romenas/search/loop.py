@@ -27,6 +27,7 @@ from ..algorithms import refuse_foreign_options
 from ..data import epoch_loader, load_data, make_transform
 from ..errors import RomenasError
 from ..genotype import Genotype
+from ..recipes import recipe_movement_lr
 from ..runtime import Runtime
 from ..runs import CheckpointedLoop, RunDir, RunLifecycle, ScalarLogger
 from ..spaces import Plan
@@ -96,11 +97,14 @@ class Searcher(CheckpointedLoop):
         self.loaders = [epoch_loader(data, "train", transform, cfg.batch_size, 2 * cfg.seed + i, part=part,
                                      part_seed=cfg.seed, workers=cfg.workers, device=self.device, **shard)
                         for i, part in enumerate(parts)]
-        self.steps_per_epoch = min(len(loader) for loader in self.loaders)
+        self.steps_per_epoch = dist.fewest(min(len(loader) for loader in self.loaders), self.ctx)
         if self.steps_per_epoch == 0:
             raise RomenasError(f"{len(data.train)} training images split {cfg.train_portion:g}/"
                                f"{1 - cfg.train_portion:g} leave a half smaller than one batch ({cfg.batch_size}) "
                                "per process; lower --batch-size")
+        if cfg.a_lr_rule == "recipe-movement":  # recorded as run: config.json holds the lr it derived
+            steps = self.steps_per_epoch * (cfg.epochs - cfg.warmup_epochs)
+            self.cfg = cfg = dataclasses.replace(cfg, a_lr=recipe_movement_lr(cfg.recipe, steps))
 
         self.net = self.runtime.prepare(self.algo.space.build_supernet(cfg.channels, cfg.layers, data.num_classes,
                                                                        data.in_channels))
