@@ -19,8 +19,8 @@ from .version import __version__
 __all__ = ["search", "SearchResult", "train", "TrainResult", "describe", "SearchConfig", "TrainConfig", "Genotype",
            "load_genotype", "parse_genotype", "TrainedModel", "RomenasError", "sweep", "SweepResult", "__version__"]
 
-_LAZY = {"search": "romenas.search.loop", "SearchResult": "romenas.search.loop", "train": "romenas.train",
-         "TrainResult": "romenas.train", "describe": "romenas.train", "TrainedModel": "romenas.inference",
+_LAZY = {"search": "romenas.api", "SearchResult": "romenas.search.loop", "train": "romenas.api",
+         "TrainResult": "romenas.train", "describe": "romenas.api", "TrainedModel": "romenas.inference",
          "sweep": "romenas.sweep", "SweepResult": "romenas.sweep"}
 
 

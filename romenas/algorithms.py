@@ -11,17 +11,14 @@ and one ``register_algorithm`` call (docs/architecture.md has a worked example).
 from __future__ import annotations
 
 import importlib
-import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
+from .arguments import coerce
 from .errors import RomenasError
 
 __all__ = ["Option", "AlgorithmEntry", "ALGORITHM_ENTRIES", "register_algorithm", "algorithm_entry",
            "option_owners", "refuse_foreign_options", "resolve_options", "method_summary"]
-
-
-_KIND_WORDS = {bool: "true or false", int: "whole number", float: "number", str: "string"}
 
 
 @dataclass(frozen=True)
@@ -48,13 +45,7 @@ class Option:
 
     def check(self, value: Any) -> Any:
         """``value`` as this option's type, or a one-line RomenasError naming the setting."""
-        kind = self.kind
-        if kind is float and isinstance(value, int) and not isinstance(value, bool):
-            value = float(value)
-        if type(value) is not kind:
-            raise RomenasError(f"{self.name} takes a {_KIND_WORDS[kind]}, got {value!r}")
-        if kind is float and not math.isfinite(value):
-            raise RomenasError(f"{self.name} must be a finite number, got {value}")
+        value = coerce(value, self.kind, self.name)
         if self.choices and value not in self.choices:
             raise RomenasError(f"unknown {self.name} {value!r}; use one of {list(self.choices)}")
         if self.minimum is not None and (value <= self.minimum if self.above else value < self.minimum):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import os
@@ -11,6 +12,7 @@ import typing
 
 from .config import (DEFAULT_PRESET, METRICS, TARGETS, SearchConfig, TrainConfig, build_config, field_help, format_cost,
                      preset_names, to_dict)
+from .arguments import os_error_line, printable
 from .errors import RomenasError
 
 
@@ -174,16 +176,17 @@ def cmd_evaluate(args) -> None:
 
     report, written = evaluate_run(args.run, args.dataset, args.batch_size, args.data_dir, args.download,
                                    progress=sys.stderr.isatty())
-    print(f"{report['folder']}: {report['images']} images")
+    print(f"{printable(report['folder'])}: {report['images']} images")
     if "note" in report:
-        print(f"note: {report['note']}")
+        print(f"note: {printable(report['note'])}")
     print(f"top-1 {report['top1']:.2f}%   top-{report['top5_k']} {report['top5']:.2f}%")
-    width = max(len(name) for name in report["per_class"])
+    names = {name: printable(name) for name in report["per_class"]}  # class names come from files
+    width = max(map(len, names.values()))
     print(f"{'class':{width}s}  images  accuracy")
     for name, row in report["per_class"].items():
-        print(f"{name:{width}s}  {row['images']:6d}  {row['accuracy']:7.2f}%")
+        print(f"{names[name]:{width}s}  {row['images']:6d}  {row['accuracy']:7.2f}%")
     for path in written:
-        print(f"wrote {path}")
+        print(f"wrote {printable(str(path))}")
     if len(written) == 1:
         print(f"confusion matrix: {len(report['classes'])} classes are too many to draw; it is in the JSON report")
 
@@ -195,8 +198,9 @@ def cmd_predict(args) -> None:
     if args.json:
         _print_json(results)
         return
-    for r in results:
-        print(r["image"] + ": " + ", ".join(f"{t['class']} {t['probability']:.3f}" for t in r["top"]))
+    for r in results:  # class names come from the weights file, image names from a folder: escaped
+        print(printable(r["image"]) + ": " + ", ".join(f"{printable(t['class'])} {t['probability']:.3f}"
+                                                       for t in r["top"]))
 
 
 def cmd_export(args) -> None:
@@ -478,7 +482,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args.func(args)
     except RomenasError as exc:
-        print(f"romenas: error: {exc}", file=sys.stderr)
+        print(f"romenas: error: {printable(str(exc))}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # the system refused a path (too long, no permission, a full disk): the user's to fix
+        print(f"romenas: error: {printable(os_error_line(exc))}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # output piped into head & co.: stop quietly
         sys.stdout = open(os.devnull, "w")
@@ -487,8 +494,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"romenas: interrupted; {_after_interrupt(args, getattr(exc, 'run_dir', None))}", file=sys.stderr)
         return 130
     except Exception as exc:  # the last resort: every known kind of bad input is a RomenasError above
-        print(f"romenas: internal error in '{args.command}': {type(exc).__name__}; the full traceback is in "
-              f"{_write_traceback()} (please report it)", file=sys.stderr)
+        with contextlib.suppress(Exception):  # it must not fail itself (a closed stderr, say)
+            print(f"romenas: internal error in '{args.command}': {type(exc).__name__}; {_write_traceback()} "
+                  "(please report it)", file=sys.stderr)
         return 1
     return 0
 
@@ -511,13 +519,19 @@ def _after_interrupt(args, where) -> str:
 
 
 def _write_traceback() -> str:
-    """The current exception's traceback, in a new file of the temporary folder; its path."""
+    """Where the current exception's traceback went: a new file of the temporary folder, or, where
+    that folder is unusable, its last line."""
     import tempfile
     import traceback
 
-    with tempfile.NamedTemporaryFile("w", prefix="romenas-traceback-", suffix=".txt", delete=False) as f:
-        traceback.print_exc(file=f)
-    return f.name
+    text = traceback.format_exc()
+    try:
+        with tempfile.NamedTemporaryFile("w", prefix="romenas-traceback-", suffix=".txt", delete=False) as f:
+            f.write(text)
+    except Exception as exc:  # no usable temporary folder (missing, read-only, full, TMPDIR too long)
+        last = text.strip().splitlines()[-1]
+        return f"the traceback could not be saved ({type(exc).__name__}); its last line: {printable(last)[:300]}"
+    return f"the full traceback is in {f.name}"
 
 
 if __name__ == "__main__":

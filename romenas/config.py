@@ -2,33 +2,38 @@
 from __future__ import annotations
 
 import dataclasses
-import math
+import functools
+import types
+import typing
 from dataclasses import dataclass, field, fields
 from importlib import resources
 from typing import Any, Mapping
 
 import yaml
 
+from . import arguments
 from .algorithms import method_summary as algorithm_method_summary
 from .algorithms import option_owners, refuse_foreign_options, resolve_options
 from .errors import RomenasError
-from .recipes import RECIPES, recipe_name, recipe_settings
+from .recipes import A_LR_RULES, RECIPES, recipe_name, recipe_settings
 from .registry import MAX_CHANNELS, MAX_LAYERS, SPACES, get_family
 
 DEFAULT_PRESET = "quickstart"
 
 
-def setting(default: Any, help: str) -> Any:
-    """A config field with its meaning: the CLI's --help line and the API reference read it."""
-    return field(default=default, metadata={"help": help})
+def setting(default: Any, help: str, path: bool = False) -> Any:
+    """A config field with its meaning: the CLI's --help line and the API reference read it.
+    ``path``: the value names a file or folder (a pathlib.Path is taken as its text)."""
+    return field(default=default, metadata={"help": help, "path": path})
 
 
 @dataclass
 class RunSettings:
     """What every run (search or training) reads its data and runs with."""
 
-    dataset: str = setting("digits", "digits (built in), cifar10, cifar100, svhn, an image-folder path or tar shards")
-    data_dir: str | None = setting(None, "where torchvision datasets live")
+    dataset: str = setting("digits", "digits (built in), cifar10, cifar100, svhn, an image-folder path or tar "
+                                     "shards", path=True)
+    data_dir: str | None = setting(None, "where torchvision datasets live", path=True)
     download: bool = setting(False, "let torchvision download the dataset")
     limit_train: int | None = setting(None, "use only the first N training images")
     image_size: int | None = setting(None, "resize images to this side in pixels (None: the dataset's size, or a "
@@ -75,10 +80,15 @@ class SearchConfig(RunSettings):
     a_lr: float = setting(3e-4, "architecture parameters: Adam's learning rate")
     a_betas: tuple[float, float] = setting((0.5, 0.999), "Adam's betas for the architecture parameters")
     a_weight_decay: float = setting(1e-3, "the architecture parameters' L2 weight decay (Adam)")
+    a_lr_rule: str = setting("as-set", "as-set: Adam's lr is a_lr; recipe-movement: the recipe's a_lr x its "
+                                       "architecture steps on CIFAR-10 / this run's steps (the recipe's total "
+                                       "movement of alpha in a shorter search; docs/method.md)")
     # run
-    nb201_table: str | None = setting(None, "NAS-Bench-201 accuracy table to look genotypes up each epoch")
+    nb201_table: str | None = setting(None, "NAS-Bench-201 accuracy table to look genotypes up each epoch",
+                                      path=True)
     nb101_table: str | None = setting(None, "NAS-Bench-101 data file (nasbench_only108.tfrecord) to look the "
-                                            "1shot1 spaces' cells up each epoch (108-epoch runs; read without TF)")
+                                            "1shot1 spaces' cells up each epoch (108-epoch runs; read without TF)",
+                                      path=True)
     parallel: str = setting("samples", "distributed: 'samples' (split K across ranks) or 'data'")
     subnet_execution: str = setting("sequential", "'sequential': one subnet's activations at a time; 'batched': "
                                                   "one pass (K x memory)")
@@ -102,11 +112,12 @@ class SearchConfig(RunSettings):
     def validate(self) -> "SearchConfig":
         """Every value in range, the algorithm's options resolved (its own defaults filled in, another
         algorithm's dropped). A space name is checked against its registry by the search itself."""
-        _finite(self)
+        coerce_fields(self)
         self.options = resolve_options(self.algorithm, self.options)
         _choice("step_order", self.step_order, ("auto", "arch-first", "weights-first"))
         _choice("parallel", self.parallel, ("samples", "data"))
         _choice("subnet_execution", self.subnet_execution, ("sequential", "batched"))
+        _choice("a_lr_rule", self.a_lr_rule, A_LR_RULES)
         _check_runtime(self)
         if self.recipe != "none" and self.recipe not in RECIPES:
             raise RomenasError(f"unknown recipe {self.recipe!r}; use auto, none or one of {sorted(RECIPES)}")
@@ -152,7 +163,7 @@ class TrainConfig(RunSettings):
 
     limit_test: int | None = setting(None, "evaluate on only the first N test images")
     test_dataset: str | None = setting(None, "held-out images (a <class>/ folder or tar shards) for a dataset "
-                                             "without a test split")
+                                             "without a test split", path=True)
     stem: str = setting("cifar", "'cifar' or 'imagenet' (DARTS family)")
     channels: int | None = setting(None, "C of the first cells (None: the family's paper value, DARTS 36, "
                                          "NAS-Bench-201 16)")
@@ -171,11 +182,11 @@ class TrainConfig(RunSettings):
     label_smoothing: float = setting(0.0, "label smoothing of the cross-entropy loss")
     sync_bn: bool = setting(False, "distributed: SyncBatchNorm")
     init: str | None = setting(None, "fine-tune: start from this training run's weights (new classifier if the "
-                                     "class count differs)")
+                                     "class count differs)", path=True)
     compile: bool = setting(False, "torch.compile the network (needs a C compiler on CPU)")
 
     def validate(self) -> "TrainConfig":
-        _finite(self)
+        coerce_fields(self)
         _choice("stem", self.stem, ("cifar", "imagenet"))
         _check_runtime(self)
         _positive(self, "epochs", "batch_size", "lr")
@@ -226,13 +237,54 @@ def _check_runtime(cfg) -> None:
         raise RomenasError(f"workers must not be negative, got {cfg.workers}")
 
 
-def _finite(cfg) -> None:
-    """Every float setting must be a finite number: NaN slips through every range check."""
+@functools.cache
+def _kinds(cls) -> dict[str, tuple[Any, bool, bool]]:
+    """Each setting's (type, whether None is allowed, whether it names a path), from its field."""
+    kinds = {}
+    for f in fields(cls):
+        hint = typing.get_type_hints(cls)[f.name]
+        args = typing.get_args(hint) if isinstance(hint, types.UnionType) else ()
+        kinds[f.name] = (next((a for a in args if a is not type(None)), hint), type(None) in args,
+                         f.metadata.get("path", False))
+    return kinds
+
+
+def coerce_setting(cls, name: str, value: Any) -> Any:
+    """``value`` as setting ``name`` of ``cls`` takes it (see romenas/arguments.py: a Path for a
+    path, 2.0 for 2, one string for a list of one), or a one-line RomenasError naming it. Unknown
+    names pass through (:func:`from_dict` names them); a float must be finite (NaN slips through
+    every range check)."""
+    if name == "options" and name in _kinds(cls):
+        if not isinstance(value, Mapping):
+            raise RomenasError(f"options takes a dict of the algorithm's options, got {arguments.shown(value)}")
+        return dict(value)
+    if name not in _kinds(cls):
+        return value
+    kind, optional, is_path = _kinds(cls)[name]
+    if value is None and optional:
+        return None
+    if is_path:
+        return arguments.path(value, name)
+    if typing.get_origin(kind) is tuple:
+        items = typing.get_args(kind)
+        if items[-1] is Ellipsis:
+            return arguments.strings(value, name)
+        if not isinstance(value, (list, tuple)) or len(value) != len(items):
+            raise RomenasError(f"{name} takes {len(items)} numbers, got {arguments.shown(value)}")
+        return tuple(arguments.coerce(v, k, name) for v, k in zip(value, items))
+    return arguments.coerce(value, kind, name)
+
+
+def coerce_settings(cls, values: Mapping[str, Any]) -> dict[str, Any]:
+    """Every given setting coerced (:func:`coerce_setting`); None means "not given" and stays."""
+    return {k: v if v is None else coerce_setting(cls, k, v) for k, v in values.items()}
+
+
+def coerce_fields(cfg):
+    """``cfg`` with its own values coerced in place: a config built by hand, a preset or a config.json."""
     for f in fields(cfg):
-        value = getattr(cfg, f.name)
-        for v in value if isinstance(value, (tuple, list)) else (value,):
-            if isinstance(v, float) and not math.isfinite(v):
-                raise RomenasError(f"{f.name} must be a finite number, got {v}")
+        setattr(cfg, f.name, coerce_setting(type(cfg), f.name, getattr(cfg, f.name)))
+    return cfg
 
 
 def _positive(cfg, *names: str) -> None:
@@ -314,7 +366,7 @@ def build_config(cls, overrides: Mapping[str, Any] | None = None, preset: str | 
     values: dict[str, Any] = {}
     if preset:
         values.update(load_preset(preset, "search" if cls is SearchConfig else "train"))
-    explicit = {k: v for k, v in upgrade_settings(overrides or {}).items() if v is not None}
+    explicit = {k: v for k, v in coerce_settings(cls, upgrade_settings(overrides or {})).items() if v is not None}
     values.update(explicit)
     if cls is SearchConfig:
         refuse_foreign_options(values.get("algorithm", cls.algorithm), explicit)
@@ -427,9 +479,6 @@ def from_dict(cls, values: Mapping[str, Any]):
         cfg = cls(**values)
     except TypeError as exc:
         raise RomenasError(f"bad {cls.__name__}: {exc}") from None
-    for name, f in known.items():  # YAML/JSON give lists where tuples are declared
-        if isinstance(getattr(cfg, name), list):
-            setattr(cfg, name, tuple(getattr(cfg, name)))
     return cfg
 
 

@@ -14,11 +14,13 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
-from .config import MAX_IMAGE_SIZE, TrainConfig, from_dict
+from .arguments import at_least, coerce, expand, optional_path, path, paths
+from .config import MAX_CLASSES, MAX_IMAGE_SIZE, TrainConfig, from_dict
 from .data import DataBundle, FileImages, build_transform, decode_image, epoch_loader
 from .data.sources import fit_size, labelled_files
 from .errors import RomenasError
 from .genotype import Genotype
+from .registry import get_family
 from .spaces import network_for
 from .weights import trained_weights
 
@@ -35,9 +37,12 @@ def check_spec(spec: Any, where: str) -> dict[str, Any]:
     problem = None
     if not isinstance(spec, dict):
         problem = "it is not an object"
-    elif not (isinstance(spec.get("classes"), list) and len(spec["classes"]) >= 2
+    elif not (isinstance(spec.get("classes"), list) and 2 <= len(spec["classes"]) <= MAX_CLASSES
               and all(isinstance(c, str) for c in spec["classes"])):
-        problem = "'classes' must be a list of at least 2 names"
+        problem = f"'classes' must be a list of 2 to {MAX_CLASSES:,} names"
+    elif len(set(spec["classes"])) < len(spec["classes"]):
+        twice = next(c for i, c in enumerate(spec["classes"]) if c in spec["classes"][:i])
+        problem = f"'classes' names {twice!r} twice"
     elif not (isinstance(spec.get("image_size"), int) and not isinstance(spec["image_size"], bool)
               and 0 < spec["image_size"] <= MAX_IMAGE_SIZE):
         problem = "'image_size' must be a side in pixels"
@@ -55,6 +60,45 @@ def check_spec(spec: Any, where: str) -> dict[str, Any]:
     return spec
 
 
+def _network_fitting(state: Any, genotype: Genotype, config: TrainConfig, spec: dict[str, Any], run: str) -> nn.Module:
+    """The network the weights' metadata describes, loaded with them. The metadata is untrusted:
+    it could claim thousands of channels, so the network is laid out on the meta device (no
+    memory) and its shapes compared with the tensors before the real one is built."""
+    def damaged(reason: str) -> RomenasError:
+        return RomenasError(f"the weights of {run} do not fit its genotype and settings ({reason}); the file is "
+                            f"damaged: delete model.safetensors (a checkpoint rewrites it: romenas train --resume "
+                            f"{run}) or train again")
+
+    if not (isinstance(state, dict) and all(isinstance(v, torch.Tensor) for v in state.values())):
+        raise damaged("not a dict of tensors")
+    # Every family's network has at least ``layers`` cells (cells.<i>) and a tensor C wide: bounds
+    # from the file itself, so even the layout's time stays within the file's own scale.
+    family = get_family(genotype.family)
+    channels, layers = config.channels or family.channels, config.layers or family.layers
+    cells = {k.split(".")[1] for k in state if k.startswith("cells.")}
+    widest = max((max(v.shape, default=0) for v in state.values()), default=0)
+    if layers > len(cells) or channels > widest:
+        raise damaged(f"the settings claim C={channels} and {layers} layers, the file holds {len(cells)} cells and "
+                      f"no tensor wider than {widest}")
+    shape = (genotype, config, len(spec["classes"]), spec["in_channels"])
+    try:
+        with torch.device("meta"):
+            layout = {k: tuple(v.shape) for k, v in network_for(*shape).state_dict().items()}
+    except RomenasError as exc:  # a size beyond the flags' bounds
+        raise damaged(str(exc).split(";")[0]) from None
+    held = {k: tuple(v.shape) for k, v in state.items()}
+    if layout != held:
+        key = next(k for k in sorted(layout.keys() | held.keys()) if layout.get(k) != held.get(k))
+        raise damaged(f"{key}: the settings need {layout.get(key, 'no such tensor')}, the file holds "
+                      f"{held.get(key, 'none')}")
+    net = network_for(*shape)
+    try:
+        net.load_state_dict(state)
+    except RuntimeError as exc:  # shapes fit, values do not (a dtype that cannot be copied)
+        raise damaged(str(exc).splitlines()[0]) from None
+    return net
+
+
 @dataclass
 class TrainedModel:
     net: nn.Module
@@ -65,6 +109,7 @@ class TrainedModel:
 
     @classmethod
     def load(cls, run: str | Path) -> "TrainedModel":
+        run = path(run, "run")
         state, metadata = trained_weights(run)
         genotype = Genotype.from_dict(metadata["genotype"])
         try:
@@ -74,14 +119,10 @@ class TrainedModel:
             raise RomenasError(f"the settings stored with the weights of {run} are damaged ({reason}); "
                                "train the network again") from None
         spec = check_spec(metadata["data"], str(run))
-        net = network_for(genotype, config, len(spec["classes"]), spec["in_channels"])
-        try:
-            net.load_state_dict(state)
-        except RuntimeError as exc:
-            raise RomenasError(f"the weights of {run} do not fit its genotype and settings "
-                               f"({str(exc).splitlines()[0]}); the file is damaged: delete model.safetensors (a "
-                               f"checkpoint rewrites it: romenas train --resume {run}) or train again") from None
-        return cls(net.eval(), genotype, config, spec, Path(run))
+        if config.image_size is not None and config.image_size != spec["image_size"]:
+            raise RomenasError(f"the weights of {run} claim images of {spec['image_size']} pixels, their settings "
+                               f"{config.image_size}; the file is damaged: train the network again")
+        return cls(_network_fitting(state, genotype, config, spec, run).eval(), genotype, config, spec, Path(run))
 
     @property
     def classes(self) -> list[str]:
@@ -113,10 +154,8 @@ class TrainedModel:
         return torch.softmax(self.net(x).float(), dim=1)
 
     def predict(self, images: Sequence[str | Path], topk: int = 5) -> list[dict[str, Any]]:
-        """The ``topk`` classes and probabilities of each image file."""
-        if topk < 1:
-            raise RomenasError(f"--topk must be at least 1, got {topk}")
-        k = min(topk, len(self.classes))
+        """The ``topk`` classes and probabilities of each image file (one path: that one image)."""
+        images, k = paths(images, "images"), min(at_least(topk, 1, "topk"), len(self.classes))
         odd = [p for p in images if not Path(p).is_file()]
         if odd:  # a pipe or a device would block the read; a folder is not an image
             raise RomenasError(f"{odd[0]} is not an image file (missing, a folder or not a regular file); pass image files")
@@ -136,6 +175,10 @@ class TrainedModel:
         ``dataset`` is a folder (its test/ or val/ split when it has one, else its train/ split
         or its own class folders, which the report's ``note`` says) or a built-in dataset's test
         split ('digits', 'cifar10', ...). Its classes must be among the trained ones (matched by name)."""
+        dataset, batch_size = path(dataset, "dataset"), at_least(batch_size, 1, "batch_size")
+        workers = None if workers is None else at_least(workers, 0, "workers")
+        data_dir, download = optional_path(data_dir, "data_dir"), coerce(download, bool, "download")
+        progress = coerce(progress, bool, "progress")
         source, names, where, note = self._labelled(dataset, data_dir, download)
         unknown = sorted(set(names) - set(self.classes))
         if unknown:
@@ -166,7 +209,7 @@ class TrainedModel:
         """(source with labels indexing ``names``, names, what it is, a note or None)."""
         from .data import BUILTIN, load_data
 
-        root = Path(dataset).expanduser()
+        root = expand(dataset)
         if str(dataset).lower() in BUILTIN and not root.exists():
             data = load_data(str(dataset).lower(), data_dir, download, None, None, None, self.spec["augment"])
             size = self.spec["image_size"] if self.spec["augment"] != "resized-crop" else None
@@ -199,8 +242,6 @@ def evaluate_run(run: str | Path, dataset: str | Path, batch_size: int = 256, da
     from .runs import RunDir
     from .viz import plot_confusion
 
-    if batch_size < 1:
-        raise RomenasError(f"--batch-size must be at least 1, got {batch_size}")
     model = TrainedModel.load(run)
     report = model.evaluate(dataset, batch_size, data_dir=data_dir, download=download, progress=progress)
     out = Path(run) / "evaluations"
@@ -209,7 +250,7 @@ def evaluate_run(run: str | Path, dataset: str | Path, batch_size: int = 256, da
     except OSError as exc:
         raise RomenasError(f"cannot write the evaluation into {out} ({exc.strerror or exc}); "
                            "check the run folder's permissions") from None
-    resolved = Path(dataset).expanduser().resolve()
+    resolved = expand(dataset).resolve()
     digest = hashlib.sha256(str(resolved).encode("utf-8", "surrogateescape")).hexdigest()[:6]
     name = f"{resolved.name or 'folder'}-{digest}" if resolved.exists() else str(dataset).lower()
     json_path = out / f"{name}.json"

@@ -2,8 +2,11 @@
 Genotype: a published name, a JSON/DARTS/NAS-Bench-201 string, a file or a run folder."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
+from typing import Mapping
 
+from .arguments import shown
 from .genotype import MAX_SPEC_BYTES, Genotype, GenotypeError, parse_darts_string, parse_nb201_string
 
 _DARTS_STRINGS = {
@@ -36,6 +39,8 @@ _WHAT_TO_GIVE = ("give a run folder, a genotype JSON file, a DARTS 'Genotype(...
 
 def parse_genotype(text: str) -> Genotype:
     """Parse any text form (JSON, DARTS string, NAS-Bench-201 string) or a published name."""
+    if not isinstance(text, str):
+        raise GenotypeError(f"a genotype spec is text, got {shown(text)}; {_WHAT_TO_GIVE}")
     text = text.strip()
     if not text:
         raise GenotypeError(f"the genotype spec is empty; {_WHAT_TO_GIVE}")
@@ -50,14 +55,22 @@ def parse_genotype(text: str) -> Genotype:
     raise GenotypeError(f"not a genotype: {text[:60]!r}; {_WHAT_TO_GIVE}")
 
 
-def load_genotype(spec: "str | Path | Genotype") -> Genotype:
-    """A genotype from a Genotype, a run folder, a file (JSON or text), a string or a published name."""
+def load_genotype(spec: "str | Path | Genotype | Mapping") -> Genotype:
+    """A genotype from a Genotype, its dict (JSON form), a run folder, a file (JSON or text), a
+    string or a published name. A Path is a file or folder, never a spec."""
     if isinstance(spec, Genotype):
         return spec
-    text = str(spec)
-    if not text.strip():
+    if isinstance(spec, Mapping):
+        return Genotype.from_dict(spec)
+    if not isinstance(spec, (str, os.PathLike)):
+        raise GenotypeError(f"a genotype spec is text, a path, a Genotype or its dict, got {shown(spec)}; "
+                            f"{_WHAT_TO_GIVE}")
+    text = os.fspath(spec)
+    if not isinstance(text, str) or not text.strip():
         raise GenotypeError(f"the genotype spec is empty; {_WHAT_TO_GIVE}")
     path = _existing_path(text)
+    if path is None and isinstance(spec, os.PathLike):
+        raise GenotypeError(f"genotype file {text[:200]} does not exist; give an existing file or run folder")
     return parse_genotype(_read_spec_file(path) if path is not None else text)
 
 

@@ -257,7 +257,7 @@ def test_bad_input_is_one_line_exit_2(trained, tmp_path, capsys):
         (["evaluate", run, "--dataset", other], "not trained on"),
         (["evaluate", run, "--dataset", tmp_path / "missing"], "does not exist"),
         (["predict", run, tmp_path / "bad.png"], "cannot read image"),
-        (["predict", run, tmp_path / "bad.png", "--topk", "0"], "--topk must be at least 1"),
+        (["predict", run, tmp_path / "bad.png", "--topk", "0"], "topk must be at least 1"),
         (["predict", damaged, tmp_path / "bad.png"], "damaged or not safetensors"),
         (["export", run, "--out", tmp_path / "no" / "dir" / "m.onnx"], "does not exist"),
         (["export", run, "--format", "torchscript", "--out", tmp_path / "bad.png"], "already exists"),
@@ -274,7 +274,7 @@ def test_bad_input_is_one_line_exit_2(trained, tmp_path, capsys):
 
 
 @pytest.mark.parametrize("field, value, needle", [
-    ("config", {"channels": "16"}, "settings stored with the weights"),
+    ("config", {"channels": "sixteen"}, "settings stored with the weights"),
     ("data", {"std": [0.0, 0.0, 0.0]}, "'std' must be 3 positive"),
     ("data", {"classes": 3}, "'classes' must be a list"),
     ("data", {"mean": [0.5]}, "'mean' must be 3 finite"),

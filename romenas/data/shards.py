@@ -22,6 +22,7 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from ..config import MAX_CLASSES
+from ..arguments import expand
 from ..errors import RomenasError
 from .loading import epoch_generator, one_line_errors, seeded
 from .sources import DataBundle, decode_image, fit_size
@@ -38,8 +39,8 @@ def is_shard_pattern(dataset: str) -> bool:
     if ".tar" not in dataset.lower():
         return False
     try:
-        return not Path(dataset).expanduser().is_dir()
-    except (OSError, ValueError):  # too long or invalid as a path: a pattern
+        return not expand(dataset).is_dir()
+    except (OSError, ValueError, RomenasError):  # too long or invalid as a path: a pattern
         return True
 
 

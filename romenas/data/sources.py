@@ -17,6 +17,7 @@ from typing import Protocol, Sequence
 
 import torch
 
+from ..arguments import expand
 from ..errors import RomenasError
 
 BUILTIN = ("digits", "cifar10", "cifar100", "svhn")
@@ -214,7 +215,7 @@ def _digits() -> tuple[MemoryImages, MemoryImages, list[str]]:
 def _torchvision(name: str, data_dir: str | None, download: bool) -> tuple[MemoryImages, MemoryImages, list[str]]:
     from torchvision import datasets
 
-    root = Path(data_dir or "~/.cache/romenas/data").expanduser()
+    root = expand(data_dir or "~/.cache/romenas/data")
     try:
         if name == "svhn":
             parts = [datasets.SVHN(str(root), split=s, download=download) for s in ("train", "test")]
@@ -339,7 +340,7 @@ def load_source(dataset: str, data_dir: str | None = None, download: bool = Fals
     """A dataset by name ('digits', 'cifar10', 'cifar100', 'svhn') or image-folder path."""
     key = dataset.lower()
     if key not in BUILTIN:
-        return _image_folder(Path(dataset).expanduser(), limit_train, limit_test, image_size,
+        return _image_folder(expand(dataset), limit_train, limit_test, image_size,
                              resolve_augment(augment, None))
     train, test, classes = _digits() if key == "digits" else _torchvision(key, data_dir, download)
     train, test = train.subset(limit_train).resized(image_size), test.subset(limit_test).resized(image_size)
@@ -358,5 +359,5 @@ def source_shape(dataset: str, image_size: int | None = None) -> tuple[int, int,
     if key in KNOWN_SHAPES:
         classes, channels, size = KNOWN_SHAPES[key]
         return classes, channels, image_size or size
-    _, classes, files = _train_files(Path(dataset).expanduser())
+    _, classes, files = _train_files(expand(dataset))
     return len(classes), 3, image_size or common_side([f for f, _ in files])
