@@ -104,15 +104,18 @@ def export_torchscript(model: TrainedModel, out: Path, probe: torch.Tensor) -> f
 
 def export(run: str | Path, fmt: str = "onnx", out: str | Path | None = None) -> dict[str, Any]:
     """Export a training run's network. The file is written beside its target and moves into place only
-    once it agrees with PyTorch; an existing ``out`` is never overwritten."""
+    once it agrees with PyTorch, with the mode the run's other files have; an existing file (``out``
+    or the default) is never overwritten."""
+    from .arguments import optional_path
+
     if fmt not in FORMATS:
         raise RomenasError(f"unknown export format {fmt!r}; use one of {list(FORMATS)}")
-    model = TrainedModel.load(run)
+    model, out = TrainedModel.load(run), optional_path(out, "out")  # load checks run is a path
     path = Path(out) if out else Path(run) / ("model.onnx" if fmt == "onnx" else "model.torchscript.pt")
     if path.parent and not path.parent.is_dir():
         raise RomenasError(f"folder {path.parent} for --out does not exist; create it or pass another --out")
-    if out and path.exists():  # only the run's own default export file is ever replaced
-        raise RomenasError(f"--out {path} already exists; remove it or pass another --out")
+    if path.exists():
+        raise RomenasError(f"{'--out ' if out else ''}{path} already exists; remove it or pass another --out")
     probe, described = probe_batch(model)
     # Written under a name of its own (never a user's file), checked, then moved into place.
     try:
@@ -126,6 +129,9 @@ def export(run: str | Path, fmt: str = "onnx", out: str | Path | None = None) ->
         if not difference <= TOLERANCE:
             raise RomenasError(f"the {fmt} export differs from PyTorch by {difference:.2e} (> {TOLERANCE:g}) on "
                                f"{described}; not kept. Please report this with the run folder")
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; the run's other files follow the umask
         os.replace(tmp, path)
     except (OSError, RuntimeError) as exc:  # a full disk: torch.jit.save reports it as RuntimeError
         reason = getattr(exc, "strerror", None) or str(exc).splitlines()[0]

@@ -6,6 +6,8 @@ is written either way.
 """
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -58,10 +60,15 @@ def _grid(n: int, cols: int = 5, sharey: bool = True, size: tuple[float, float] 
 
 
 def _save(fig, path: Path) -> Path:
+    """Written beside ``path`` and renamed into place: a full disk leaves no truncated image."""
     fig.tight_layout()
+    tmp = path.with_name(f".{path.name}.tmp")
     try:
-        fig.savefig(path, dpi=110)
+        fig.savefig(tmp, dpi=110, format=path.suffix[1:] or "png")
+        os.replace(tmp, path)
     except OSError as exc:
+        with contextlib.suppress(OSError):  # the clean-up must not hide why the write failed
+            tmp.unlink(missing_ok=True)
         raise RomenasError(f"cannot write {path}: {exc.strerror or exc}; free space or pass another --out") from None
     finally:
         plt.close(fig)

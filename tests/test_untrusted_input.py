@@ -280,3 +280,44 @@ def test_error_lines_escape_what_they_quote(trained, tmp_path, capsys):
     odd.mkdir()
     code, _, err = _cli(["predict", run, odd], capsys)
     assert code == 2 and len(err.splitlines()) == 1 and "a\\nromenas: fine" in err, err
+
+
+# ---- 7. smaller kinds ----------------------------------------------------------------------------
+@pytest.mark.filterwarnings("ignore::FutureWarning")  # torch.jit is deprecated upstream
+def test_export_never_overwrites_its_default_file_and_takes_the_runs_file_mode(trained, tmp_path, capsys):
+    import os
+
+    run, _ = trained
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy, ignore=shutil.ignore_patterns("checkpoint.pt*"))
+    code, _, err = _cli(["export", copy, "--format", "torchscript"], capsys)
+    assert code == 0, err
+    exported = copy / "model.torchscript.pt"
+    assert exported.stat().st_mode & 0o777 == (copy / "config.json").stat().st_mode & 0o777
+    before = exported.read_bytes()
+    code, _, err = _cli(["export", copy, "--format", "torchscript"], capsys)
+    assert code == 2 and "already exists" in err and exported.read_bytes() == before, err
+    assert not [p for p in os.listdir(copy) if p.endswith(".tmp")]
+
+
+def test_a_folder_with_only_a_test_split_is_told_to_add_train(trained, tmp_path, capsys):
+    _, folder = trained
+    shutil.copytree(folder / "test", tmp_path / "data" / "test")
+    code, _, err = _cli(["train", "NB201_OPTIMUM", "--dataset", tmp_path / "data", "--dry-run"], capsys)
+    assert code == 2 and "has a test/ split but no train/" in err and "/train/<class>" in err, err
+
+
+def test_a_plot_that_cannot_be_written_leaves_no_empty_file(tmp_path):
+    """savefig writes a temporary file renamed into place: a failed write leaves neither file."""
+    import matplotlib.pyplot as plt
+
+    from romenas.viz import _save
+
+    fig = plt.figure()
+    target = tmp_path / "curves.png"
+    (tmp_path / ".curves.png.tmp").mkdir()  # the temporary name cannot be written: as a full disk fails
+    with pytest.raises(RomenasError, match="cannot write"):
+        _save(fig, target)
+    assert not target.exists()
+    (tmp_path / ".curves.png.tmp").rmdir()
+    assert _save(plt.figure(), target).stat().st_size > 0 and not (tmp_path / ".curves.png.tmp").exists()

@@ -297,6 +297,10 @@ def labelled_files(folder: Path) -> tuple[list[str], list[tuple[Path, int]]]:
     _check_folder(folder)
     classes, files = _scan(folder)
     if not files:
+        split = next((s for s in ("test", "val") if (folder / s).is_dir()), None)
+        if split is not None and folder.name != "train":  # test/ beside no train/: its class folders are not classes
+            raise RomenasError(f"data folder {folder} has a {split}/ split but no train/; put the training images "
+                               f"in {folder}/train/<class>/<image>.jpg")
         raise RomenasError(f"data folder {folder} holds no images; expected {folder}/<class>/<image>.jpg")
     counts = torch.bincount(torch.tensor([c for _, c in files]), minlength=len(classes)).tolist()
     empty = [name for name, n in zip(classes, counts) if n == 0]
