@@ -490,9 +490,10 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # output piped into head & co.: stop quietly
         sys.stdout = open(os.devnull, "w")
         return 0
-    except KeyboardInterrupt as exc:
-        print(f"romenas: interrupted; {_after_interrupt(args, getattr(exc, 'run_dir', None))}", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:  # Ctrl-C, or a SIGTERM during a run (romenas.runs.Stopped)
+        print(f"romenas: {exc or 'interrupted'}; {_after_interrupt(args, getattr(exc, 'run_dir', None))}",
+              file=sys.stderr)
+        return 128 + getattr(exc, "signum", 2)
     except Exception as exc:  # the last resort: every known kind of bad input is a RomenasError above
         with contextlib.suppress(Exception):  # it must not fail itself (a closed stderr, say)
             print(f"romenas: internal error in '{args.command}': {type(exc).__name__}; {_write_traceback()} "

@@ -650,3 +650,35 @@ def test_search_and_train_record_their_preset(finished_run):
     for name in ("run", "trained"):  # both on the built-in digits: the quick start
         assert json.loads((finished_run / name / "config.json").read_text())["preset"] == "quickstart"
         assert RunDir(finished_run / name).preset() == "quickstart"
+
+
+def _stop_after_checkpoint(args, run: Path, signum) -> subprocess.CompletedProcess:
+    """Start a run, send it ``signum`` once its first checkpoint exists, and wait for it to end."""
+    proc = subprocess.Popen([sys.executable, "-m", "romenas", *args, "--out", str(run)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not (run / "checkpoint.pt").exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    proc.send_signal(signum)
+    return subprocess.CompletedProcess(proc.args, proc.wait(), "", proc.stderr.read())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["search", "train"])
+@pytest.mark.parametrize("signum, code, why", [(signal.SIGINT, 130, "KeyboardInterrupt"),
+                                               (signal.SIGTERM, 143, "stopped by SIGTERM")])
+def test_a_stopped_run_says_how_to_resume_and_finishes_without_the_stop(kind, signum, code, why, tmp_path, capsys):
+    from romenas.report import summary
+
+    run = tmp_path / "run"
+    args = [*(SEARCH_ARGS if kind == "search" else TRAIN_ARGS), "--limit-train", "192", "--epochs", "2"]
+    stopped = _stop_after_checkpoint(args, run, signum)
+    assert stopped.returncode == code, stopped.stderr
+    assert stopped.stderr.strip().splitlines()[-1].endswith(f"romenas {kind} --resume {run}")
+    status = json.loads((run / "status.json").read_text())
+    assert status["state"] == "interrupted" and status["error"] == why
+    assert status["epoch"] == len(_metrics(run)) if (run / "metrics.jsonl").exists() else status["epoch"] == 0
+    assert main([kind, "--resume", str(run), "--no-progress"]) == 0
+    status = json.loads((run / "status.json").read_text())
+    assert status["state"] == "finished" and status["epoch"] == 2 and "error" not in status
+    assert "error:" not in summary(run) and "status:   finished" in summary(run)
