@@ -211,6 +211,8 @@ def _choice(name: str, value: str, options) -> None:
 
 #: Image sides beyond this are refused (a 100000-pixel side would allocate tens of GB per batch).
 MAX_IMAGE_SIZE = 4096
+#: Epochs of a run at most (published searches take 50-250, trainings 600): 10^30 ran forever.
+MAX_EPOCHS = 10_000
 #: Classes of a dataset at most (the data readers' bound, and a priced network's).
 MAX_CLASSES = 100_000
 
@@ -225,6 +227,9 @@ def network_size_fits(network: Mapping[str, Any]) -> bool:
 
 def _check_runtime(cfg) -> None:
     """Data and runtime settings both configs share."""
+    if cfg.epochs > MAX_EPOCHS:
+        raise RomenasError(f"epochs {cfg.epochs} is beyond {MAX_EPOCHS}; a run that long would never end, pass "
+                           "fewer --epochs")
     if cfg.image_size is not None and cfg.image_size > MAX_IMAGE_SIZE:
         raise RomenasError(f"image_size {cfg.image_size} is beyond {MAX_IMAGE_SIZE} pixels; pass a smaller --image-size")
     _choice("augment", cfg.augment, ("auto", "pad-crop", "resized-crop", "none"))

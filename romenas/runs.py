@@ -22,7 +22,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from . import distributed as dist
+from .arguments import shown
 from .errors import RomenasError
 
 
@@ -296,6 +299,20 @@ class RunLifecycle:
             with contextlib.suppress(OSError):
                 self.run.status_file.unlink()
 
+    def settings(self, cls, saved: dict[str, Any], overrides: dict[str, Any]):
+        """The resumed run's config (:func:`romenas.config.resumed_config`: the saved settings, a
+        flag that would change them refused). config.json is untrusted input: a value there that
+        a flag would be refused for (epochs 10^30, a word for a number) is one line naming it."""
+        from .config import RESUMABLE, from_dict, resumed_config
+
+        how = {k: v for k, v in overrides.items() if k in RESUMABLE and v is not None}  # --device and the like
+        try:
+            from_dict(cls, {**saved, **how}).validate()
+        except RomenasError as exc:
+            raise RomenasError(f"{self.run.config_file} was edited or is damaged: {exc}; restore the value the run "
+                               "started with, or start the run anew in another folder") from None
+        return resumed_config(cls, saved, overrides)
+
     def restore(self, loop: "CheckpointedLoop", space: str) -> None:
         """Load the run's checkpoint into ``loop`` (a run stopped before its first checkpoint
         starts from its beginning), then apply the learning rates the resume changes."""
@@ -304,8 +321,27 @@ class RunLifecycle:
 
         loop.run = self.run
         if self.run.has_checkpoint():
-            loop.load_state_dict(load_checkpoint(self.run.checkpoint, self.kind, space))
+            state = load_checkpoint(self.run.checkpoint, self.kind, space)
+            self._check_agrees(state.get("config"))
+            loop.load_state_dict(state)
         self._retune(loop, retuned(self.saved, loop.cfg))
+
+    def _check_agrees(self, ran: Any) -> None:
+        """config.json against the settings the checkpoint was written with: an edited config.json
+        (epochs 2 -> 3) would change a run that ``--resume`` refuses to change by flag. How it runs
+        and the learning rates (which a resume may change) may differ."""
+        from .config import RESUMABLE, RETUNABLE, upgrade_settings
+
+        if not isinstance(ran, dict):
+            raise RomenasError(f"{self.run.checkpoint} holds no settings; it is damaged or not from this run")
+        saved, ran = upgrade_settings(self.saved), upgrade_settings(ran)
+        free = {*RESUMABLE, *RETUNABLE, "genotype", "genotype_source"}
+        differ = sorted(k for k in saved.keys() | ran.keys() if k not in free and saved.get(k) != ran.get(k))
+        if differ:
+            what = ", ".join(f"{k} {shown(saved.get(k))} (checkpoint: {shown(ran.get(k))})" for k in differ[:3])
+            raise RomenasError(f"{self.run.config_file} says {what}, unlike the run's checkpoint: config.json was "
+                               "edited; put the checkpoint's values back (a resume keeps a run's settings; another "
+                               "run is a new one with --out)")
 
     def _retune(self, loop: "CheckpointedLoop", changes: dict[str, float]) -> None:
         """Learning rates changed on resume (``loop.learning_rates`` maps each setting to its
@@ -380,12 +416,39 @@ class CheckpointedLoop:
         missing = sorted(set(parts) - set(state))
         if missing:
             raise RomenasError(f"checkpoint lacks {missing}; it is damaged or not from this kind of run")
+        for key, part in parts.items():
+            if not isinstance(part, torch.nn.Module):  # an optimiser or a schedule: plain fields, checked here
+                self._check_fields(key, part.state_dict(), state[key])
         try:
             for key, part in parts.items():
                 part.load_state_dict(state[key])
         except (RuntimeError, ValueError, KeyError, TypeError, AttributeError) as exc:
             raise RomenasError(f"checkpoint does not fit this run ({str(exc).splitlines()[0]}); "
                                "it belongs to a run with other settings") from None
+
+    def _check_fields(self, key: str, fresh: Any, saved: Any, field: str = "") -> None:
+        """``saved`` (an optimiser's or a schedule's state) has the kinds of value ``fresh`` (this
+        run's own, before loading) has, field by field: a string where a number belongs would
+        load, then crash the first step. A schedule must also span the run's epochs."""
+        number = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)
+        where = f"{self.run.checkpoint if self.run else 'the checkpoint'}'s {key}{field}"
+        if isinstance(fresh, dict) and isinstance(saved, dict):
+            for name in sorted(fresh.keys() & saved.keys() - {"state", "params"}):  # tensors, indices: torch's
+                self._check_fields(key, fresh[name], saved[name], f"{field}.{name}")
+            if "T_max" in fresh and saved.get("T_max") != fresh["T_max"]:
+                raise RomenasError(f"{where} schedule spans {shown(saved.get('T_max'))} epochs, the run's settings "
+                                   f"{fresh['T_max']}; the checkpoint or config.json was edited: restore it")
+            return
+        ok = (fresh is None or (isinstance(fresh, bool) and isinstance(saved, bool))
+              or (number(fresh) and number(saved) and math.isfinite(saved))
+              or (isinstance(fresh, str) and isinstance(saved, str))
+              or (isinstance(fresh, (list, tuple)) and isinstance(saved, (list, tuple)) and len(fresh) == len(saved)))
+        if not ok:
+            raise RomenasError(f"{where} is {shown(saved)}, not a value of its kind ({shown(fresh)}); the checkpoint "
+                               "is damaged: resume from checkpoint.pt.prev (rename it) or start the run anew")
+        if isinstance(fresh, (list, tuple)):
+            for i, (a, b) in enumerate(zip(fresh, saved)):
+                self._check_fields(key, a, b, f"{field}[{i}]")
 
     def diverged(self, what: str, value: float, lower: str) -> RomenasError:
         """The error for a non-finite loss: where it happened, and what to do with or without a checkpoint."""
@@ -399,16 +462,12 @@ class CheckpointedLoop:
     def check_finite(self, module) -> None:
         """Before an epoch's checkpoint: weights that a last step made non-finite are a divergence,
         not a finished run (the previous checkpoint stays the last good one)."""
-        import torch
-
         if not all(bool(torch.isfinite(p).all()) for p in module.parameters()):
             raise self.diverged("weights", float("nan"), self.lower_hint)
 
     def show_bars(self) -> bool:
         """Progress bars: only when asked for, on rank 0, and on a terminal (a log file gets
         the per-epoch lines, not carriage-return frames)."""
-        import sys
-
         return bool(self.cfg.progress and self.ctx.is_main and sys.stderr.isatty())
 
     def report(self, line: str) -> None:
@@ -445,12 +504,26 @@ class CheckpointedLoop:
             if not (isinstance(accum, dict) and set(accum) == set(fresh)
                     and all(isinstance(v, (int, float)) for v in accum.values())):
                 raise TypeError(f"epoch sums must hold {sorted(fresh)}")
+            epoch, step = state["epoch"], state["step"]
             restore_rng(state["rng"])
-            self.epoch, self.step = int(state["epoch"]), int(state["step"])
-            self.metrics, self.accum = list(metrics), dict(accum)
         except (KeyError, TypeError, ValueError, RuntimeError) as exc:
             raise RomenasError(f"checkpoint progress is damaged ({type(exc).__name__}: {exc}); "
                                "it cannot be resumed, start the run anew in another folder") from None
+        self._check_position(epoch, step, metrics)
+        self.epoch, self.step = epoch, step
+        self.metrics, self.accum = list(metrics), dict(accum)
+
+    def _check_position(self, epoch: Any, step: Any, metrics: list) -> None:
+        """Where the checkpoint says the run stands, against the run's own epochs and steps: a
+        negative or absurd epoch would start the schedule outside itself or never end."""
+        whole = lambda v: type(v) is int
+        epochs, steps = self.cfg.epochs, self.steps_per_epoch
+        if not (whole(epoch) and 0 <= epoch <= epochs and whole(step) and 0 <= step < steps
+                and (step == 0 or epoch < epochs) and len(metrics) == epoch):
+            raise RomenasError(f"{self.run.checkpoint if self.run else 'the checkpoint'} says epoch {shown(epoch)}, "
+                               f"step {shown(step)} with {len(metrics)} epoch row(s), outside this run's {epochs} "
+                               f"epochs of {steps} steps; it is damaged: resume from checkpoint.pt.prev (rename it) "
+                               "or start the run anew in another folder")
 
     def close_epoch(self, row: dict[str, Any], fresh_accum: dict[str, float], logger: "ScalarLogger") -> None:
         """Record the epoch's row, move to the next epoch, checkpoint, then publish the metrics (and

@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 
 from . import distributed as dist
 from .checkpoint import capture_rng, seed_everything
-from .config import TrainConfig, build_config, resolve_device, resolve_preset, resumed_config, to_dict
+from .config import TrainConfig, build_config, resolve_device, resolve_preset, to_dict
 from .data import dataset_shape, epoch_loader, load_data, make_transform
 from .errors import RomenasError
 from .genotype import Genotype
@@ -279,7 +279,7 @@ def train(genotype: "str | Genotype | None" = None, config: TrainConfig | None =
                                    "another folder")
             genotype = Genotype.from_dict(saved.pop("genotype"))
             saved.pop("genotype_source", None)
-            cfg = resumed_config(TrainConfig, saved, overrides)
+            cfg = life.settings(TrainConfig, saved, overrides)
             trainer = Trainer(genotype, cfg, life.run)
             life.restore(trainer, genotype.family)
         else:

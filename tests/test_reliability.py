@@ -178,13 +178,24 @@ def test_fault_malicious_checkpoint_does_not_execute(tmp_path):
     assert not marker.exists()
 
 
-def test_fault_nan_loss_stops_and_keeps_checkpoint(tmp_path):
+def _stopped_after_epoch_1(run: Path, monkeypatch) -> None:
+    """A 2-epoch search stopped as epoch 2 begins (its checkpoint: epoch 1 done)."""
+    real_temperature = SinglePath.temperature
+
+    def stop_in_epoch_2(self, epoch, epochs):
+        if epoch == 1:
+            raise RomenasError("stopped for the test")
+        return real_temperature(self, epoch, epochs)
+
+    monkeypatch.setattr(SinglePath, "temperature", stop_in_epoch_2)
+    with pytest.raises(RomenasError, match="stopped for the test"):
+        search(out=run, **{**TINY_SEARCH, "epochs": 2})
+    monkeypatch.setattr(SinglePath, "temperature", real_temperature)
+
+
+def test_fault_nan_loss_stops_and_keeps_checkpoint(tmp_path, monkeypatch):
     run = tmp_path / "run"
-    search(out=run, **{**TINY_SEARCH, "epochs": 1})
-    import json
-    cfg = json.loads((run / "config.json").read_text())
-    cfg["config"]["epochs"] = 2
-    (run / "config.json").write_text(json.dumps(cfg))
+    _stopped_after_epoch_1(run, monkeypatch)
     state = load_checkpoint(run / "checkpoint.pt", "search")
     state["net"]["stem.0.weight"].fill_(float("nan"))  # weights that diverged
     save_checkpoint(state, run / "checkpoint.pt")
@@ -498,20 +509,9 @@ def test_an_unexpected_exception_is_one_line_with_the_traceback_in_a_file(monkey
 
 def test_learning_rates_may_change_on_resume_and_the_change_is_recorded(tmp_path, monkeypatch):
     """The advice after a divergence ('lower --w-lr, then --resume') can be followed."""
-    import json
     import math
 
-    real_temperature = SinglePath.temperature
-
-    def stop_in_epoch_2(self, epoch, epochs):
-        if epoch == 1:
-            raise RomenasError("stopped for the test")
-        return real_temperature(self, epoch, epochs)
-
-    monkeypatch.setattr(SinglePath, "temperature", stop_in_epoch_2)
-    with pytest.raises(RomenasError, match="stopped for the test"):
-        search(out=tmp_path / "run", **{**TINY_SEARCH, "epochs": 2})
-    monkeypatch.setattr(SinglePath, "temperature", real_temperature)
+    _stopped_after_epoch_1(tmp_path / "run", monkeypatch)
     result = search(resume=tmp_path / "run", w_lr=0.01, a_lr=0.002, progress=False)
     saved = json.loads((tmp_path / "run" / "config.json").read_text())
     assert saved["config"]["w_lr"] == 0.01 and saved["config"]["a_lr"] == 0.002
@@ -682,3 +682,82 @@ def test_a_stopped_run_says_how_to_resume_and_finishes_without_the_stop(kind, si
     status = json.loads((run / "status.json").read_text())
     assert status["state"] == "finished" and status["epoch"] == 2 and "error" not in status
     assert "error:" not in summary(run) and "status:   finished" in summary(run)
+
+
+def _edit_config(run: Path, **changes) -> None:
+    data = json.loads((run / "config.json").read_text())
+    data["config"].update(changes)
+    (run / "config.json").write_text(json.dumps(data))
+
+
+def _edit_checkpoint(run: Path, kind: str, edit) -> None:
+    state = load_checkpoint(run / "checkpoint.pt", kind)
+    edit(state)
+    save_checkpoint(state, run / "checkpoint.pt")
+    (run / "checkpoint.pt.prev").unlink(missing_ok=True)
+
+
+def _set(key, value, part=None):
+    """An edit of one checkpoint field: ``state[key] = value``, or ``state[part][key]`` (a schedule's field)."""
+    def edit(state):
+        (state if part is None else state[part])[key] = value
+    return edit
+
+
+def _set_lr(part, value):
+    def edit(state):
+        state[part]["param_groups"][0]["lr"] = value
+    return edit
+
+
+#: (kind, what is edited, the edit, what the one line says): run folders edited by hand or damaged.
+EDITED = [
+    *[(kind, "config.json", lambda run: _edit_config(run, epochs=2), "config.json says epochs 2 (checkpoint: 1)")
+      for kind in ("search", "train")],
+    *[(kind, "config.json", lambda run: _edit_config(run, epochs=10 ** 30), "epochs 1000000000000000000000000000000 "
+      "is beyond 10000") for kind in ("search", "train")],
+    *[(kind, "config.json", lambda run: _edit_config(run, epochs="many"), "config.json was edited or is damaged")
+      for kind in ("search", "train")],
+    ("search", "config.json", lambda run: _edit_config(run, batch_size=[32]), "config.json was edited or is damaged"),
+    ("train", "config.json", lambda run: _edit_config(run, lr="fast"), "config.json was edited or is damaged"),
+    *[(kind, "checkpoint", lambda run, kind=kind, epoch=epoch: _edit_checkpoint(run, kind, _set("epoch", epoch)),
+       f"says epoch {shown}") for kind in ("search", "train")
+      for epoch, shown in ((-1, "-1"), (10 ** 6, "1000000"), ("1", "'1'"))],
+    ("search", "checkpoint", lambda run: _edit_checkpoint(run, "search", _set("step", -3)), "step -3"),
+    ("search", "checkpoint", lambda run: _edit_checkpoint(run, "search", _set("T_max", "20", "w_sched")),
+     "w_sched.T_max is '20'"),
+    ("train", "checkpoint", lambda run: _edit_checkpoint(run, "train", _set("last_epoch", None, "sched")),
+     "sched.last_epoch is None"),
+    ("train", "checkpoint", lambda run: _edit_checkpoint(run, "train", _set("T_max", 7, "sched")),
+     "schedule spans 7 epochs"),
+    ("search", "checkpoint", lambda run: _edit_checkpoint(run, "search", _set_lr("w_opt", "0.1")),
+     "w_opt.param_groups[0].lr is '0.1'"),
+]
+
+
+@pytest.mark.parametrize("kind, where, edit, needle", EDITED, ids=[f"{k}-{n}" for k, _, _, n in EDITED])
+def test_a_run_folder_edited_by_hand_is_one_line_naming_the_file(finished_run, tmp_path, capsys, kind, where, edit,
+                                                                 needle):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(finished_run / ("run" if kind == "search" else "trained"), run)
+    edit(run)
+    before = _digest(run)
+    assert main([kind, "--resume", str(run), "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("romenas: error: "), err
+    assert needle in err and str(run / ("config.json" if where == "config.json" else "checkpoint.pt")) in err, err
+    assert _digest(run) == before  # nothing written
+
+
+@pytest.mark.parametrize("kind", ["search", "train"])
+@pytest.mark.parametrize("damage", ["{not json", "[1, 2]", "9" * 5000])
+def test_a_damaged_status_file_does_not_block_a_resume(finished_run, tmp_path, capsys, kind, damage):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(finished_run / ("run" if kind == "search" else "trained"), run)
+    (run / "status.json").write_text(damage)
+    assert main([kind, "--resume", str(run), "--no-progress"]) == 0
+    assert json.loads((run / "status.json").read_text())["state"] == "finished"

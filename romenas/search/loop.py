@@ -21,7 +21,7 @@ from .. import distributed as dist
 from ..bench.collapse import collapse_metrics
 from ..bench import search_tables
 from ..checkpoint import capture_rng, seed_everything
-from ..config import (SearchConfig, budget_line, build_config, resolve_device, resolve_preset, resumed_config,
+from ..config import (SearchConfig, budget_line, build_config, resolve_device, resolve_preset,
                       setting_sources, to_dict)
 from ..algorithms import refuse_foreign_options
 from ..data import epoch_loader, load_data, make_transform
@@ -327,7 +327,7 @@ def search(config: SearchConfig | None = None, *, out: str | Path | None = None,
     """
     with RunLifecycle("search") as life:
         if resume is not None:
-            cfg = resumed_config(SearchConfig, life.resume(resume, out=out, preset=preset), overrides)
+            cfg = life.settings(SearchConfig, life.resume(resume, out=out, preset=preset), overrides)
             searcher = Searcher(cfg, life.run)
             life.restore(searcher, cfg.space)
         else:
