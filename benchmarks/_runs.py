@@ -44,6 +44,19 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "darts-warmup5": dict(algorithm="darts", warmup_epochs=5),
 }
 
+#: The CPU proxies' rule (docs/method.md, "CPU proxies"), fixed before any run: each algorithm's
+#: architecture Adam lr is its own recipe's, scaled to the recipe's total movement of alpha
+#: (a_lr_recipe x recipe steps / proxy steps), and alpha has no weight decay; the same for every
+#: algorithm. ``<preset>-matched`` is preset ``<preset>`` under this rule.
+MATCHED_ARCH = dict(a_lr_rule="recipe-movement", a_weight_decay=0.0)
+
+
+def with_matched(presets: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """``presets`` plus, for each CPU preset, its ``-matched`` twin (the rule above instead of its a_lr)."""
+    matched = {f"{name}-matched": {**{k: v for k, v in preset.items() if k != "a_lr"}, **MATCHED_ARCH}
+               for name, preset in presets.items() if name.startswith("cpu-")}
+    return {**presets, **matched}
+
 
 def benchmark_parser(doc: str, presets: dict, results: str, seeds: list[int]) -> argparse.ArgumentParser:
     """The options every search benchmark takes: preset, data, seeds, epochs, output folder."""

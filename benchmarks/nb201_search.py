@@ -21,9 +21,9 @@ from pathlib import Path
 
 from _runs import run_benchmark
 from _runs import (SHARED, VARIANTS, benchmark_parser, convergence_columns, mean_std, per_seed_table, run_settings,
-                   search_all, write_csv)
+                   search_all, with_matched, write_csv)
 
-PRESETS = {
+PRESETS = with_matched({
     # The published scale; epochs, optimisers and K come from each algorithm's recipe.
     "paper": dict(channels=16, layers=5),
     # 2 CPU cores, 2-5 min per search: 5,000 images, C=8, N=1, 15 epochs, K=3; the same for
@@ -35,7 +35,7 @@ PRESETS = {
     #   the op probabilities at uniform (normalised entropy 0.998 after 12 epochs).
     "cpu-proxy": dict(channels=8, layers=1, epochs=15, batch_size=64, samples=3, limit_train=5000, a_lr=0.05,
                       a_weight_decay=0.0),
-}
+})
 DEFAULT_VARIANTS = ["rome", "gdas", "darts"]
 
 

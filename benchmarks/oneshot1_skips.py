@@ -18,19 +18,19 @@ from datetime import date
 from pathlib import Path
 
 from _runs import (VARIANTS, benchmark_parser, convergence_columns, mean_std, run_benchmark, run_settings, search_all,
-                   space_algorithm_table, write_csv)
+                   space_algorithm_table, with_matched, write_csv)
 
 SPACES = ("1shot1-s1", "1shot1-s2", "1shot1-s3")
 ALGORITHMS = ("darts", "gdas", "rome")
 #: The choice blocks' ops with skip_connect added, as ROME's paper searches NAS-Bench-1Shot1.
 OPS = ("maxpool3x3", "conv3x3-bn-relu", "conv1x1-bn-relu", "skip_connect")
 _CPU_ARCH = dict(a_lr=0.05, a_weight_decay=0.0)  # as the other CPU proxies (benchmarks/nb201_search.py)
-PRESETS = {
+PRESETS = with_matched({
     "paper": dict(channels=16, layers=3),  # 1Shot1's supernet: C=16, 3 stacks of 3 cells; epochs from the recipes
     "cpu-proxy": dict(channels=8, layers=1, epochs=10, batch_size=64, samples=3, limit_train=1000, **_CPU_ARCH),
     # 6x the proxy's steps, for ops that decide (as robust_spaces' cpu-long)
     "cpu-long": dict(channels=8, layers=1, epochs=30, batch_size=64, samples=3, limit_train=2000, **_CPU_ARCH),
-}
+})
 
 
 def skip_counts(genotype) -> dict[str, int]:

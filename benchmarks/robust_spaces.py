@@ -17,7 +17,7 @@ from pathlib import Path
 
 from _runs import run_benchmark
 from _runs import (VARIANTS, benchmark_parser, convergence_columns, mean_std, run_settings, search_all,
-                   space_algorithm_table, train_once, write_csv)
+                   space_algorithm_table, train_once, with_matched, write_csv)
 
 ALGORITHMS = ("darts", "gdas", "rome")
 #: ROME's ablation in S1-S4, where topology disentanglement exists (benchmarks/_runs.py: VARIANTS).
@@ -32,12 +32,12 @@ PAPER_PARAM_FREE = {("s1", "gdas"): "3.8 +- 0.4", ("s2", "gdas"): "6.0 +- 0.7", 
                     ("s4", "gdas"): "0.0", ("s1", "rome"): "1.3 +- 0.4", ("s2", "rome"): "2.0 +- 0.0",
                     ("s3", "rome"): "2.0 +- 0.0", ("s4", "rome"): "0.0"}
 _CPU_ARCH = dict(a_lr=0.05, a_weight_decay=0.0)
-PRESETS = {
+PRESETS = with_matched({
     "paper": dict(channels=16, layers=8),
     "cpu-proxy": dict(channels=8, layers=5, epochs=10, batch_size=64, samples=3, limit_train=1000, **_CPU_ARCH),
     # 6x the proxy's steps: gives the weights time to train, which is when DARTS turns to skips.
     "cpu-long": dict(channels=8, layers=5, epochs=30, batch_size=64, samples=3, limit_train=2000, **_CPU_ARCH),
-}
+})
 
 
 def main():

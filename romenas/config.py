@@ -15,7 +15,7 @@ from . import arguments
 from .algorithms import method_summary as algorithm_method_summary
 from .algorithms import option_owners, refuse_foreign_options, resolve_options
 from .errors import RomenasError
-from .recipes import RECIPES, recipe_name, recipe_settings
+from .recipes import A_LR_RULES, RECIPES, recipe_name, recipe_settings
 from .registry import MAX_CHANNELS, MAX_LAYERS, SPACES, get_family
 
 DEFAULT_PRESET = "quickstart"
@@ -80,6 +80,9 @@ class SearchConfig(RunSettings):
     a_lr: float = setting(3e-4, "architecture parameters: Adam's learning rate")
     a_betas: tuple[float, float] = setting((0.5, 0.999), "Adam's betas for the architecture parameters")
     a_weight_decay: float = setting(1e-3, "the architecture parameters' L2 weight decay (Adam)")
+    a_lr_rule: str = setting("as-set", "as-set: Adam's lr is a_lr; recipe-movement: the recipe's a_lr x its "
+                                       "architecture steps on CIFAR-10 / this run's steps (the recipe's total "
+                                       "movement of alpha in a shorter search; docs/method.md)")
     # run
     nb201_table: str | None = setting(None, "NAS-Bench-201 accuracy table to look genotypes up each epoch",
                                       path=True)
@@ -114,6 +117,7 @@ class SearchConfig(RunSettings):
         _choice("step_order", self.step_order, ("auto", "arch-first", "weights-first"))
         _choice("parallel", self.parallel, ("samples", "data"))
         _choice("subnet_execution", self.subnet_execution, ("sequential", "batched"))
+        _choice("a_lr_rule", self.a_lr_rule, A_LR_RULES)
         _check_runtime(self)
         if self.recipe != "none" and self.recipe not in RECIPES:
             raise RomenasError(f"unknown recipe {self.recipe!r}; use auto, none or one of {sorted(RECIPES)}")

@@ -7,6 +7,7 @@ and explicit flags still override them, and the run's config records the recipe 
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Mapping
 
@@ -84,6 +85,29 @@ RECIPES: dict[str, Recipe] = _recipes(
 )
 
 
+
+#: Every recipe above searches CIFAR-10's 50,000 training images (split by its train_portion).
+RECIPE_IMAGES = 50_000
+#: How a run's architecture learning rate follows from its recipe (SearchConfig.a_lr_rule).
+A_LR_RULES = ("as-set", "recipe-movement")
+
+
+def recipe_steps(name: str) -> int:
+    """Architecture steps of recipe ``name`` over its whole search: epochs x the batches of its
+    architecture half of CIFAR-10 (e.g. rome-nb201: 50 x ceil(25,000 / 64) = 19,550)."""
+    s = RECIPES[name].settings
+    return s["epochs"] * math.ceil(RECIPE_IMAGES * (1.0 - s["train_portion"]) / s["batch_size"])
+
+
+def recipe_movement_lr(name: str, steps: int) -> float:
+    """The architecture lr that moves alpha as far in ``steps`` Adam steps as recipe ``name`` does in
+    its own: lr_recipe x recipe_steps / steps. Adam moves a parameter about lr per step whatever
+    the gradient's size, so a search with 30x fewer steps needs 30x the lr for the recipe's total
+    movement (docs/method.md, "CPU proxies"). RomenasError for recipe 'none'."""
+    if name not in RECIPES:
+        raise RomenasError(f"a_lr_rule recipe-movement scales a recipe's a_lr, and this run has recipe {name!r}; "
+                           "use --recipe auto or a recipe name, or --a-lr-rule as-set")
+    return RECIPES[name].settings["a_lr"] * recipe_steps(name) / steps
 
 
 def recipe_name(algorithm: str, space: str) -> str:

@@ -275,3 +275,25 @@ def test_a_config_built_by_hand_runs_as_given_without_a_recipe(tmp_path):
     by_hand = SearchConfig(**{**vars(cfg), "recipe": "auto"})
     result = search(by_hand, out=tmp_path / "run")
     assert result.config.recipe == "none" and result.config.w_lr == SearchConfig.w_lr
+
+
+def test_recipe_movement_rule_scales_each_recipes_lr_to_its_total_movement(tmp_path):
+    """docs/method.md, CPU proxies: a_lr = a_lr_recipe x recipe steps / run steps, the rule recorded."""
+    from romenas.recipes import recipe_steps
+
+    assert recipe_steps("rome-nb201") == 50 * 391 and recipe_steps("gdas-nb201") == 250 * 391
+    assert recipe_steps("gdas-darts") == 250 * 98  # batch 256
+    settings = dict(TINY_SEARCH, space="nb201", layers=1, epochs=3, warmup_epochs=1, a_lr_rule="recipe-movement")
+    for algorithm, recipe_steps_ in (("gdas", 250 * 391), ("darts", 50 * 391)):
+        result = search(out=tmp_path / algorithm, algorithm=algorithm, recipe=f"{algorithm}-nb201",
+                        **{k: v for k, v in settings.items() if k != "samples"})
+        steps = 4 * (3 - 1)  # 128 images per half / batch 32, two epochs past the warm-up
+        saved = json.loads((tmp_path / algorithm / "config.json").read_text())["config"]
+        assert saved["a_lr"] == pytest.approx(3e-4 * recipe_steps_ / steps) == result.config.a_lr
+        assert saved["a_lr_rule"] == "recipe-movement"
+        resumed = search(resume=tmp_path / algorithm, progress=False)  # the same lr again, not rescaled
+        assert resumed.config.a_lr == result.config.a_lr
+    with pytest.raises(RomenasError, match="recipe-movement scales a recipe's a_lr.*recipe 'none'"):
+        search(out=tmp_path / "none", recipe="none", **settings)
+    with pytest.raises(RomenasError, match="a_lr_rule"):
+        build_config(SearchConfig, {"a_lr_rule": "fast"}, None)
