@@ -11,7 +11,6 @@ from .bench import lookup_lines
 from .config import budget_line, format_cost, method_summary
 from .errors import RomenasError
 from .runs import RunDir
-from .search.budget import saved_budget
 
 
 def _alive(pid: int) -> bool:
@@ -100,6 +99,8 @@ def _search_extras(last: dict) -> list[str]:
 def _budget_summary(run: RunDir) -> str:
     """The search's budget: targets, and once it finished, the derived network's measured cost."""
     try:
+        from .search.budget import saved_budget  # torch: show and list start without it
+
         saved = saved_budget(run)
     except RomenasError:
         return f"budget:   {run.budget_file.name} is damaged"
@@ -164,7 +165,11 @@ _ACCURACY = {"search": "val_acc", "train": "test_acc"}
 
 def _budget_verdict(run: RunDir) -> str:
     """'met' / 'NOT met' once a budgeted search has measured its derived network ('' without a budget)."""
+    if not run.budget_file.is_file():
+        return ""
     try:
+        from .search.budget import saved_budget  # torch: show and list start without it
+
         saved = saved_budget(run)
     except RomenasError:
         return "?"

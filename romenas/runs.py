@@ -22,9 +22,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import torch
-
-from . import distributed as dist
 from .arguments import shown
 from .errors import RomenasError
 
@@ -257,6 +254,8 @@ class RunLifecycle:
     for it. Use as a context manager: the lock and the SIGTERM handler last as long as it."""
 
     def __init__(self, kind: str):
+        from . import distributed as dist  # torch: run folders are read (show, list) without it
+
         self.kind, self.ctx = kind, dist.context()
         self.run: RunDir | None = None
         self.saved: dict[str, Any] = {}
@@ -373,6 +372,8 @@ class RunLifecycle:
     def create(self, loop: "CheckpointedLoop", name: tuple[str, ...], record: dict[str, Any],
                sources: dict[str, str] | None = None, preset: str | None = None) -> None:
         """The new run's folder, once ``loop`` is built (bad input leaves no folder behind)."""
+        from . import distributed as dist
+
         path = dist.shared_path(self.out or default_run_path(self.kind, *name), self.ctx)
         self._take(RunDir.create(path, self.kind, record, sources, preset) if self.ctx.is_main else RunDir(path))
         dist.barrier(self.ctx)
@@ -416,6 +417,8 @@ class CheckpointedLoop:
         missing = sorted(set(parts) - set(state))
         if missing:
             raise RomenasError(f"checkpoint lacks {missing}; it is damaged or not from this kind of run")
+        import torch
+
         for key, part in parts.items():
             if not isinstance(part, torch.nn.Module):  # an optimiser or a schedule: plain fields, checked here
                 self._check_fields(key, part.state_dict(), state[key])
@@ -462,6 +465,8 @@ class CheckpointedLoop:
     def check_finite(self, module) -> None:
         """Before an epoch's checkpoint: weights that a last step made non-finite are a divergence,
         not a finished run (the previous checkpoint stays the last good one)."""
+        import torch
+
         if not all(bool(torch.isfinite(p).all()) for p in module.parameters()):
             raise self.diverged("weights", float("nan"), self.lower_hint)
 

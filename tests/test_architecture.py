@@ -23,7 +23,7 @@ from conftest import TINY_SEARCH
 PACKAGE = Path(__file__).resolve().parents[1] / "romenas"
 #: The pipeline, lowest first; a module may import its own group and the ones before it.
 GROUPS = [
-    ("core", ["version", "errors", "registry", "algorithms", "nb101_spec", "genotype", "ops", "runtime", "distributed", "checkpoint", "runs", "recipes",
+    ("core", ["version", "errors", "arguments", "registry", "algorithms", "nb101_spec", "genotype", "ops", "runtime", "distributed", "checkpoint", "runs", "recipes",
               "config", "published", "presets"]),
     ("data", ["data"]),
     ("spaces", ["spaces"]),
@@ -32,7 +32,7 @@ GROUPS = [
     ("search", ["search"]),
     ("use", ["train", "weights", "inference", "export", "model_card", "viz", "report"]),
     ("sweep", ["sweep"]),
-    ("cli", ["cli", "__main__", "__init__"]),
+    ("cli", ["api", "cli", "__main__", "__init__"]),
 ]
 
 
