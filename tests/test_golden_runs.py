@@ -8,8 +8,8 @@ row (wall-clock seconds aside). Every algorithm option is given explicitly, so a
 moves (K's was 4 in the config, 7 in ROME) cannot hide a change of computation.
 
 Float32 results depend on the CPU's vector unit (oneDNN picks kernels by it) and on the thread
-count, so the runs use one thread, and the file records the torch version and CPU capability it
-was captured with: on another, the test skips and says so (regenerate it there from the commit
+count, so the runs use one thread, and the file records the torch version, CPU capability and
+the bits of a small seeded step it was captured with: on another, the test skips and says so (regenerate it there from the commit
 before a change to compare across it). A deliberate change of computation regenerates the file,
 and says why in its commit:
 
@@ -60,9 +60,35 @@ def _floats(x):
     return [float(v) for v in x.flatten().tolist()]
 
 
+def kernel_fingerprint() -> str:
+    """The bits of a seeded conv-BN-ReLU-pool-linear step (forward and backward, one thread): two
+    CPUs of one name and vector unit can still pick different kernels (two AMD EPYC machines
+    did, 2026-12-03), and then every float32 golden value moves in its last digits."""
+    import hashlib
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        g = torch.Generator().manual_seed(0)
+        x = torch.randn(8, 3, 16, 16, generator=g)
+        net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.BatchNorm2d(8), torch.nn.ReLU(),
+                                  torch.nn.Conv2d(8, 8, 3, padding=1, groups=8), torch.nn.AdaptiveAvgPool2d(1),
+                                  torch.nn.Flatten(), torch.nn.Linear(8, 10))
+        with torch.no_grad():
+            for p in net.parameters():
+                p.copy_(torch.randn(p.shape, generator=g) * 0.3)
+        out = net(x)
+        torch.nn.functional.cross_entropy(out, torch.arange(8)).backward()
+        bits = out.detach().numpy().tobytes() + b"".join(p.grad.numpy().tobytes() for p in net.parameters())
+        return hashlib.sha256(bits).hexdigest()[:16]
+    finally:
+        torch.set_num_threads(threads)
+
+
 def machine() -> dict:
     """What float32 results depend on besides the code."""
-    return {"torch": torch.__version__, "cpu_capability": torch.backends.cpu.get_cpu_capability()}
+    return {"torch": torch.__version__, "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            "kernels": kernel_fingerprint()}
 
 
 def run_case(name: str, root: Path) -> dict:
