@@ -47,7 +47,8 @@ class RunSettings:
     checkpoint_every: int = setting(0, "also checkpoint every N steps (0: at epoch ends only)")
     precision: str = setting("32", "32, bf16-mixed or 16-mixed (autocast; 16-mixed with gradient scaling)")
     channels_last: bool = setting(False, "NHWC activations")
-    progress: bool = setting(True, "progress bars and per-epoch lines")
+    progress: bool = setting(True, "progress bars (on a terminal) and the settings line; the per-epoch lines are "
+                                   "printed either way")
 
 
 @dataclass
