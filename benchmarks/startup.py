@@ -8,7 +8,6 @@ Runs each command in a fresh interpreter (median of ``--repeats``), prints the t
 from __future__ import annotations
 
 import argparse
-import csv
 import statistics
 import subprocess
 import sys
@@ -16,7 +15,8 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from _runs import REPO, write_csv
+
 COMMANDS = [["--version"], ["--help"], ["search", "--help"], ["derive", "DARTS_V2"], ["config"],
             ["list", "{tmp}"], ["bench", "collapse", "GDAS"]]
 
@@ -44,10 +44,7 @@ def main():
             rows.append({"command": "romenas " + " ".join(command), "seconds": round(statistics.median(times), 3),
                          "torch_imported": torch_loaded})
             print(f"{rows[-1]['command']:32s} {rows[-1]['seconds']:6.2f} s  torch imported: {torch_loaded}", flush=True)
-    with open(out / "startup.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    write_csv(out / "startup.csv", rows)
 
 
 if __name__ == "__main__":

@@ -13,14 +13,14 @@ wall times (parallel / sequential; below 1: the sweep is faster) and writes
 from __future__ import annotations
 
 import argparse
-import csv
 import os
 import shutil
 import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from _runs import REPO, write_csv
+
 #: Four small searches (NB201 space on the built-in digits, about 20 s each on 2 cores).
 SEARCH = dict(dataset="digits", space="nb201", channels=8, layers=1, epochs=3, batch_size=64, limit_train=1024)
 
@@ -57,10 +57,7 @@ def main():
     print(f"parallel / sequential wall time: {ratio:.2f} (device {args.device}, {cores} cores)")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    with open(out / "sweep_throughput.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    write_csv(out / "sweep_throughput.csv", rows)
 
 
 if __name__ == "__main__":
