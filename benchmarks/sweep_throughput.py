@@ -21,7 +21,7 @@ from pathlib import Path
 
 from _runs import REPO, write_csv
 
-#: Four small searches (NB201 space on the built-in digits, about 20 s each on 2 cores).
+#: Four small searches (NB201 space on the built-in digits, about 8 s each on 2 cores).
 SEARCH = dict(dataset="digits", space="nb201", channels=8, layers=1, epochs=3, batch_size=64, limit_train=1024)
 
 

@@ -18,6 +18,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
+from .arguments import printable  # noqa: E402
 from .errors import RomenasError  # noqa: E402
 from .genotype import Genotype  # noqa: E402
 from .published import load_genotype  # noqa: E402
@@ -306,6 +307,7 @@ def plot_confusion(confusion: list[list[int]], classes: list[str], path: Path) -
 
     matrix = np.asarray(confusion, dtype=float)
     rows = matrix / np.maximum(matrix.sum(1, keepdims=True), 1)
+    classes = [printable(c) for c in classes]  # names from files: no control characters on the axes
     n = len(classes)
     fig, ax = plt.subplots(figsize=(2 + 0.45 * n, 1.6 + 0.45 * n))
     image = ax.imshow(rows, cmap="Blues", vmin=0, vmax=1)
