@@ -399,3 +399,14 @@ def test_ops_of_another_family_are_refused(spec, needle, capsys):
     """train built NAS-Bench-201 cells holding DARTS ops (and the reverse) that bench nb201 refused."""
     assert main(["train", spec, "--dry-run"]) == 2
     assert needle in capsys.readouterr().err
+
+
+def test_an_nb201_table_listing_a_cell_twice_with_other_accuracies_is_refused(tmp_path):
+    path = tmp_path / "table.csv"
+    header = ("CIFAR10TestAccuracy200Epochs,CIFAR100TestAccuracy200Epochs,ImageNetTestAccuracy200Epochs,"
+              "ArchitectureString,UniqueString\n")
+    path.write_text(header + f"90,70,40,{CANONICAL},k\n91,70,40,{CANONICAL},k\n")
+    with pytest.raises(RomenasError, match=r"twice with other accuracies \(lines 2 and 3\)"):
+        NB201Table(path)
+    path.write_text(header + f"90,70,40,{CANONICAL},k\n90,70,40,{CANONICAL},k\n")  # the same row twice: one cell
+    assert NB201Table(path).lookup(parse_genotype(CANONICAL))["cifar10"] == 90

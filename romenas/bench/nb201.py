@@ -41,13 +41,17 @@ class NB201Table:
             missing = sorted(needed - found) if rows else sorted(needed)
             raise RomenasError(f"{path} is not a NAS-Bench-201 table: it lacks the column(s) {missing} (it has "
                                f"{sorted(found)[:8]}); export the table with the columns {sorted(needed)}")
-        self.acc, self.key = {}, {}
+        self.acc, self.key, first = {}, {}, {}
         for line, row in enumerate(rows, start=2):
             row = {str(k).strip(): v for k, v in row.items()}
             accuracies = _accuracies(row, path, line)
             arch = str(row.get("ArchitectureString") or "").strip()
             if not arch:
                 raise RomenasError(f"{path} line {line} has no ArchitectureString; the table is damaged, export it again")
+            if arch in self.acc and self.acc[arch] != accuracies:  # which row would a lookup mean?
+                raise RomenasError(f"{path} lists {arch} twice with other accuracies (lines {first[arch]} and {line}); "
+                                   "the table is damaged or merged from two: keep one row per architecture")
+            first.setdefault(arch, line)
             self.acc[arch] = accuracies
             self.key[arch] = row.get("UniqueString") or arch  # without an isomorphism key, a cell is its own class
         self.canonical: dict[str, str] = {}
