@@ -284,8 +284,12 @@ def cmd_config(args) -> None:
     import yaml
 
     cls = SearchConfig if args.kind == "search" else TrainConfig
-    resolved = to_dict(build_config(cls, None, args.preset))  # a bad preset fails before anything is printed
-    print(f"# preset {args.preset}, {args.kind} settings, resolved")
+    given = {k: v for k, v in (("algorithm", args.algorithm), ("space", args.space)) if v is not None}
+    if given and args.kind != "search":
+        raise RomenasError("--algorithm and --space choose a search's settings; drop them, or drop --kind train")
+    resolved = to_dict(build_config(cls, given or None, args.preset))  # bad input fails before anything is printed
+    print(f"# preset {args.preset}, {args.kind} settings"
+          + "".join(f", {k} {v}" for k, v in given.items()) + ", resolved (recipe, then preset, then these)")
     print(yaml.safe_dump(resolved, sort_keys=False), end="")
 
 
@@ -336,6 +340,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     from .algorithms import ALGORITHM_ENTRIES
+    from .registry import SPACES
 
     p = sub.add_parser("search", help=f"search a cell ({', '.join(ALGORITHM_ENTRIES)})")
     p.add_argument("--preset", help=f"settings to start from, one of {preset_names()} (default: quickstart "
@@ -447,6 +452,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("config", help="print a preset's resolved settings")
     p.add_argument("--preset", default=DEFAULT_PRESET, help=f"one of {preset_names()}")
     p.add_argument("--kind", choices=("search", "train"), default="search", help="which settings (default search)")
+    p.add_argument("--algorithm", choices=list(ALGORITHM_ENTRIES), help="a search's algorithm: its recipe and "
+                                                                        "options (default: the preset's)")
+    p.add_argument("--space", choices=list(SPACES), help="a search's space (default: the preset's)")
     p.set_defaults(func=cmd_config)
 
     p = sub.add_parser("show", help="one-screen summary of a run, or a sweep's results table")

@@ -491,7 +491,8 @@ def from_dict(cls, values: Mapping[str, Any]):
 def to_dict(cfg) -> dict[str, Any]:
     """Flat settings: a search's options sit beside the shared ones, as config.json stores them."""
     values = {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(cfg).items()}
-    return {**values, **values.pop("options", {})}
+    options = values.pop("options", {})  # popped first: each option once, not also nested under "options"
+    return {**values, **options}
 
 
 def preset_names() -> list[str]:

@@ -241,6 +241,7 @@ def test_cli_and_api_resolve_the_same_settings(tmp_path):
     cli, api = (json.loads((tmp_path / run / "config.json").read_text()) for run in ("cli", "api"))
     assert cli["config"] == api["config"] and cli["sources"] == api["sources"]
     assert (api["config"]["samples"], api["config"]["a_lr"], api["config"]["a_weight_decay"]) == (7, 3e-4, 1e-3)
+    assert "options" not in api["config"]  # each option once, flat beside the shared settings
     assert api["sources"]["samples"] == "recipe rome-nb201" and api["sources"]["epochs"] == "flag"
     quick = search(out=tmp_path / "quick", **{**args, "dataset": None, "limit_train": 64, "channels": 4,
                                              "layers": 3, "space": "darts", "progress": False})
@@ -259,3 +260,19 @@ def test_search_and_train_print_one_line_per_epoch_and_no_bars_off_a_terminal(tm
         text = captured.out + captured.err
         assert sum(line.startswith("epoch ") and "/2 " in line for line in text.splitlines()) == 2, text
         assert "\r" not in text
+
+
+@pytest.mark.parametrize("argv, shown", [
+    (["--algorithm", "gdas", "--space", "nb201"], {"recipe": "gdas-nb201", "unselected_ops": True, "tau_min": 0.1}),
+    (["--algorithm", "darts", "--space", "s2", "--preset", "darts-cifar10"], {"recipe": "darts-robust",
+                                                                              "darts_order": 1, "epochs": 50}),
+])
+def test_config_shows_an_algorithms_resolved_settings_once_each(argv, shown, capsys):
+    import yaml
+
+    assert main(["config", *argv]) == 0
+    out = capsys.readouterr().out
+    settings = yaml.safe_load(out)
+    assert {k: settings[k] for k in shown} == shown and "options" not in settings
+    assert sum(line.startswith("recipe:") for line in out.splitlines()) == 1
+    assert main(["config", "--kind", "train", "--algorithm", "gdas"]) == 2
