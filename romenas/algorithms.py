@@ -86,6 +86,8 @@ class AlgorithmEntry:
 
 
 ALGORITHM_ENTRIES: dict[str, AlgorithmEntry] = {}
+#: The algorithm a search runs when none is named: the one this library exists for.
+DEFAULT_ALGORITHM = "rome"
 
 
 def register_algorithm(entry: AlgorithmEntry) -> AlgorithmEntry:

@@ -11,20 +11,23 @@ import types
 import typing
 
 from .config import (DEFAULT_PRESET, METRICS, TARGETS, SearchConfig, TrainConfig, build_config, field_help, format_cost,
-                     preset_names, to_dict)
+                     preset_names, SETTING_GROUPS, to_dict)
 from .arguments import os_error_line, printable
 from .errors import RomenasError
 
 
 def _add_config_flags(parser: argparse.ArgumentParser, cls) -> None:
-    """One ``--flag`` per config field (booleans get ``--x/--no-x``); unset flags keep the preset's value."""
+    """One ``--flag`` per config field (booleans get ``--x/--no-x``), in the field's group
+    (config.SETTING_GROUPS, in that order); unset flags keep the preset's value."""
     hints, meaning = typing.get_type_hints(cls), field_help(cls)
-    group = parser.add_argument_group(
-        f"{cls.__name__} settings", "a flag overrides the preset's and the recipe's value; a setting neither sets "
-                                    "takes the default shown ('romenas config' prints what a preset resolves to)")
-    for f in dataclasses.fields(cls):
-        if f.name == "options":  # a search's algorithm options: their own flags (_add_algorithm_flags)
-            continue
+    fields = [f for f in dataclasses.fields(cls) if f.name != "options"]  # options: _add_algorithm_flags
+    groups = {name: parser.add_argument_group(name) for name in SETTING_GROUPS
+              if any(f.metadata["group"] == name for f in fields)}
+    next(iter(groups.values())).description = (
+        "a flag overrides the preset's and the recipe's value; a setting neither sets takes the default shown "
+        "('romenas config' prints what a preset resolves to)")
+    for f in fields:
+        group = groups[f.metadata["group"]]
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
         shown = " ".join(map(str, default)) if isinstance(default, tuple) else default
         flag = "--" + f.name.replace("_", "-")
@@ -39,8 +42,10 @@ def _add_config_flags(parser: argparse.ArgumentParser, cls) -> None:
                                metavar=f.name[:-1].upper(), help=text)
         elif typing.get_origin(base) is tuple:
             group.add_argument(flag, type=float, nargs=2, default=None, metavar=("B1", "B2"), help=text)
-        else:
-            group.add_argument(flag, type=base, default=None, metavar=f.name.upper(), help=text)
+        else:  # choices are shown, and checked by validate() (one line, exit 2), not by argparse
+            choices = f.metadata["choices"]
+            group.add_argument(flag, type=base, default=None, help=text,
+                               metavar="{" + ",".join(choices) + "}" if choices else f.name.upper())
 
 
 def _registered(setting: str) -> str:
@@ -76,7 +81,8 @@ def _add_algorithm_flags(parser: argparse.ArgumentParser) -> None:
         if option.kind is bool:
             groups[key].add_argument(option.flag, action=argparse.BooleanOptionalAction, default=None, help=text)
         else:
-            groups[key].add_argument(option.flag, type=option.kind, default=None, metavar=name.upper(), help=text)
+            metavar = "{" + ",".join(map(str, option.choices)) + "}" if option.choices else name.upper()
+            groups[key].add_argument(option.flag, type=option.kind, default=None, metavar=metavar, help=text)
 
 
 def _overrides(args: argparse.Namespace, cls) -> dict:

@@ -13,18 +13,28 @@ import yaml
 
 from . import arguments
 from .algorithms import method_summary as algorithm_method_summary
-from .algorithms import option_owners, refuse_foreign_options, resolve_options
+from .algorithms import DEFAULT_ALGORITHM, option_owners, refuse_foreign_options, resolve_options
 from .errors import RomenasError
 from .recipes import A_LR_RULES, RECIPES, recipe_name, recipe_settings
-from .registry import MAX_CHANNELS, MAX_LAYERS, SPACES, get_family
+from .registry import DEFAULT_SPACE, MAX_CHANNELS, MAX_LAYERS, SPACES, get_family
 
 DEFAULT_PRESET = "quickstart"
 
 
-def setting(default: Any, help: str, path: bool = False) -> Any:
-    """A config field with its meaning: the CLI's --help line and the API reference read it.
-    ``path``: the value names a file or folder (a pathlib.Path is taken as its text)."""
-    return field(default=default, metadata={"help": help, "path": path})
+#: The groups a run's settings fall in, in the order ``--help`` shows them.
+SETTING_GROUPS = ("algorithm and space", "data", "supernet", "network", "schedule", "weight optimiser",
+                  "architecture optimiser", "optimiser", "budget", "benchmark lookups", "runtime")
+#: Numerical precisions a run may use (romenas/runtime.py implements them).
+PRECISIONS = ("32", "bf16-mixed", "16-mixed")
+
+
+def setting(default: Any, help: str, *, group: str, path: bool = False, choices: tuple[str, ...] | None = None
+            ) -> Any:
+    """A config field with its meaning: the CLI's --help line (under ``group``, one of SETTING_GROUPS)
+    and the API reference read it. ``path``: the value names a file or folder (a pathlib.Path is taken
+    as its text). ``choices``: the values it may take (the CLI lists them; validate() refuses others)."""
+    assert group in SETTING_GROUPS, group
+    return field(default=default, metadata={"help": help, "group": group, "path": path, "choices": choices})
 
 
 @dataclass
@@ -32,80 +42,89 @@ class RunSettings:
     """What every run (search or training) reads its data and runs with."""
 
     dataset: str = setting("digits", "digits (built in), cifar10, cifar100, svhn, an image-folder path or tar "
-                                     "shards", path=True)
-    data_dir: str | None = setting(None, "where torchvision datasets live", path=True)
-    download: bool = setting(False, "let torchvision download the dataset")
-    limit_train: int | None = setting(None, "use only the first N training images")
+                                     "shards", path=True, group="data")
+    data_dir: str | None = setting(None, "where torchvision datasets live", path=True, group="data")
+    download: bool = setting(False, "let torchvision download the dataset", group="data")
+    limit_train: int | None = setting(None, "use only the first N training images", group="data")
     image_size: int | None = setting(None, "resize images to this side in pixels (None: the dataset's size, or a "
-                                           "folder's first image's)")
+                                           "folder's first image's)", group="data")
     augment: str = setting("auto", "pad-crop (CIFAR), resized-crop (ImageNet), none; auto: none for digits, "
-                                   "else pad-crop")
+                                   "else pad-crop", group="data", choices=("auto", "pad-crop", "resized-crop", "none"))
     workers: int | None = setting(None, "loader processes (None: 0 for in-memory data or < 4 cores, else half the "
-                                        "cores, max 8)")
-    seed: int = setting(0, "seed of every random draw (weights, data order, augmentation, sampling)")
-    device: str = setting("auto", "auto (cuda when available), cpu, cuda, cuda:N")
-    checkpoint_every: int = setting(0, "also checkpoint every N steps (0: at epoch ends only)")
-    precision: str = setting("32", "32, bf16-mixed or 16-mixed (autocast; 16-mixed with gradient scaling)")
-    channels_last: bool = setting(False, "NHWC activations")
+                                        "cores, max 8)", group="data")
+    seed: int = setting(0, "seed of every random draw (weights, data order, augmentation, sampling)", group="runtime")
+    device: str = setting("auto", "auto (cuda when available), cpu, cuda, cuda:N", group="runtime")
+    checkpoint_every: int = setting(0, "also checkpoint every N steps (0: at epoch ends only)", group="runtime")
+    precision: str = setting("32", "32, bf16-mixed or 16-mixed (autocast; 16-mixed with gradient scaling)",
+                             group="runtime", choices=PRECISIONS)
+    channels_last: bool = setting(False, "NHWC activations", group="runtime")
     progress: bool = setting(True, "progress bars (on a terminal) and the settings line; the per-epoch lines are "
-                                   "printed either way")
+                                   "printed either way", group="runtime")
 
 
 @dataclass
 class SearchConfig(RunSettings):
     """Every setting of a search. Defaults: the quick-start search on the built-in digits."""
 
-    algorithm: str = setting("rome", "the search algorithm (registered: romenas/algorithms.py)")
-    space: str = setting("darts", "the search space (registered: romenas/registry.py)")
+    algorithm: str = setting(DEFAULT_ALGORITHM, "the search algorithm (registered: romenas/algorithms.py)",
+                             group="algorithm and space")
+    space: str = setting(DEFAULT_SPACE, "the search space (registered: romenas/registry.py)",
+                         group="algorithm and space")
     recipe: str = setting("auto", "published optimiser/schedule settings: auto (the algorithm's own for the space), "
-                                  "none, or a name")
-    ops: tuple[str, ...] | None = setting(None, "restrict every edge to these ops (None: the space's own op set)")
-    train_portion: float = setting(0.5, "share of the training split for weights; the rest trains the architecture")
-    # supernet
-    channels: int = setting(8, "C: channels of the first cells")
-    layers: int = setting(5, "cells (DARTS family) or cells per stage (NAS-Bench-201)")
-    # schedule
-    epochs: int = setting(20, "search epochs")
-    batch_size: int = setting(64, "per half: weight and architecture batches each")
-    warmup_epochs: int = setting(0, "train only the weights in the first N epochs (not part of any recipe here)")
-    # weight optimiser (SGD, cosine to w_lr_min)
-    w_lr: float = setting(0.05, "supernet weights: SGD, cosine from w_lr to w_lr_min")
-    w_lr_min: float = setting(0.001, "the weights' learning rate at the end of the cosine schedule")
-    w_momentum: float = setting(0.9, "the weights' SGD momentum")
-    w_weight_decay: float = setting(3e-4, "the weights' L2 weight decay")
-    w_nesterov: bool = setting(False, "Nesterov momentum for the weights")
-    grad_clip: float = setting(5.0, "max gradient norm of the weights per subnet (K subnets' sum: K x this; 0: off)")
+                                  "none, or a name", group="algorithm and space")
+    ops: tuple[str, ...] | None = setting(None, "restrict every edge to these ops (None: the space's own op set)",
+                                          group="algorithm and space")
+    train_portion: float = setting(0.5, "share of the training split for weights; the rest trains the architecture",
+                                   group="data")
+    channels: int = setting(8, "C: channels of the first cells", group="supernet")
+    layers: int = setting(5, "cells (DARTS family) or cells per stage (NAS-Bench-201)", group="supernet")
+    epochs: int = setting(20, "search epochs", group="schedule")
+    batch_size: int = setting(64, "per half: weight and architecture batches each", group="schedule")
+    warmup_epochs: int = setting(0, "train only the weights in the first N epochs (not part of any recipe here)",
+                                 group="schedule")
+    w_lr: float = setting(0.05, "supernet weights: SGD, cosine from w_lr to w_lr_min", group="weight optimiser")
+    w_lr_min: float = setting(0.001, "the weights' learning rate at the end of the cosine schedule",
+                              group="weight optimiser")
+    w_momentum: float = setting(0.9, "the weights' SGD momentum", group="weight optimiser")
+    w_weight_decay: float = setting(3e-4, "the weights' L2 weight decay", group="weight optimiser")
+    w_nesterov: bool = setting(False, "Nesterov momentum for the weights", group="weight optimiser")
+    grad_clip: float = setting(5.0, "max gradient norm of the weights per subnet (K subnets' sum: K x this; 0: off)",
+                               group="weight optimiser")
     step_order: str = setting("auto", "per iteration: arch-first, weights-first, or auto (as the algorithm's "
-                                      "source does; recipes set it)")
-    # architecture optimiser (Adam)
-    a_lr: float = setting(3e-4, "architecture parameters: Adam's learning rate")
-    a_betas: tuple[float, float] = setting((0.5, 0.999), "Adam's betas for the architecture parameters")
-    a_weight_decay: float = setting(1e-3, "the architecture parameters' L2 weight decay (Adam)")
+                                      "source does; recipes set it)",
+                              group="schedule", choices=("auto", "arch-first", "weights-first"))
+    a_lr: float = setting(3e-4, "architecture parameters: Adam's learning rate", group="architecture optimiser")
+    a_betas: tuple[float, float] = setting((0.5, 0.999), "Adam's betas for the architecture parameters",
+                                           group="architecture optimiser")
+    a_weight_decay: float = setting(1e-3, "the architecture parameters' L2 weight decay (Adam)",
+                                    group="architecture optimiser")
     a_lr_rule: str = setting("as-set", "as-set: Adam's lr is a_lr; recipe-movement: the recipe's a_lr x its "
                                        "architecture steps on CIFAR-10 / this run's steps (the recipe's total "
-                                       "movement of alpha in a shorter search; docs/method.md)")
-    # run
+                                       "movement of alpha in a shorter search; docs/method.md)",
+                             group="architecture optimiser", choices=A_LR_RULES)
     nb201_table: str | None = setting(None, "NAS-Bench-201 accuracy table to look genotypes up each epoch",
-                                      path=True)
+                                      path=True, group="benchmark lookups")
     nb101_table: str | None = setting(None, "NAS-Bench-101 data file (nasbench_only108.tfrecord) to look the "
                                             "1shot1 spaces' cells up each epoch (108-epoch runs; read without TF)",
-                                      path=True)
-    parallel: str = setting("samples", "distributed: 'samples' (split K across ranks) or 'data'")
+                                      path=True, group="benchmark lookups")
+    parallel: str = setting("samples", "distributed: 'samples' (split K across ranks) or 'data'",
+                            group="runtime", choices=("samples", "data"))
     subnet_execution: str = setting("sequential", "'sequential': one subnet's activations at a time; 'batched': "
-                                                  "one pass (K x memory)")
+                                                  "one pass (K x memory)",
+                                    group="runtime", choices=("sequential", "batched"))
     # budget (romenas/search/budget.py): costs of the network that will be trained
     target_mflops: float | None = setting(None, "budget: MFLOPs per image of the trained network (FlopCounterMode, "
-                                                "2 FLOPs per multiply-add)")
+                                                "2 FLOPs per multiply-add)", group="budget")
     target_params: float | None = setting(None, "budget: millions of parameters of the trained network (auxiliary "
-                                                "head excluded)")
+                                                "head excluded)", group="budget")
     target_latency_ms: float | None = setting(None, "budget: ms per image at batch 1 on the search's device (ops "
-                                                    "timed once, cached in the run folder)")
+                                                    "timed once, cached in the run folder)", group="budget")
     budget_weight: float = setting(1.0, "lambda of the budget penalty lambda * sum max(0, E[cost]/target - 1) in "
-                                        "the architecture loss")
+                                        "the architecture loss", group="budget")
     budget_channels: int | None = setting(None, "C of the network the budget is for (None: the family's paper value, "
-                                                "DARTS 36, NAS-Bench-201 16)")
+                                                "DARTS 36, NAS-Bench-201 16)", group="budget")
     budget_layers: int | None = setting(None, "cells of the network the budget is for (None: DARTS 20, "
-                                              "NAS-Bench-201 5 per stage)")
+                                              "NAS-Bench-201 5 per stage)", group="budget")
     #: The algorithm's own settings (romenas/algorithms.py declares them): flat keys in config.json,
     #: recipes, presets and API arguments, gathered here; :func:`resolve_options` fills the rest.
     options: dict[str, Any] = field(default_factory=dict, metadata={"help": "the algorithm's own options"})
@@ -115,10 +134,6 @@ class SearchConfig(RunSettings):
         algorithm's dropped). A space name is checked against its registry by the search itself."""
         coerce_fields(self)
         self.options = resolve_options(self.algorithm, self.options)
-        _choice("step_order", self.step_order, ("auto", "arch-first", "weights-first"))
-        _choice("parallel", self.parallel, ("samples", "data"))
-        _choice("subnet_execution", self.subnet_execution, ("sequential", "batched"))
-        _choice("a_lr_rule", self.a_lr_rule, A_LR_RULES)
         _check_runtime(self)
         if self.recipe != "none" and self.recipe not in RECIPES:
             raise RomenasError(f"unknown recipe {self.recipe!r}; use auto, none or one of {sorted(RECIPES)}")
@@ -162,33 +177,33 @@ class SearchConfig(RunSettings):
 class TrainConfig(RunSettings):
     """Training a derived network from scratch. Defaults: a quick run on the built-in digits."""
 
-    limit_test: int | None = setting(None, "evaluate on only the first N test images")
+    limit_test: int | None = setting(None, "evaluate on only the first N test images", group="data")
     test_dataset: str | None = setting(None, "held-out images (a <class>/ folder or tar shards) for a dataset "
-                                             "without a test split", path=True)
-    stem: str = setting("cifar", "'cifar' or 'imagenet' (DARTS family)")
+                                             "without a test split", path=True, group="data")
+    stem: str = setting("cifar", "'cifar' or 'imagenet' (DARTS family)", group="network", choices=("cifar", "imagenet"))
     channels: int | None = setting(None, "C of the first cells (None: the family's paper value, DARTS 36, "
-                                         "NAS-Bench-201 16)")
-    layers: int | None = setting(None, "cells (None: DARTS 20 cells, NAS-Bench-201 N=5 per stage)")
-    epochs: int = setting(10, "training epochs")
-    batch_size: int = setting(96, "images per step (per process under torchrun)")
-    lr: float = setting(0.025, "SGD learning rate, cosine from lr to lr_min")
-    lr_min: float = setting(0.0, "the learning rate at the end of the cosine schedule")
-    momentum: float = setting(0.9, "SGD momentum")
-    weight_decay: float = setting(3e-4, "L2 weight decay")
-    nesterov: bool = setting(False, "Nesterov momentum")
-    cutout: int = setting(0, "Cutout square side in pixels (DARTS: 16; 0: off)")
-    drop_path: float = setting(0.0, "final drop-path probability, ramped linearly (DARTS: 0.2)")
-    auxiliary_weight: float = setting(0.0, "> 0 builds DARTS' auxiliary head, its loss weighted by this")
-    grad_clip: float = setting(5.0, "max gradient norm (0: off)")
-    label_smoothing: float = setting(0.0, "label smoothing of the cross-entropy loss")
-    sync_bn: bool = setting(False, "distributed: SyncBatchNorm")
+                                         "NAS-Bench-201 16)", group="network")
+    layers: int | None = setting(None, "cells (None: DARTS 20 cells, NAS-Bench-201 N=5 per stage)", group="network")
+    epochs: int = setting(10, "training epochs", group="schedule")
+    batch_size: int = setting(96, "images per step (per process under torchrun)", group="schedule")
+    lr: float = setting(0.025, "SGD learning rate, cosine from lr to lr_min", group="optimiser")
+    lr_min: float = setting(0.0, "the learning rate at the end of the cosine schedule", group="optimiser")
+    momentum: float = setting(0.9, "SGD momentum", group="optimiser")
+    weight_decay: float = setting(3e-4, "L2 weight decay", group="optimiser")
+    nesterov: bool = setting(False, "Nesterov momentum", group="optimiser")
+    cutout: int = setting(0, "Cutout square side in pixels (DARTS: 16; 0: off)", group="data")
+    drop_path: float = setting(0.0, "final drop-path probability, ramped linearly (DARTS: 0.2)", group="network")
+    auxiliary_weight: float = setting(0.0, "> 0 builds DARTS' auxiliary head, its loss weighted by this",
+                                      group="network")
+    grad_clip: float = setting(5.0, "max gradient norm (0: off)", group="optimiser")
+    label_smoothing: float = setting(0.0, "label smoothing of the cross-entropy loss", group="optimiser")
+    sync_bn: bool = setting(False, "distributed: SyncBatchNorm", group="runtime")
     init: str | None = setting(None, "fine-tune: start from this training run's weights (new classifier if the "
-                                     "class count differs)", path=True)
-    compile: bool = setting(False, "torch.compile the network (needs a C compiler on CPU)")
+                                     "class count differs)", path=True, group="network")
+    compile: bool = setting(False, "torch.compile the network (needs a C compiler on CPU)", group="runtime")
 
     def validate(self) -> "TrainConfig":
         coerce_fields(self)
-        _choice("stem", self.stem, ("cifar", "imagenet"))
         _check_runtime(self)
         _positive(self, "epochs", "batch_size", "lr")
         _non_negative(self, "lr_min", "weight_decay", "cutout", "drop_path", "auxiliary_weight", "grad_clip",
@@ -204,14 +219,13 @@ class TrainConfig(RunSettings):
         return self
 
 
-#: Numerical precisions a run may use (romenas/runtime.py implements them).
-PRECISIONS = ("32", "bf16-mixed", "16-mixed")
-
-
 # ---- helpers ---------------------------------------------------------------------------
-def _choice(name: str, value: str, options) -> None:
-    if value not in options:
-        raise RomenasError(f"unknown {name} {value!r}; use one of {sorted(options)}")
+def _check_choices(cfg) -> None:
+    """Every setting declared with ``choices`` holds one of them."""
+    for f in dataclasses.fields(cfg):
+        options, value = f.metadata.get("choices"), getattr(cfg, f.name)
+        if options is not None and value not in options:
+            raise RomenasError(f"unknown {f.name} {value!r}; use one of {sorted(options)}")
 
 
 #: Image sides beyond this are refused (a 100000-pixel side would allocate tens of GB per batch).
@@ -231,14 +245,13 @@ def network_size_fits(network: Mapping[str, Any]) -> bool:
 
 
 def _check_runtime(cfg) -> None:
-    """Data and runtime settings both configs share."""
+    """Data and runtime settings both configs share, and every declared choice."""
+    _check_choices(cfg)
     if cfg.epochs > MAX_EPOCHS:
         raise RomenasError(f"epochs {cfg.epochs} is beyond {MAX_EPOCHS}; a run that long would never end, pass "
                            "fewer --epochs")
     if cfg.image_size is not None and cfg.image_size > MAX_IMAGE_SIZE:
         raise RomenasError(f"image_size {cfg.image_size} is beyond {MAX_IMAGE_SIZE} pixels; pass a smaller --image-size")
-    _choice("augment", cfg.augment, ("auto", "pad-crop", "resized-crop", "none"))
-    _choice("precision", cfg.precision, PRECISIONS)
     if cfg.workers is not None and cfg.workers < 0:
         raise RomenasError(f"workers must not be negative, got {cfg.workers}")
 

@@ -94,6 +94,8 @@ PARAMETER_FREE = frozenset({"none", "noise", "skip_connect", "max_pool_3x3", "av
 
 FAMILIES: dict[str, CellFamily] = {}
 SPACES: dict[str, SpaceEntry] = {}
+#: The space a search runs in when none is named: the DARTS space, ROME's main table's.
+DEFAULT_SPACE = "darts"
 
 
 def _add(table: dict, what: str, name: str, value):

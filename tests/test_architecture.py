@@ -129,6 +129,15 @@ def pools_and_convs() -> SearchSpace:
     return SearchSpace("tiny201", "nb201", 3, {"cell": (ops,) * 6}, "NB201 cell, 3 ops")
 
 
+def test_the_shared_config_and_loop_name_no_registered_algorithm():
+    """config.py and the search loop hold no algorithm's name as a string: what they must know of an
+    algorithm comes from its entry (options, capabilities), so adding one touches neither."""
+    for path in (PACKAGE / "config.py", PACKAGE / "search" / "loop.py"):
+        names = {n.value for n in ast.walk(ast.parse(path.read_text()))
+                 if isinstance(n, ast.Constant) and isinstance(n.value, str)}
+        assert not names & set(ALGORITHM_ENTRIES), (path.name, names & set(ALGORITHM_ENTRIES))
+
+
 @pytest.fixture
 def registered():
     register_algorithm(SOFT_GUMBEL)

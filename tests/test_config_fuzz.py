@@ -95,3 +95,26 @@ def test_light_commands_start_without_torch(argv):
     assert done.stdout.rstrip().endswith("TORCH=False"), done.stdout[-300:] + done.stderr[-300:]
     if argv == ["--version"]:
         assert done.stdout.startswith("romenas 0.")
+
+
+@pytest.mark.parametrize("command, cls", [("search", SearchConfig), ("train", TrainConfig), ("sweep", SearchConfig)])
+def test_help_groups_each_setting_under_its_group_and_shows_its_choices(command, cls):
+    import argparse
+
+    from romenas.cli import build_parser
+    from romenas.config import SETTING_GROUPS
+    from romenas.registry import SPACES
+
+    parser = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)).choices[command]
+    flags = {g.title: {s for a in g._group_actions for s in a.option_strings} for g in parser._action_groups}
+    titles = [t for t in flags if t in SETTING_GROUPS]
+    assert titles == sorted(titles, key=SETTING_GROUPS.index) and len(titles) >= 5
+    for f in dataclasses.fields(cls):
+        if f.name != "options":
+            assert "--" + f.name.replace("_", "-") in flags[f.metadata["group"]], f.name
+    shown = {a.dest: a for a in parser._actions}
+    for f in dataclasses.fields(cls):
+        if f.name != "options" and f.metadata["choices"]:
+            assert shown[f.name].metavar == "{" + ",".join(f.metadata["choices"]) + "}"
+    if cls is SearchConfig:
+        assert all(name in shown["space"].help for name in SPACES)
