@@ -3,6 +3,7 @@ another, a re-run that continues, grids refused before anything runs, and submit
 from __future__ import annotations
 
 import json
+import re
 import os
 import signal
 import threading
@@ -93,7 +94,9 @@ def test_a_second_sweep_on_the_folder_is_refused_with_the_holders_pid(tmp_path):
     (["--algorithms", "nas"], "unknown algorithm 'nas'"),
     (["--algorithms", "rome", "--grid", "samples=0"], "run rome-seed0-samples0: samples must be at least 1"),
     (["--algorithms", "rome", "--seed", "3"], "use --seeds"),
-    (["--algorithms", "rome", "--jobs", "0"], "--jobs must be"),
+    (["--algorithms", "rome", "--jobs", "0"], "jobs must be at least 1"),
+    (["--algorithms", "rome", "--slurm-time", "0"], "slurm_time must be at least 1"),
+    (["--algorithms", "rome", "--ray-gpus", "-0.5"], "ray_gpus must be at least 0"),
     (["--algorithms", "rome", "--executor", "local", "--no-wait"], "only SLURM"),
 ])
 def test_bad_sweeps_are_one_line_and_exit_2_before_anything_runs(argv, message, tmp_path, capsys):
@@ -101,6 +104,28 @@ def test_bad_sweeps_are_one_line_and_exit_2_before_anything_runs(argv, message, 
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
     assert not (tmp_path / "s" / "logs").exists()
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (dict(algorithms="rome"), "run rome-seed0: epochs"),  # one string is one algorithm, not 'r', 'o', ...
+    (dict(seeds=3), "run rome-seed3: epochs"),  # one whole number is one seed
+    (dict(grid={"samples": 3}), "run rome-seed0-samples3: epochs"),  # a scalar is one value
+    (dict(grid="samples=3,5"), "run rome-seed0-samples3: epochs"),  # one item, as on the command line
+    (dict(seeds="3"), "seeds takes a list of whole numbers, got '3'"),
+    (dict(grid=5), "grid takes {setting: [values]}"),
+    (dict(out=None), "out takes a path"),
+    (dict(jobs=1.5), "jobs takes a whole number, got 1.5"),
+    (dict(jobs=True), "jobs takes a whole number, got True"),
+    (dict(progress="no"), "progress takes True or False"),
+    (dict(ray_cpus="a"), "ray_cpus takes a number"),
+    (dict(devices=7), "devices takes a non-empty list of names"),
+    (dict(train_epochs=0), "train_epochs must be at least 1"),
+])
+def test_the_sweep_api_takes_unambiguous_values_and_refuses_the_rest_in_one_line(arguments, message, tmp_path):
+    given = {**dict(algorithms=["rome"], seeds=[0], out=tmp_path / "s", epochs=0), **arguments}
+    with pytest.raises(RomenasError, match="^" + re.escape(message)):
+        sweep(**given)
+    assert not (tmp_path / "s").exists()
 
 
 def test_slurm_path_through_submitits_local_executor(tmp_path):

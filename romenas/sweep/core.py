@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from .. import arguments
 from ..errors import RomenasError
 from ..runs import RunDir, _write_atomic
 from .executors import EXECUTORS, LocalExecutor, RayExecutor, SlurmExecutor
@@ -101,14 +102,42 @@ def sweep(algorithms: Sequence[str] = (), seeds: Sequence[int] = (0,), *, out: s
     ``out/trained/<run>``. ``wait=False`` (SLURM only): submit and return; the same call later
     collects. Returns the rows and the table; RomenasError (one line) on bad input, before any run.
     """
-    out = Path(out)
+    out = Path(arguments.path(out, "out"))
+    executor = arguments.coerce(executor, str, "executor")
     if executor not in EXECUTORS:
         raise RomenasError(f"unknown executor {executor!r}; use one of {list(EXECUTORS)}")
-    for label, value, least in (("jobs", jobs, 1), ("threads", threads, 1), ("retries", retries, 0)):
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < least):
-            raise RomenasError(f"--{label} must be a whole number >= {least}, got {value!r}")
+    algorithms = () if algorithms in (None, ()) else arguments.strings(algorithms, "algorithms")
+    seeds = [seeds] if isinstance(seeds, int) and not isinstance(seeds, bool) else seeds
+    if not isinstance(seeds, (list, tuple)):
+        raise RomenasError(f"seeds takes a list of whole numbers, got {arguments.shown(seeds)}")
+    jobs, retries, slurm_time, slurm_gpus, slurm_cpus = (
+        arguments.at_least(v, least, label) for label, v, least in (
+            ("jobs", jobs, 1), ("retries", retries, 0), ("slurm_time", slurm_time, 1),
+            ("slurm_gpus", slurm_gpus, 0), ("slurm_cpus", slurm_cpus, 1)))
+    threads, train_epochs = (None if v is None else arguments.at_least(v, 1, label)
+                             for label, v in (("threads", threads), ("train_epochs", train_epochs)))
+    ray_cpus, ray_gpus = (arguments.coerce(v, float, label) for label, v in (("ray_cpus", ray_cpus),
+                                                                              ("ray_gpus", ray_gpus)))
+    for label, value, least in (("ray_cpus", ray_cpus, 1e-9), ("ray_gpus", ray_gpus, 0.0)):
+        if value < least:
+            raise RomenasError(f"{label} must be {'above' if least else 'at least'} 0 (a share of a node's CPUs "
+                               f"or GPUs per run), got {value:g}")
+    wait, progress = arguments.coerce(wait, bool, "wait"), arguments.coerce(progress, bool, "progress")
+    preset, train, ray_address, slurm_partition, slurm_cluster = (
+        None if v is None else arguments.coerce(v, str, label) for label, v in (
+            ("preset", preset), ("train", train), ("ray_address", ray_address),
+            ("slurm_partition", slurm_partition), ("slurm_cluster", slurm_cluster)))
+    devices = None if devices is None else arguments.strings(devices, "devices")
+    runs_file = arguments.optional_path(runs_file, "runs_file")
+    if isinstance(grid, str):  # one 'setting=v1,v2' item, never its characters
+        grid = [grid]
     if isinstance(grid, (list, tuple)):
         grid = parse_grid(grid)
+    elif grid is not None:
+        if not isinstance(grid, Mapping):
+            raise RomenasError(f"grid takes {{setting: [values]}} or ['setting=v1,v2', ...], got "
+                               f"{arguments.shown(grid)}")
+        grid = {k: list(v) if isinstance(v, (list, tuple)) else [v] for k, v in grid.items()}  # a scalar: one value
     common = {k: v for k, v in settings.items() if v is not None}
     if runs_file is not None or runs is not None:
         if grid or algorithms or (runs_file is not None and runs is not None):
