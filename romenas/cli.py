@@ -498,12 +498,12 @@ def main(argv: list[str] | None = None) -> int:
     except RomenasError as exc:
         print(f"romenas: error: {printable(str(exc))}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # output piped into head & co.: stop quietly (an OSError, so caught first)
+        sys.stdout = open(os.devnull, "w")
+        return 0
     except OSError as exc:  # the system refused a path (too long, no permission, a full disk): the user's to fix
         print(f"romenas: error: {printable(os_error_line(exc))}", file=sys.stderr)
         return 2
-    except BrokenPipeError:  # output piped into head & co.: stop quietly
-        sys.stdout = open(os.devnull, "w")
-        return 0
     except KeyboardInterrupt as exc:  # Ctrl-C, or a SIGTERM during a run (romenas.runs.Stopped)
         print(f"romenas: {exc or 'interrupted'}; {_after_interrupt(args, getattr(exc, 'run_dir', None))}",
               file=sys.stderr)

@@ -321,3 +321,51 @@ def test_a_plot_that_cannot_be_written_leaves_no_empty_file(tmp_path):
     assert not target.exists()
     (tmp_path / ".curves.png.tmp").rmdir()
     assert _save(plt.figure(), target).stat().st_size > 0 and not (tmp_path / ".curves.png.tmp").exists()
+
+
+class _FailingWorker(torch.utils.data.Dataset):
+    """Raises in the loader process what torch raises there when /dev/shm is full."""
+
+    def __init__(self, message: str):
+        self.message = message
+
+    def __len__(self):
+        return 4
+
+    def __getitem__(self, i):
+        raise RuntimeError(self.message)
+
+
+@pytest.mark.parametrize("message, refused", [
+    ("unable to allocate shared memory(shm) for file </torch_58_31_0>: No space left on device (28)", True),
+    ("DataLoader worker (pid 7) is killed by signal: Bus error. It is possible that dataloader's workers are out "
+     "of shared memory. Please try to raise your shared memory limit.", True),
+    ("some other failure in a worker", False),
+])
+def test_loader_processes_out_of_shared_memory_are_one_line_naming_workers_0(message, refused):
+    """Seen for real with a 256 KiB /dev/shm (``unshare -m``, a tmpfs mounted over it): an internal error."""
+    from torch.utils.data import BatchSampler, SequentialSampler
+
+    from romenas.data.loading import make_loader, one_line_errors
+
+    loader = make_loader(_FailingWorker(message), BatchSampler(SequentialSampler(range(4)), 2, False), 1,
+                         torch.device("cpu"))
+    with pytest.raises(RomenasError if refused else RuntimeError) as info:
+        next(iter(one_line_errors(loader)))
+    text = str(info.value)
+    assert ("use --workers 0" in text and "shared memory" in text and "\n" not in text) == refused, text
+
+
+def test_output_piped_into_a_reader_that_stops_early_ends_quietly(trained, monkeypatch, capsys):
+    """``romenas show RUN | head -1``: a BrokenPipeError is an OSError, and was reported as a path error."""
+    class ClosedPipe:
+        def write(self, text):
+            raise BrokenPipeError(32, "Broken pipe")
+
+        def flush(self):
+            pass
+
+    run, _ = trained
+    monkeypatch.setattr("sys.stdout", ClosedPipe())
+    assert main(["show", str(run)]) == 0
+    assert capsys.readouterr().err == ""

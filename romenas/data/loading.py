@@ -8,6 +8,7 @@ resumed in the middle of an epoch sees exactly the crops an uninterrupted run se
 from __future__ import annotations
 
 import os
+import shutil
 from typing import Iterator, Sequence
 
 import numpy as np
@@ -86,13 +87,27 @@ class EpochBatchSampler(Sampler[list[tuple[int, int]]]):
 
 
 def one_line_errors(batches):
-    """Iterate ``batches``; an error raised in a loader worker comes back as the one line that says it."""
+    """Iterate ``batches``; an error raised in a loader worker comes back as the one line that says it,
+    and loader processes that run out of shared memory (a small /dev/shm, as in a default Docker
+    container) as a RomenasError naming the fix."""
     from ..errors import RomenasError
 
     try:
         yield from batches
     except RomenasError as exc:  # the DataLoader wraps it with the worker's traceback
         raise RomenasError(str(exc).strip().splitlines()[-1].split("RomenasError: ", 1)[-1]) from None
+    except RuntimeError as exc:  # torch: "unable to allocate shared memory(shm) ...", "... out of shared memory"
+        if "shared memory" not in str(exc):
+            raise
+        raise RomenasError(f"the data loader processes ran out of shared memory ({_shm_free()}); use --workers 0, "
+                           "or give the machine more (docker run --shm-size 2g)") from None
+
+
+def _shm_free() -> str:
+    try:
+        return f"/dev/shm has {shutil.disk_usage('/dev/shm').free / 2 ** 20:.1f} MiB free"
+    except OSError:
+        return "no /dev/shm"
 
 
 def default_workers(streamed: bool) -> int:
