@@ -154,15 +154,15 @@ class SearchConfig(RunSettings):
         _check_seed_and_sgd(self.seed, self.w_momentum, self.w_nesterov, "--w-")
         if not all(0.0 <= b < 1.0 for b in self.a_betas) or len(self.a_betas) != 2:
             raise RomenasError(f"a_betas must be two numbers in [0, 1), got {list(self.a_betas)}")
-        if self.nb201_table is not None and self.space != "nb201":
-            raise RomenasError(f"--nb201-table looks NAS-Bench-201 cells up, but the space is {self.space}; "
-                               "drop it or search with --space nb201")
         if not 0.0 < self.train_portion < 1.0:
             raise RomenasError(f"train_portion must lie strictly between 0 and 1, got {self.train_portion}")
         entry = SPACES.get(str(self.space).lower())
-        if self.nb101_table is not None and (entry is None or entry.family != "nb101"):
-            raise RomenasError(f"--nb101-table looks NAS-Bench-101 cells up, but the space is {self.space}; "
-                               "drop it or search a NAS-Bench-1Shot1 space (--space 1shot1-s1|1shot1-s2|1shot1-s3)")
+        for bench in ("nb201", "nb101"):  # a table looks up the cells of the families that name its benchmark
+            if getattr(self, f"{bench}_table") is not None and (entry is None
+                                                                or get_family(entry.family).benchmark != bench):
+                spaces = "|".join(n for n, e in SPACES.items() if get_family(e.family).benchmark == bench)
+                raise RomenasError(f"--{bench}-table looks NAS-Bench-{bench[2:]} cells up, but the space is {self.space}; "
+                                   f"drop it or search with --space {spaces}")
         if entry is not None:  # an unknown space is the search's to name (it owns the registry)
             family = get_family(entry.family)
             family.check_size(self.channels, self.layers)

@@ -27,7 +27,7 @@ import reprlib
 from collections import Counter
 from dataclasses import dataclass
 from numbers import Integral
-from typing import Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 from .errors import RomenasError
 from .nb101_spec import NB101Spec
@@ -205,17 +205,13 @@ class Genotype:
         return NB101Spec.build(**self.to_nb101(), interior_ops=FAMILIES["nb101"].ops)
 
     def to_string(self) -> str:
-        """The family's conventional string: DARTS ``Genotype(...)``, NAS-Bench-201 ``|op~i|...`` or
-        NAS-Bench-101's ``{"matrix": ..., "ops": ...}``."""
-        if self.family == "nb101":
-            return json.dumps(self.to_nb101(), separators=(",", ":"))
-        if self.family == "nb201":
-            return "+".join("|" + "|".join(f"{op}~{i}" for op, i in node) + "|" for node in self.cells["cell"])
-        parts = []
-        for kind in ("normal", "reduce"):
-            pairs = ", ".join(f"({op!r}, {i})" for node in self.cells[kind] for op, i in node)
-            parts.append(f"{kind}=[{pairs}], {kind}_concat={list(self.concat[kind])}")
-        return f"Genotype({', '.join(parts)})"
+        """The family's conventional string (its :class:`TextForm`): DARTS ``Genotype(...)``,
+        NAS-Bench-201 ``|op~i|...`` or NAS-Bench-101's ``{"matrix": ..., "ops": ...}``."""
+        return FAMILIES[self.family].text_form().format(self)
+
+    def node_labels(self, kind: str) -> list[str]:
+        """Labels of cell ``kind``'s inputs and nodes in the family's convention, for drawing."""
+        return FAMILIES[self.family].text_form().labels(self, kind)
 
     __str__ = to_string
 
@@ -484,3 +480,38 @@ def _nb201_edge(item: str, index: int) -> Pair:
         raise GenotypeError(f"cannot parse NAS-Bench-201 edge {_short(item)} of node {index}; write it as "
                             "op~input with the input in ASCII digits, e.g. nor_conv_3x3~0")
     return op, int(inp)
+
+
+# ---- each family's text form (its record names one: registry.CellFamily.text) -------------------
+@dataclass(frozen=True)
+class TextForm:
+    """How a cell family's genotypes are written and read as text, and how its nodes are labelled.
+    ``prefix``: how the text starts, so parse_genotype can tell the forms apart."""
+
+    prefix: str
+    format: Callable[[Genotype], str]
+    parse: Callable[[str], Genotype]
+    labels: Callable[[Genotype, str], list[str]]
+
+
+def _darts_text(genotype: Genotype) -> str:
+    parts = []
+    for kind in FAMILIES[genotype.family].cell_types:
+        pairs = ", ".join(f"({op!r}, {i})" for node in genotype.cells[kind] for op, i in node)
+        parts.append(f"{kind}=[{pairs}], {kind}_concat={list(genotype.concat[kind])}")
+    return f"Genotype({', '.join(parts)})"
+
+
+def _nb201_text(genotype: Genotype) -> str:
+    return "+".join("|" + "|".join(f"{op}~{i}" for op, i in node) + "|" for node in genotype.cells["cell"])
+
+
+#: DARTS: ``Genotype(normal=[...], ...)``; inputs c_{k-2}, c_{k-1}, intermediate nodes from 0 (DARTS' plots).
+DARTS_TEXT = TextForm("Genotype(", _darts_text, parse_darts_string,
+                      lambda g, kind: ["c_{k-2}", "c_{k-1}"] + [str(i) for i in range(len(g.cells[kind]))])
+#: NAS-Bench-201: ``|op~0|+|op~0|op~1|+...``; the input node 'in', then nodes 1, 2, 3 (the benchmark's indices).
+NB201_TEXT = TextForm("|", _nb201_text, parse_nb201_string,
+                      lambda g, kind: ["in"] + [str(i) for i in range(1, len(g.cells[kind]) + 1)])
+#: NAS-Bench-101: the spec as JSON; the op is the node's, so each node is labelled with it.
+NB101_TEXT = TextForm("{", lambda g: json.dumps(g.to_nb101(), separators=(",", ":")), Genotype.from_json,
+                      lambda g, kind: ["in"] + [f"{j}: {node[0][0]}" for j, node in enumerate(g.cells[kind], 1)])

@@ -78,7 +78,7 @@ def model_card(run: str | Path) -> str:
              "## Architecture", "",
              f"- Genotype: `{model.genotype.to_string()}`",
              f"- Genotype from: {source or 'unknown'}",
-             f"- {'Cells' if model.genotype.family == 'darts' else 'Cells per stage'}: {layers}, initial channels: "
+             f"- {family.layers_label.capitalize()}: {layers}, initial channels: "
              f"{width}, stem: {cfg.stem}",
              f"- Parameters: {params / 1e6:.3f} M (auxiliary head excluded)",
              f"- FLOPs per image: {flops / 1e6:.1f} M ({flops / 2e6:.1f} M multiply-adds) at input "

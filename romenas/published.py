@@ -8,6 +8,7 @@ from typing import Mapping
 
 from .arguments import shown
 from .genotype import MAX_SPEC_BYTES, Genotype, GenotypeError, parse_darts_string, parse_nb201_string
+from .registry import FAMILIES
 
 _DARTS_STRINGS = {
     "DARTS_V1": "Genotype(normal=[('sep_conv_3x3', 1), ('sep_conv_3x3', 0), ('skip_connect', 0), ('sep_conv_3x3', 1), ('skip_connect', 0), ('sep_conv_3x3', 1), ('sep_conv_3x3', 0), ('skip_connect', 2)], normal_concat=[2, 3, 4, 5], reduce=[('max_pool_3x3', 0), ('max_pool_3x3', 1), ('skip_connect', 2), ('max_pool_3x3', 0), ('max_pool_3x3', 0), ('skip_connect', 2), ('skip_connect', 2), ('avg_pool_3x3', 0)], reduce_concat=[2, 3, 4, 5])",
@@ -46,12 +47,12 @@ def parse_genotype(text: str) -> Genotype:
         raise GenotypeError(f"the genotype spec is empty; {_WHAT_TO_GIVE}")
     if lookup_published(text) is not None:
         return lookup_published(text)
-    if text.startswith("{"):
+    if text.startswith("{"):  # the JSON form, every family's
         return Genotype.from_json(text)
-    if text.startswith("Genotype("):
-        return parse_darts_string(text)
-    if text.startswith("|"):
-        return parse_nb201_string(text)
+    for family in FAMILIES.values():  # each family's own form (registry.CellFamily.text)
+        form = family.text_form()
+        if text.startswith(form.prefix):
+            return form.parse(text)
     raise GenotypeError(f"not a genotype: {text[:60]!r}; {_WHAT_TO_GIVE}")
 
 

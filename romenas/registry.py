@@ -50,6 +50,16 @@ class CellFamily:
     #: Where an op sits: on every edge (DARTS, NAS-Bench-201), or on every node, applied to the sum
     #: of the node's inputs, the output concatenating the nodes it lists (NAS-Bench-101).
     op_site: str = "edge"
+    #: Its genotypes' text form ('module:attribute' of a genotype.TextForm: written, read, labelled).
+    text: str = "romenas.genotype:DARTS_TEXT"
+    #: What ``layers`` counts in its networks, as the model card says it.
+    layers_label: str = "cells"
+    #: The tabular benchmark its cells are looked up in ('nb201', 'nb101'; None: none), by
+    #: ``--<benchmark>-table`` during a search and ``romenas bench <benchmark>``.
+    benchmark: str | None = None
+
+    def text_form(self):
+        return _resolve(self.text)
 
     def check_size(self, channels: int, layers: int, flags: str = "--channels and --layers") -> None:
         """The size rule of the family's networks (search and training alike), and bounds no
@@ -137,11 +147,13 @@ register_family(CellFamily("darts", 2, ("normal", "reduce"), 2, supernet="romena
                                                     "sep_conv_3x3", "sep_conv_5x5", "dil_conv_3x3", "dil_conv_5x5")))
 register_family(CellFamily("nb201", 1, ("cell",), None, supernet="romenas.spaces.nb201:NB201Supernet",
                            network="romenas.spaces.nb201:NB201Network", channels=16, layers=5,
-                           ops=("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")))
+                           ops=("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3"),
+                           text="romenas.genotype:NB201_TEXT", layers_label="cells per stage", benchmark="nb201"))
 # NAS-Bench-101's cells (ops on nodes); layers = cells per stack (3 stacks), as the benchmark counts them.
 register_family(CellFamily("nb101", 1, ("cell",), None, supernet="romenas.spaces.nb101:OneShot1Supernet",
                            network="romenas.spaces.nb101:NB101GenotypeNetwork", channels=128, layers=3,
-                           ops=("maxpool3x3", "conv3x3-bn-relu", "conv1x1-bn-relu", "skip_connect"), op_site="node"))
+                           ops=("maxpool3x3", "conv3x3-bn-relu", "conv1x1-bn-relu", "skip_connect"), op_site="node",
+                           text="romenas.genotype:NB101_TEXT", layers_label="cells per stack", benchmark="nb101"))
 
 register_space(SpaceEntry("darts", "darts", "darts", "romenas.spaces.darts:darts_space"))
 register_space(SpaceEntry("nb201", "nb201", "nb201", "romenas.spaces.nb201:nb201_space"))

@@ -170,14 +170,6 @@ def _curves(runs: list[tuple[str, list[dict]]]):
 
 
 # ---- cell diagrams --------------------------------------------------------------------------
-def _node_names(genotype: Genotype, kind: str) -> list[str]:
-    if _ops_on_nodes(genotype):
-        return ["in"] + [f"{j}: {node[0][0]}" for j, node in enumerate(genotype.cells[kind], start=1)]
-    if genotype.family == "nb201":
-        return ["in"] + [str(i) for i in range(1, len(genotype.cells[kind]) + 1)]
-    return ["c_{k-2}", "c_{k-1}"] + [str(i) for i in range(len(genotype.cells[kind]))]
-
-
 def _ops_on_nodes(genotype: Genotype) -> bool:
     """NAS-Bench-101 cells: the op is the node's (its label), edges carry none."""
     return FAMILIES[genotype.family].op_site == "node"
@@ -193,7 +185,7 @@ def _output(genotype: Genotype) -> str | None:
 
 
 def to_dot(genotype: Genotype, kind: str) -> str:
-    names = _node_names(genotype, kind)
+    names = genotype.node_labels(kind)
     lines = [f'digraph "{kind}" {{', "  rankdir=LR;", '  node [style=filled, shape=box, fontname="Helvetica"];']
     for i in range(genotype.num_inputs):
         lines.append(f'  n{i} [label="{names[i]}", fillcolor=darkseagreen2];')
@@ -215,7 +207,7 @@ def to_dot(genotype: Genotype, kind: str) -> str:
 def _draw_matplotlib(genotype: Genotype, kind: str, path: Path) -> None:
     """The fallback, laid out like the DARTS paper's figures: inputs left, nodes in order,
     the output right; each edge curved and coloured by its op, its label on the curve."""
-    names = _node_names(genotype, kind)
+    names = genotype.node_labels(kind)
     n_in, n_nodes = genotype.num_inputs, len(genotype.cells[kind])
     pos = {i: (0.0, 1.6 * i) for i in range(n_in)}
     for j in range(n_nodes):

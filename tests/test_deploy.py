@@ -192,7 +192,7 @@ def test_model_card_written_and_shown(trained, capsys):
     card = (root / "run" / "MODEL_CARD.md").read_text()
     for needle in (result.genotype.to_string(), "Parameters:", "FLOPs per image", "Latency, batch 1",
                    "10th-90th percentile", "images/s", f"{result.test_acc:.2f} %", "epochs, batch 16",
-                   "cells/cell.png"):
+                   "cells/cell.png", "- Cells per stage: "):
         assert needle in card, needle
     umask = os.umask(0)
     os.umask(umask)

@@ -57,3 +57,23 @@ def test_darts_node_inputs_must_be_earlier_nodes():
     text = PUBLISHED["DARTS_V2"].to_string().replace("('dil_conv_3x3', 2)", "('dil_conv_3x3', 5)")
     with pytest.raises(GenotypeError, match="not an earlier node"):
         parse_genotype(text)
+
+
+@pytest.mark.parametrize("family", sorted(__import__("romenas.registry", fromlist=["FAMILIES"]).FAMILIES))
+def test_every_familys_text_form_reads_back_what_it_writes_and_labels_every_node(family):
+    """The family record owns its text (registry.CellFamily.text): to_string, parse_genotype and the
+    drawing's labels all go through it, for every registered family."""
+    from romenas.registry import FAMILIES, SPACES
+    from romenas.spaces import get_space
+    from romenas.spaces.cost import reference_genotype
+
+    record = FAMILIES[family]
+    if record.op_site == "node":  # a two-op NAS-Bench-101 cell
+        genotype = Genotype.from_nb101([[0, 1, 1, 0], [0, 0, 1, 1], [0, 0, 0, 1], [0, 0, 0, 0]],
+                                       ["input", record.ops[0], record.ops[1], "output"])
+    else:
+        genotype = reference_genotype(get_space(next(n for n, e in SPACES.items() if e.family == family)))
+    text = genotype.to_string()
+    assert text.startswith(record.text_form().prefix) and parse_genotype(text) == genotype
+    for kind, nodes in genotype.cells.items():
+        assert len(genotype.node_labels(kind)) == genotype.num_inputs + len(nodes)
