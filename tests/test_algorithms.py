@@ -6,9 +6,11 @@ import pytest
 import torch
 
 from romenas import search
+from romenas.algorithms import ALGORITHM_ENTRIES
 from romenas.config import SearchConfig, build_config
 from romenas.derive import darts_rule, topology_rule
 from romenas.errors import RomenasError
+from romenas.registry import SPACES, get_family
 from romenas.search import create_algorithm
 from romenas.search.loop import Searcher
 from romenas.spaces import get_space
@@ -81,13 +83,14 @@ def test_rome_v1_derivation_takes_the_best_pair():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("space", ["darts", "nb201", "s1", "s2", "s3", "s4", "1shot1-s3"])
-@pytest.mark.parametrize("algorithm", ["rome", "gdas", "darts"])
+@pytest.mark.parametrize("space", sorted(SPACES))
+@pytest.mark.parametrize("algorithm", sorted(ALGORITHM_ENTRIES))
 def test_tiny_search_completes_with_valid_genotype(space, algorithm, tmp_path):
-    layers = 1 if space == "nb201" else 3
+    """Every registered algorithm on every registered space: a new one is covered without a list."""
+    owns_samples = "samples" in ALGORITHM_ENTRIES[algorithm].option_names
     result = search(out=tmp_path / "run", algorithm=algorithm, space=space,
-                    **{**TINY_SEARCH, "epochs": 1, "layers": layers, "limit_train": 128,
-                       "samples": TINY_SEARCH["samples"] if algorithm == "rome" else None})
+                    **{**TINY_SEARCH, "epochs": 1, "layers": get_family(SPACES[space].family).min_layers,
+                       "limit_train": 128, "samples": TINY_SEARCH["samples"] if owns_samples else None})
     g = result.genotype
     g.validate(get_space(space).ops)
     assert (tmp_path / "run" / "genotype.json").exists()

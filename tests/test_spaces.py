@@ -2,6 +2,7 @@
 import pytest
 import torch
 
+from romenas.algorithms import ALGORITHM_ENTRIES
 from romenas.published import PUBLISHED
 from romenas.search import create_algorithm
 from romenas.spaces import build_network, count_parameters, get_space
@@ -62,10 +63,11 @@ def test_supernet_computes_only_sampled_ops(space_name):
         assert all(sum(1 for ch in edges if ch) == 8 for edges in plan.values())
 
 
-@pytest.mark.parametrize("algorithm", ["rome", "gdas", "darts"])
+@pytest.mark.parametrize("algorithm", sorted(ALGORITHM_ENTRIES))
 def test_gradients_reach_architecture_parameters(algorithm):
     g = torch.Generator().manual_seed(0)
-    algo = create_algorithm(algorithm, get_space("darts"), g, **({"samples": 2} if algorithm == "rome" else {}))
+    own = {"samples": 2} if "samples" in ALGORITHM_ENTRIES[algorithm].option_names else {}
+    algo = create_algorithm(algorithm, get_space("darts"), g, **own)
     net = algo.space.build_supernet(4, 3, 10, 3)
     for plan in algo.arch_plans(1.0):
         torch.nn.functional.cross_entropy(net(torch.randn(4, 3, 8, 8), [plan]), torch.arange(4)).backward()
